@@ -1,0 +1,44 @@
+# Every target creates the virtual environment it needs: `make demo` and `make test`
+# work on a fresh machine with only Python 3.11 and make.
+PYTHON ?= python3.11
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test test-fast lint format bench clean help
+
+help:  ## list targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 or run 'make PYTHON=python3 ...'" >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# torch first and pinned: an unpinned torch pulls several GB of CUDA packages.
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+demo: $(STAMP)  ## run the main job: tabular P-learning on every FourRooms variant
+	$(VENV)/bin/plray demo
+
+test: $(STAMP)  ## lint, then the whole test suite
+	$(VENV)/bin/ruff check plray tests bench
+	$(PY) -m pytest tests; rc=$$?; if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+test-fast: $(STAMP)  ## the suite without tests marked slow
+	$(PY) -m pytest tests -m "not slow"
+
+lint: $(STAMP)  ## ruff lint and format check
+	$(VENV)/bin/ruff check plray tests bench
+	$(VENV)/bin/ruff format --check plray tests bench
+
+format: $(STAMP)  ## apply ruff's fixes and formatting
+	$(VENV)/bin/ruff check --fix plray tests bench
+	$(VENV)/bin/ruff format plray tests bench
+
+bench: $(STAMP)  ## run the benchmarks (writes bench/results/*.json and *.md)
+	$(PY) bench/fourrooms_extraction.py
+
+clean:  ## remove the virtual environment and caches
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,58 @@
+"""The mathematics of P-learning: numpy only, no Ray (reference: shared p-learning notes §1.3-1.4).
+
+The public entry points are :func:`bellman_matrix` and :func:`extract_kernel`; :func:`extract`
+returns the kernel with its identifiability diagnostics.
+"""
+
+from plray.core.baselines import (
+    separability,
+    value_argmin_inversion,
+    value_argmin_kernel,
+    value_argmin_tolerance,
+    wvf_kernel,
+)
+from plray.core.bellman import bellman_matrix, bellman_matrix_from_q, state_values
+from plray.core.identifiability import Identifiability, column_gap, identifiability
+from plray.core.tabular import (
+    Extraction,
+    closed_form,
+    column_match,
+    column_match_indices,
+    exact_gradient,
+    extract,
+    extract_kernel,
+    gradient_descent,
+    project_simplex,
+    sampled,
+    score_function_gradient,
+)
+from plray.core.types import KERNEL_METHODS, VALUE_MODES
+from plray.core.validation import PlrayInputError
+
+__all__ = [
+    "KERNEL_METHODS",
+    "VALUE_MODES",
+    "Extraction",
+    "Identifiability",
+    "PlrayInputError",
+    "bellman_matrix",
+    "bellman_matrix_from_q",
+    "closed_form",
+    "column_gap",
+    "column_match",
+    "column_match_indices",
+    "exact_gradient",
+    "extract",
+    "extract_kernel",
+    "gradient_descent",
+    "identifiability",
+    "project_simplex",
+    "sampled",
+    "score_function_gradient",
+    "separability",
+    "state_values",
+    "value_argmin_inversion",
+    "value_argmin_kernel",
+    "value_argmin_tolerance",
+    "wvf_kernel",
+]

@@ -1,0 +1,441 @@
+"""Tabular P-learning: recover a kernel P (S, A, K) from Q (S, A, G) and the Bellman matrix M (G, K).
+
+Every (s, a) gives one linear system ``M @ P(s, a, :) = Q(s, a, :)`` (see :mod:`plray.core.bellman`).
+The methods differ in how they solve it (reference §1.3, §4.4):
+
+* ``closed-form``: P(s, a) = M⁺ Q(s, a) (+ (I − M⁺M) P₀(s, a) when P₀ is given), Theorem 1's limit.
+  With ``project=True`` each row is then projected (Euclidean) onto the probability simplex; the
+  paper does not project, so it is off by default. It changes nothing when M has full column rank
+  and Q is exact, and it turns least-squares rows into distributions when it has not or Q is noisy.
+* ``gradient``: full-batch gradient descent on ½‖M P(s, a) − Q(s, a)‖², P ← P − α Mᵀ(M P − Q), for
+  any 0 < α < 2/σ_max(M)²; from P₀ it converges to M⁺Q + (I − M⁺M) P₀ (Theorem 1).
+* ``sampled``: the paper's general algorithm (§1.3a) over softmax logits φ: sample (s, a, g) ~ d,
+  two independent next states s'₁, s'₂ ~ P_φ(s, a), δⁱ = M[g, s'ᵢ] − Q(s, a, g) and the
+  score-function gradient ĝ = δ¹ δ² ∇_φ log P_φ(s'₂ | s, a), an unbiased estimate of the gradient
+  of ½ E_d[δ_φ²]. Here the a' ~ π(s', g) draw is integrated exactly: M already holds
+  r + γ(1 − done)V with V the agent's own state value.
+* ``column-match``: deterministic kernels from few goals: the successor of (s, a) is the column of M
+  nearest Q(s, a, ·) in ℓ₁, k̂ = argmin_k ‖M[:, k] − Q(s, a, :)‖₁ (§1.4).
+* ``value-argmin`` and ``wvf``: the baselines of :mod:`plray.core.baselines`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from plray.core.identifiability import Identifiability, identifiability
+from plray.core.types import KERNEL_METHODS, FloatArray, IntArray
+from plray.core.validation import PlrayInputError, as_float_array, check_choice, check_shape
+
+
+@dataclass(frozen=True)
+class Extraction:
+    """An extracted kernel with the diagnostics and run information that belong to it.
+
+    Attributes:
+        kernel: P̂(s' | s, a), shape (S, A, K).
+        method: the extraction method.
+        diagnostics: identifiability of M, with error bounds at ``eps`` (None when gamma was not given).
+        info: method-specific figures (iterations, convergence, updates per second, seconds).
+    """
+
+    kernel: FloatArray
+    method: str
+    diagnostics: Identifiability | None
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def check_qm(Q: object, M: object) -> tuple[FloatArray, FloatArray]:
+    """Validate Q (S, A, G) and M (G, K): finite, and with matching goal axes."""
+    Q = as_float_array(Q, "Q", ndim=3)
+    M = as_float_array(M, "M", ndim=2)
+    if Q.shape[2] != M.shape[0]:
+        raise PlrayInputError(
+            f"Q and M disagree on the number of goals: Q has shape (S, A, G) = {Q.shape} with G = "
+            f"{Q.shape[2]}, M has shape (G, K) = {M.shape} with G = {M.shape[0]}"
+        )
+    if min(Q.shape) == 0 or min(M.shape) == 0:
+        raise PlrayInputError(f"Q {Q.shape} and M {M.shape} must have no empty axis")
+    return Q, M
+
+
+def project_simplex(X: FloatArray) -> FloatArray:
+    """Euclidean projection of each row of X (..., K) onto the probability simplex.
+
+    The sort-based algorithm of Held, Wolfe and Crowder (1974), vectorised over leading axes.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    shape = X.shape
+    Y = X.reshape(-1, shape[-1])
+    U = -np.sort(-Y, axis=1)
+    css = np.cumsum(U, axis=1) - 1.0
+    ks = np.arange(1, Y.shape[1] + 1)
+    cond = U - css / ks > 0
+    rho = cond.shape[1] - 1 - np.argmax(cond[:, ::-1], axis=1)
+    theta = css[np.arange(Y.shape[0]), rho] / (rho + 1)
+    return np.maximum(Y - theta[:, None], 0.0).reshape(shape)
+
+
+def _check_p0(P0: object | None, S: int, A: int, K: int) -> FloatArray | None:
+    if P0 is None:
+        return None
+    P0 = as_float_array(P0, "P0", ndim=3)
+    check_shape(P0, "P0", (S, A, K), ("S", "A", "K"))
+    return P0
+
+
+def closed_form(
+    Q: FloatArray, M: FloatArray, *, P0: FloatArray | None = None, project: bool = False
+) -> FloatArray:
+    """P(s, a) = M⁺ Q(s, a) + (I − M⁺M) P₀(s, a), optionally projected onto the simplex.
+
+    Args:
+        Q: (S, A, G); M: (G, K); P0: optional (S, A, K) initial kernel for the null-space part.
+
+    Returns:
+        kernel, shape (S, A, K).
+    """
+    Q, M = check_qm(Q, M)
+    S, A, _ = Q.shape
+    P0 = _check_p0(P0, S, A, M.shape[1])
+    pinv = np.linalg.pinv(M)  # (K, G)
+    P = np.einsum("kg,sag->sak", pinv, Q)
+    if P0 is not None:
+        null = np.eye(M.shape[1]) - pinv @ M
+        P = P + np.einsum("kj,saj->sak", null, P0)
+    return project_simplex(P) if project else P
+
+
+def gradient_descent(
+    Q: FloatArray,
+    M: FloatArray,
+    *,
+    P0: FloatArray | None = None,
+    step_size: float | None = None,
+    max_iters: int = 200_000,
+    tol: float = 1e-12,
+) -> tuple[FloatArray, dict[str, Any]]:
+    """Full-batch gradient descent P ← P − α Mᵀ(M P − Q) on every (s, a) at once.
+
+    Args:
+        Q: (S, A, G); M: (G, K).
+        P0: initial kernel (S, A, K); default uniform over the K candidates.
+        step_size: α, which must satisfy 0 < α < 2/σ_max(M)²; default 1/σ_max(M)².
+        max_iters: iteration cap.
+        tol: stop when the largest entry of the update is below this.
+
+    Returns:
+        the kernel (S, A, K) and ``{"iterations", "converged", "step_size", "residual"}``.
+    """
+    Q, M = check_qm(Q, M)
+    S, A, G = Q.shape
+    K = M.shape[1]
+    P0 = _check_p0(P0, S, A, K)
+    sigma_max = float(np.linalg.norm(M, 2))
+    limit = 2.0 / sigma_max**2
+    alpha = 1.0 / sigma_max**2 if step_size is None else float(step_size)
+    if not 0.0 < alpha < limit:
+        raise PlrayInputError(
+            "step_size: gradient P-learning converges only for "
+            f"0 < α < 2/σ_max(M)² = {limit:.6g}; got {alpha!r}"
+        )
+    P = (np.full((S * A, K), 1.0 / K) if P0 is None else P0.reshape(S * A, K)).copy()
+    Qf = Q.reshape(S * A, G)
+    # P Mᵀ M − Q M, with MᵀM and QM precomputed: one (SA × K) @ (K × K) product per iteration
+    MtM = M.T @ M
+    QM = Qf @ M
+    converged = False
+    it = 0
+    for it in range(1, max_iters + 1):  # noqa: B007
+        update = alpha * (P @ MtM - QM)
+        P -= update
+        if np.abs(update).max() < tol:
+            converged = True
+            break
+    residual = float(np.abs(P @ M.T - Qf).max())
+    return P.reshape(S, A, K), {
+        "iterations": it,
+        "converged": converged,
+        "step_size": alpha,
+        "residual": residual,
+    }
+
+
+# --------------------------------------------------------------------------- sampled (score function)
+def _softmax(logits: FloatArray) -> FloatArray:
+    z = logits - logits.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def bellman_residual(logits: FloatArray, Q: FloatArray, M: FloatArray) -> FloatArray:
+    """δ_φ(s, a, g) = Σ_k P_φ(k | s, a) M[g, k] − Q(s, a, g), shape (S, A, G)."""
+    return np.einsum("sak,gk->sag", _softmax(logits), M) - Q
+
+
+def exact_gradient(logits: FloatArray, Q: FloatArray, M: FloatArray) -> FloatArray:
+    """∇_φ of L(φ) = ½ Σ_{s,a} mean_g δ_φ(s, a, g)² for softmax logits φ, shape (S, A, K).
+
+    ∂δ(s, a, g)/∂φ[s, a, j] = p_j (M[g, j] − Σ_k p_k M[g, k]), p = softmax(φ[s, a]).
+    """
+    p = _softmax(logits)
+    mean_next = np.einsum("sak,gk->sag", p, M)  # (S, A, G)
+    delta = mean_next - Q
+    G = Q.shape[2]
+    # Σ_g δ_g (M[g, j] − mean_next_g) / G, times p_j
+    weighted = np.einsum("sag,gj->saj", delta, M) - (delta * mean_next).sum(-1, keepdims=True)
+    return p * weighted / G
+
+
+def _sample_rows(cdf_offset: FloatArray, rows: IntArray, u: FloatArray, K: int) -> IntArray:
+    """Inverse-CDF draws from many categorical rows at once.
+
+    ``cdf_offset`` is the row-wise CDF with row r shifted by +r, flattened (one sorted array),
+    so one ``searchsorted`` finds, for each draw, the first k with CDF(rows[i], k) >= u[i].
+    """
+    flat = np.searchsorted(cdf_offset, rows + u, side="left")
+    return np.minimum(flat - rows * K, K - 1)
+
+
+def score_function_gradient(
+    logits: FloatArray,
+    Q: FloatArray,
+    M: FloatArray,
+    s: IntArray,
+    a: IntArray,
+    g: IntArray,
+    rng: np.random.Generator,
+    *,
+    weight: float | FloatArray = 1.0,
+    pairs: int = 1,
+) -> FloatArray:
+    """The paper's double-sampling estimate of ∇_φ L, summed over a batch of tuples (§1.3a).
+
+    For each tuple (s, a, g), draws ``pairs`` independent pairs s'₁, s'₂ ~ P_φ(s, a) and
+    accumulates ``weight`` × mean over pairs of δ¹ δ² (e_{s'₂} − P_φ(s, a)) into block φ[s, a].
+    Cost is O(B log(S·A·K) + S·A·K): per block the sum is Σ δ¹δ² e_{s'₂} − (Σ δ¹δ²) P_φ(s, a),
+    so no (B, K) array is formed.
+
+    Args:
+        logits: φ, shape (S, A, K).
+        Q: (S, A, G); M: (G, K).
+        s, a, g: the batch's tuples, each shape (B,).
+        rng: random generator for the next-state draws.
+        weight: scalar or (B,) importance weight making the sum an unbiased estimate of ∇L.
+        pairs: independent sample pairs per tuple, averaged (variance reduction; still unbiased).
+
+    Returns:
+        the gradient estimate, shape (S, A, K).
+    """
+    S, A, K = logits.shape
+    p = _softmax(logits).reshape(S * A, K)
+    cdf = np.cumsum(p, axis=1)
+    cdf[:, -1] = 1.0
+    cdf_offset = (cdf + np.arange(S * A)[:, None]).ravel()
+    rows = s * A + a
+    q = Q[s, a, g]
+    w = np.broadcast_to(np.asarray(weight, dtype=np.float64), rows.shape) / pairs
+    at_s2 = np.zeros(S * A * K)
+    per_block = np.zeros(S * A)
+    for _ in range(pairs):
+        s1 = _sample_rows(cdf_offset, rows, rng.random(rows.shape), K)
+        s2 = _sample_rows(cdf_offset, rows, rng.random(rows.shape), K)
+        dd = w * (M[g, s1] - q) * (M[g, s2] - q)
+        at_s2 += np.bincount(rows * K + s2, weights=dd, minlength=S * A * K)
+        per_block += np.bincount(rows, weights=dd, minlength=S * A)
+    grad = at_s2.reshape(S * A, K) - per_block[:, None] * p
+    return grad.reshape(S, A, K)
+
+
+def sampled(
+    Q: FloatArray,
+    M: FloatArray,
+    *,
+    num_updates: int = 20_000,
+    batch_size: int | None = None,
+    learning_rate: float = 0.1,
+    optimizer: str = "adam",
+    schedule: str = "constant",
+    pairs: int = 1,
+    average: float = 0.5,
+    seed: int = 0,
+    logits0: FloatArray | None = None,
+    callback: Any = None,
+) -> tuple[FloatArray, dict[str, Any]]:
+    """Stochastic P-learning with the double-sampling score-function gradient (§1.3a).
+
+    d is uniform over (s, a, g). With ``batch_size=None`` every update sweeps all S·A·G tuples
+    once (each weighted 1/G, an unbiased estimate of ∇L); otherwise it draws ``batch_size``
+    tuples uniformly (each weighted S·A/B).
+
+    Args:
+        Q: (S, A, G); M: (G, K).
+        num_updates: number of parameter updates.
+        batch_size: tuples per update, or None for a full sweep.
+        learning_rate: α (SGD) or Adam's step size.
+        optimizer: ``"adam"`` (default: the gradient scale shrinks as 1/K at a uniform start, which
+            Adam's normalisation removes) or ``"sgd"``, the paper's plain φ ← φ − α ĝ.
+        schedule: step-size schedule: ``"constant"``, ``"linear"`` (decay to 0) or ``"cosine"``.
+            With iterate averaging (below) a constant step works best; measured on windy FourRooms.
+        pairs: independent next-state pairs per tuple.
+        average: Polyak-Ruppert averaging: the returned kernel is the mean of P_φ over the last
+            ``average`` fraction of updates (0 returns the last iterate). Averaging the iterates of a
+            stochastic-gradient method cancels much of the noise its single iterate keeps.
+        seed: seeds every draw; the same seed gives the same kernel.
+        logits0: initial φ (S, A, K); default zeros (uniform P_φ).
+        callback: optional ``callback(update, logits)`` called every 100 updates (progress, logging).
+
+    Returns:
+        the kernel softmax(φ) (S, A, K) and ``{"updates", "updates_per_s", "loss", "seconds"}``.
+    """
+    Q, M = check_qm(Q, M)
+    check_choice(optimizer, "optimizer", ("adam", "sgd"))
+    check_choice(schedule, "schedule", ("constant", "linear", "cosine"))
+    S, A, G = Q.shape
+    K = M.shape[1]
+    if num_updates < 1 or pairs < 1 or not learning_rate > 0:
+        raise PlrayInputError("num_updates, pairs and learning_rate must be positive")
+    if not 0.0 <= average < 1.0:
+        raise PlrayInputError(f"average: fraction of updates to average must be in [0, 1), got {average}")
+    if batch_size is not None and batch_size < 1:
+        raise PlrayInputError(f"batch_size: must be >= 1 or None (full sweep), got {batch_size}")
+    rng = np.random.default_rng(seed)
+    logits = np.zeros((S, A, K)) if logits0 is None else as_float_array(logits0, "logits0", ndim=3).copy()
+    check_shape(logits, "logits0", (S, A, K), ("S", "A", "K"))
+    m = np.zeros_like(logits)
+    v = np.zeros_like(logits)
+    beta1, beta2, adam_eps = 0.9, 0.999, 1e-8
+    if batch_size is None:
+        grid = np.indices((S, A, G)).reshape(3, -1)
+        full_s, full_a, full_g = grid[0], grid[1], grid[2]
+    first_averaged = num_updates - int(average * num_updates) + 1
+    kernel_sum = np.zeros_like(logits)
+    start = time.perf_counter()
+    for n in range(1, num_updates + 1):
+        if batch_size is None:
+            s, a, g, w = full_s, full_a, full_g, 1.0 / G
+        else:
+            s = rng.integers(S, size=batch_size)
+            a = rng.integers(A, size=batch_size)
+            g = rng.integers(G, size=batch_size)
+            w = S * A / batch_size
+        grad = score_function_gradient(logits, Q, M, s, a, g, rng, weight=w, pairs=pairs)
+        frac = (n - 1) / num_updates
+        lr = (
+            learning_rate
+            * {
+                "constant": 1.0,
+                "linear": 1.0 - frac,
+                "cosine": 0.5 * (1.0 + np.cos(np.pi * frac)),
+            }[schedule]
+        )
+        if optimizer == "sgd":
+            logits -= lr * grad
+        else:
+            m = beta1 * m + (1 - beta1) * grad
+            v = beta2 * v + (1 - beta2) * grad**2
+            m_hat = m / (1 - beta1**n)
+            v_hat = v / (1 - beta2**n)
+            logits -= lr * m_hat / (np.sqrt(v_hat) + adam_eps)
+        if n >= first_averaged:
+            kernel_sum += _softmax(logits)
+        if callback is not None and n % 100 == 0:
+            callback(n, logits)
+    seconds = time.perf_counter() - start
+    kernel = kernel_sum / (num_updates - first_averaged + 1)
+    loss = float((0.5 * (np.einsum("sak,gk->sag", kernel, M) - Q) ** 2).mean(axis=2).sum())
+    info = {"updates": num_updates, "updates_per_s": num_updates / seconds, "loss": loss, "seconds": seconds}
+    return kernel, info
+
+
+# --------------------------------------------------------------------------- column matching
+def column_match_indices(Q: FloatArray, M: FloatArray, *, norm: int = 1, chunk: int = 4096) -> IntArray:
+    """k̂(s, a) = argmin_k ‖M[:, k] − Q(s, a, :)‖, shape (S, A); ``norm`` is 1 (default) or 2."""
+    Q, M = check_qm(Q, M)
+    if norm not in (1, 2):
+        raise PlrayInputError(f"norm: must be 1 or 2, got {norm!r}")
+    S, A, G = Q.shape
+    flat = Q.reshape(S * A, G)
+    out = np.empty(S * A, dtype=np.int64)
+    for start in range(0, S * A, chunk):
+        diff = flat[start : start + chunk, None, :] - M.T[None, :, :]  # (c, K, G)
+        dist = np.abs(diff).sum(-1) if norm == 1 else (diff**2).sum(-1)
+        out[start : start + chunk] = dist.argmin(axis=1)
+    return out.reshape(S, A)
+
+
+def one_hot_kernel(indices: IntArray, K: int) -> FloatArray:
+    """Deterministic kernel with P(s, a, indices[s, a]) = 1, shape (S, A, K)."""
+    S, A = indices.shape
+    P = np.zeros((S, A, K))
+    np.put_along_axis(P, indices[..., None], 1.0, axis=-1)
+    return P
+
+
+def column_match(Q: FloatArray, M: FloatArray, *, norm: int = 1) -> FloatArray:
+    """Deterministic kernel from column matching, shape (S, A, K)."""
+    return one_hot_kernel(column_match_indices(Q, M, norm=norm), M.shape[1])
+
+
+# --------------------------------------------------------------------------- dispatch
+def extract(
+    Q: object,
+    M: object,
+    method: str = "closed-form",
+    *,
+    gamma: float | None = None,
+    eps: float = 0.0,
+    **options: Any,
+) -> Extraction:
+    """Run one extraction method and attach the identifiability diagnostics of M.
+
+    Args:
+        Q: the agent's Q-values, shape (S, A, G).
+        M: the Bellman matrix, shape (G, K) (see :func:`plray.core.bellman_matrix`).
+        method: one of ``closed-form``, ``gradient``, ``sampled``, ``column-match``,
+            ``value-argmin``, ``wvf``.
+        gamma: discount, needed for the diagnostics' error bounds (and by ``value-argmin``).
+        eps: Q-error level (ℓ₁ over goals) at which to evaluate the bounds.
+        **options: the method's own keyword arguments (see each function).
+
+    Returns:
+        an :class:`Extraction`.
+    """
+    from plray.core import baselines  # local import: baselines builds on this module
+
+    check_choice(method, "method", KERNEL_METHODS)
+    Q, M = check_qm(Q, M)
+    start = time.perf_counter()
+    info: dict[str, Any] = {}
+    try:
+        if method == "closed-form":
+            kernel = closed_form(Q, M, **options)
+        elif method == "gradient":
+            kernel, info = gradient_descent(Q, M, **options)
+        elif method == "sampled":
+            kernel, info = sampled(Q, M, **options)
+        elif method == "column-match":
+            kernel = column_match(Q, M, **options)
+        elif method == "value-argmin":
+            if gamma is None:
+                raise PlrayInputError("value-argmin needs gamma")
+            kernel = baselines.value_argmin_kernel(Q, M, gamma, **options)
+        else:
+            kernel, info = baselines.wvf_kernel(Q, M, **options)
+    except TypeError as exc:  # an option the method does not take
+        raise PlrayInputError(f"method {method!r}: {exc}") from exc
+    info = {**info, "seconds": time.perf_counter() - start}
+    diagnostics = identifiability(M, Q.shape[1], gamma, eps) if gamma is not None else None
+    return Extraction(kernel=kernel, method=method, diagnostics=diagnostics, info=info)
+
+
+def extract_kernel(Q: object, M: object, method: str = "closed-form", **options: Any) -> FloatArray:
+    """Recover the transition kernel, shape (S, A, K), from Q (S, A, G) and M (G, K).
+
+    See :func:`extract` for the methods and their options; this returns only the kernel.
+    """
+    return extract(Q, M, method, **options).kernel

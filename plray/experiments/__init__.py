@@ -1,0 +1,1 @@
+"""Experiments: from a specification to extracted world models and their evaluation."""

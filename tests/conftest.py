@@ -1,0 +1,44 @@
+"""Shared fixtures: FourRooms variants with exact goal-conditioned Q-values."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from plray.core import bellman_matrix_from_q
+from plray.envs import FourRooms, GoalSet
+from plray.envs.fourrooms import DEFAULT_GAMMA
+from plray.evaluation import value_iteration
+
+GAMMA = DEFAULT_GAMMA
+
+
+@dataclass(frozen=True)
+class ExactAgent:
+    """A FourRooms variant with the exact Q* of a goal set and its Bellman matrix."""
+
+    env: FourRooms
+    goals: GoalSet
+    Q: np.ndarray  # (S, A, G)
+    M: np.ndarray  # (G, S)
+
+    @property
+    def P(self) -> np.ndarray:
+        return self.env.kernel
+
+
+@functools.cache
+def exact_agent(variant: str, num_goals: int, family: str = "generic", seed: int = 0) -> ExactAgent:
+    env = FourRooms(variant)
+    goals = env.goal_set(num_goals, family, seed=seed)
+    Q = value_iteration(env.kernel, goals.rewards, goals.dones, GAMMA).Q
+    M = bellman_matrix_from_q(Q, goals.rewards, GAMMA, goals.dones)
+    return ExactAgent(env, goals, Q, M)
+
+
+@pytest.fixture(params=["deterministic", "windy", "teleport"])
+def variant(request: pytest.FixtureRequest) -> str:
+    return request.param

@@ -1,0 +1,97 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from plray.cli import main
+
+REQUIRED = {
+    "variant",
+    "num_goals",
+    "goal_family",
+    "method",
+    "tv_mean",
+    "tv_max",
+    "kernel_mse",
+    "rank",
+    "identifiable",
+    "return_wm",
+    "return_opt",
+}
+
+
+def test_fourrooms_json(capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(
+        [
+            "fourrooms",
+            "--variant",
+            "windy",
+            "--goals",
+            "68",
+            "--goal-family",
+            "generic",
+            "--method",
+            "closed-form",
+            "--json",
+        ]
+    )
+    assert rc == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out.keys() >= REQUIRED
+    assert out["variant"] == "windy" and out["num_goals"] == 68 and out["identifiable"] is True
+    assert out["tv_max"] < 1e-8 and out["rank"] == 68
+    assert out["return_wm"] == pytest.approx(out["return_opt"])
+
+
+def test_fourrooms_table(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["fourrooms", "--variant", "deterministic", "--goals", "1", "--method", "column-match"]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "| deterministic |" in out
+        and "column-match" in out
+        and "identifiable for deterministic dynamics: yes" in out
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["fourrooms", "--variant", "stormy"], "invalid choice: 'stormy'"),
+        (["fourrooms", "--goals", "0"], "expected an integer >= 1"),
+        (["fourrooms", "--goals", "many"], "expected an integer"),
+        (["fourrooms", "--goals", "69"], "num_goals: must be between 1 and 68"),
+        (["fourrooms", "--gamma", "1.5"], "gamma: must lie in the open interval (0, 1)"),
+        (["fourrooms", "--q-noise", "nan"], "q_noise"),
+        (["fourrooms", "--method", "magic"], "invalid choice: 'magic'"),
+    ],
+)
+def test_bad_arguments_exit_2_with_message(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        rc = main(args)
+        raise SystemExit(rc)
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_console_script_help_and_demo_exit_codes() -> None:
+    help_out = subprocess.run(
+        [sys.executable, "-m", "plray.cli", "fourrooms", "--help"], capture_output=True, text=True
+    )
+    assert help_out.returncode == 0 and "--goal-family" in help_out.stdout
+    bad = subprocess.run(
+        [sys.executable, "-m", "plray.cli", "fourrooms", "--variant", "x"], capture_output=True, text=True
+    )
+    assert bad.returncode == 2 and "invalid choice" in bad.stderr
+
+
+def test_demo_writes_results(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "demo.json"
+    assert main(["demo", "--json", str(path)]) == 0
+    out = capsys.readouterr().out
+    rows = json.loads(path.read_text())
+    assert {r["variant"] for r in rows} == {"deterministic", "windy", "teleport"}
+    assert "return_wm" in out
+    assert not list(tmp_path.glob(".*.tmp")), "no temporary files left behind"
