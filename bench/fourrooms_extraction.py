@@ -14,17 +14,18 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import machine, timed, write_results  # noqa: E402
-from plray.core import bellman_matrix_from_q, extract  # noqa: E402
-from plray.envs import FourRooms  # noqa: E402
-from plray.envs.fourrooms import DEFAULT_GAMMA  # noqa: E402
-from plray.evaluation import kernel_metrics, value_iteration  # noqa: E402
-from plray.evaluation.report import markdown_table  # noqa: E402
+from bench.common import machine, timed, write_results
+from plray.core import bellman_matrix_from_q, extract
+from plray.envs import FourRooms
+from plray.envs.fourrooms import DEFAULT_GAMMA
+from plray.evaluation import kernel_metrics, value_iteration
+from plray.evaluation.report import markdown_table
 
 
 def agent(variant: str, num_goals: int) -> tuple[FourRooms, Any, Any, Any]:
@@ -44,76 +45,52 @@ def main() -> None:
     gradient_iters = 2_000 if args.quick else 200_000
 
     rows: list[dict[str, Any]] = []
-
-    def record(variant: str, G: int, method: str, run: Any, reps: int, P: Any) -> None:
-        ext, times = timed(run, reps)
-        row = {
-            "variant": variant,
-            "num_goals": G,
-            "method": method,
-            "seconds_median": statistics.median(times),
-            "seconds_min": min(times),
-            "repeats": reps,
-            **kernel_metrics(ext.kernel, P),
-        }
-        row |= {k: v for k, v in ext.info.items() if k in ("updates_per_s", "iterations", "converged", "updates")}
-        rows.append(row)
-        print(f"{variant:13s} |G|={G:<3d} {method:28s} {row['seconds_median']:.4f} s  tv_mean={row['tv_mean']:.2e}")
-
     for variant in ("deterministic", "windy", "teleport"):
         env, goals, Q, M = agent(variant, 68)
-        P = env.kernel
-        kw = {"gamma": DEFAULT_GAMMA}
-        record(variant, 68, "closed-form", lambda Q=Q, M=M: extract(Q, M, "closed-form", **kw), repeats, P)
-        record(
-            variant,
-            68,
-            "closed-form (projected)",
-            lambda Q=Q, M=M: extract(Q, M, "closed-form", project=True, **kw),
-            repeats,
-            P,
-        )
-        record(
-            variant,
-            68,
-            f"gradient ({gradient_iters} it max)",
-            lambda Q=Q, M=M: extract(Q, M, "gradient", max_iters=gradient_iters, **kw),
-            1,
-            P,
-        )
-        record(
-            variant,
-            68,
-            "sampled (full sweep)",
-            lambda Q=Q, M=M: extract(Q, M, "sampled", num_updates=sampled_updates, **kw),
-            1,
-            P,
-        )
-        record(
-            variant,
-            68,
-            "sampled (batch 4096)",
-            lambda Q=Q, M=M: extract(Q, M, "sampled", num_updates=sampled_updates, batch_size=4096, **kw),
-            1,
-            P,
-        )
-        record(
-            variant,
-            68,
-            "wvf (local pinv)",
-            lambda Q=Q, M=M, env=env, goals=goals: extract(
-                Q, M, "wvf", candidates=env.local_candidates(), goal_states=goals.states, **kw
-            ),
-            repeats,
-            P,
-        )
+        local = {"candidates": env.local_candidates(), "goal_states": goals.states}
+        # (label, goals, method, options, repeats): slow iterative methods run once
+        cases: list[tuple[str, int, str, dict[str, Any], int]] = [
+            ("closed-form", 68, "closed-form", {}, repeats),
+            ("closed-form (projected)", 68, "closed-form", {"project": True}, repeats),
+            (f"gradient ({gradient_iters} it max)", 68, "gradient", {"max_iters": gradient_iters}, 1),
+            ("sampled (full sweep)", 68, "sampled", {"num_updates": sampled_updates}, 1),
+            ("sampled (batch 4096)", 68, "sampled", {"num_updates": sampled_updates, "batch_size": 4096}, 1),
+            ("wvf (local pinv)", 68, "wvf", local, repeats),
+        ]
         if variant == "deterministic":
-            env1, _, Q1, M1 = agent(variant, 1)
-            record(variant, 1, "column-match", lambda: extract(Q1, M1, "column-match", **kw), repeats, P)
-            record(variant, 1, "value-argmin", lambda: extract(Q1, M1, "value-argmin", **kw), repeats, P)
-            record(variant, 68, "column-match", lambda Q=Q, M=M: extract(Q, M, "column-match", **kw), repeats, P)
+            cases += [
+                ("column-match", 1, "column-match", {}, repeats),
+                ("value-argmin", 1, "value-argmin", {}, repeats),
+                ("column-match", 68, "column-match", {}, repeats),
+            ]
+        one_goal = agent(variant, 1) if variant == "deterministic" else None
+        for label, G, method, options, reps in cases:
+            Qc, Mc = (Q, M) if G == 68 else (one_goal[2], one_goal[3])  # type: ignore[index]
+            ext, times = timed(partial(extract, Qc, Mc, method, gamma=DEFAULT_GAMMA, **options), reps)
+            row = {
+                "variant": variant,
+                "num_goals": G,
+                "method": label,
+                "seconds_median": statistics.median(times),
+                "seconds_min": min(times),
+                "repeats": reps,
+                **kernel_metrics(ext.kernel, env.kernel),
+            }
+            keep = ("updates_per_s", "iterations", "converged", "updates")
+            row |= {k: v for k, v in ext.info.items() if k in keep}
+            rows.append(row)
+            print(f"{variant:13s} |G|={G:<3d} {label:28s} {row['seconds_median']:.4f} s  tv_mean={row['tv_mean']:.2e}")
 
-    columns = ("variant", "num_goals", "method", "seconds_median", "tv_mean", "tv_max", "updates_per_s", "converged")
+    columns = (
+        "variant",
+        "num_goals",
+        "method",
+        "seconds_median",
+        "tv_mean",
+        "tv_max",
+        "updates_per_s",
+        "converged",
+    )
     md = "\n".join(
         [
             "# FourRooms kernel extraction",

@@ -95,15 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
         default="closed-form",
         help="extraction method (default: %(default)s)",
     )
-    fr.add_argument(
-        "--gamma", type=_float, default=DEFAULT_GAMMA, help="discount in (0, 1) (default: %(default)s)"
-    )
+    fr.add_argument("--gamma", type=_float, default=DEFAULT_GAMMA, help="discount in (0, 1) (default: %(default)s)")
     fr.add_argument(
         "--placement", choices=GOAL_PLACEMENTS, default="random", help="goal placement (default: %(default)s)"
     )
-    fr.add_argument(
-        "--seed", type=int, default=0, help="seed for goals, reward noise and sampling (default: 0)"
-    )
+    fr.add_argument("--seed", type=int, default=0, help="seed for goals, reward noise and sampling (default: 0)")
     fr.add_argument(
         "--q-noise",
         type=_float,
@@ -112,9 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="perturb each Q(s, a, .) by noise of l1 norm EPS over goals, as an imperfect agent (default: 0)",
     )
     fr.add_argument("--project", action="store_true", help="project closed-form rows onto the simplex")
-    fr.add_argument(
-        "--value-mode", choices=VALUE_MODES, default="max", help="V from Q (default: %(default)s)"
-    )
+    fr.add_argument("--value-mode", choices=VALUE_MODES, default="max", help="V from Q (default: %(default)s)")
     fr.add_argument(
         "--updates", type=_positive_int, default=None, help="updates of the sampled method (default: 20000)"
     )
@@ -159,11 +153,7 @@ def cmd_fourrooms(args: argparse.Namespace) -> int:
         return 0
     print(markdown_table([result], TABLE_COLUMNS))
     print()
-    print(
-        markdown_table(
-            [{"task": k, **v} for k, v in result["unseen"].items()], ("task", "return_wm", "return_opt")
-        )
-    )
+    print(markdown_table([{"task": k, **v} for k, v in result["unseen"].items()], ("task", "return_wm", "return_opt")))
     d = result
     print(
         f"\nidentifiability: rank(M) = {d['rank']} of 68, sigma_min = {d['sigma_min']:.3g}, "
@@ -181,13 +171,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     specs = []
     for variant, counts in DEMO_GRID:
         for n in counts:
-            specs.append(
-                FourRoomsSpec(variant=variant, num_goals=n, goal_family="generic", method="closed-form")
-            )
+            specs.append(FourRoomsSpec(variant=variant, num_goals=n, goal_family="generic", method="closed-form"))
             if variant == "deterministic" and n < 68:
-                specs.append(
-                    FourRoomsSpec(variant=variant, num_goals=n, goal_family="generic", method="column-match")
-                )
+                specs.append(FourRoomsSpec(variant=variant, num_goals=n, goal_family="generic", method="column-match"))
     start = time.perf_counter()
     results: list[dict[str, Any]] = []
     for i, spec in enumerate(specs, 1):

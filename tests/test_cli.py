@@ -48,9 +48,7 @@ def test_fourrooms_table(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["fourrooms", "--variant", "deterministic", "--goals", "1", "--method", "column-match"]) == 0
     out = capsys.readouterr().out
     assert (
-        "| deterministic |" in out
-        and "column-match" in out
-        and "identifiable for deterministic dynamics: yes" in out
+        "| deterministic |" in out and "column-match" in out and "identifiable for deterministic dynamics: yes" in out
     )
 
 
@@ -66,9 +64,7 @@ def test_fourrooms_table(capsys: pytest.CaptureFixture[str]) -> None:
         (["fourrooms", "--method", "magic"], "invalid choice: 'magic'"),
     ],
 )
-def test_bad_arguments_exit_2_with_message(
-    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_bad_arguments_exit_2_with_message(args: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
         rc = main(args)
         raise SystemExit(rc)

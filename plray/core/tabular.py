@@ -88,9 +88,7 @@ def _check_p0(P0: object | None, S: int, A: int, K: int) -> FloatArray | None:
     return P0
 
 
-def closed_form(
-    Q: FloatArray, M: FloatArray, *, P0: FloatArray | None = None, project: bool = False
-) -> FloatArray:
+def closed_form(Q: FloatArray, M: FloatArray, *, P0: FloatArray | None = None, project: bool = False) -> FloatArray:
     """P(s, a) = M⁺ Q(s, a) + (I − M⁺M) P₀(s, a), optionally projected onto the simplex.
 
     Args:
@@ -140,8 +138,7 @@ def gradient_descent(
     alpha = 1.0 / sigma_max**2 if step_size is None else float(step_size)
     if not 0.0 < alpha < limit:
         raise PlrayInputError(
-            "step_size: gradient P-learning converges only for "
-            f"0 < α < 2/σ_max(M)² = {limit:.6g}; got {alpha!r}"
+            "step_size: gradient P-learning converges only for " f"0 < α < 2/σ_max(M)² = {limit:.6g}; got {alpha!r}"
         )
     P = (np.full((S * A, K), 1.0 / K) if P0 is None else P0.reshape(S * A, K)).copy()
     Qf = Q.reshape(S * A, G)

@@ -404,9 +404,7 @@ class FourRoomsGoalEnv(gym.Env[np.ndarray, np.int64]):
         options = options or {}
         self._goal = int(options.get("goal", self.np_random.integers(self.goals.num_goals)))
         if not 0 <= self._goal < self.goals.num_goals:
-            raise PlrayInputError(
-                f"options['goal']: must be in [0, {self.goals.num_goals}), got {self._goal}"
-            )
+            raise PlrayInputError(f"options['goal']: must be in [0, {self.goals.num_goals}), got {self._goal}")
         if "state" in options:
             self._state = int(options["state"])
         else:
@@ -417,9 +415,7 @@ class FourRoomsGoalEnv(gym.Env[np.ndarray, np.int64]):
 
     def step(self, action: np.int64) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         if not self.action_space.contains(action):
-            raise PlrayInputError(
-                f"action: expected an integer in [0, {self.mdp.num_actions}), got {action!r}"
-            )
+            raise PlrayInputError(f"action: expected an integer in [0, {self.mdp.num_actions}), got {action!r}")
         nxt = self.mdp.sample_next(np.array([self._state]), np.array([int(action)]), self.np_random)[0]
         self._state = int(nxt)
         self._t += 1

@@ -21,9 +21,7 @@ from plray.core.types import FloatArray, IntArray
 from plray.core.validation import PlrayInputError, as_float_array, check_gamma, check_shape
 
 
-def _check_mdp(
-    P: FloatArray, R: FloatArray, D: FloatArray | None
-) -> tuple[FloatArray, FloatArray, FloatArray]:
+def _check_mdp(P: FloatArray, R: FloatArray, D: FloatArray | None) -> tuple[FloatArray, FloatArray, FloatArray]:
     P = as_float_array(P, "P", ndim=3)
     S, A, S2 = P.shape
     if S != S2:

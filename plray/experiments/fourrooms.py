@@ -61,9 +61,7 @@ class FourRoomsSpec:
         check_choice(self.value_mode, "value_mode", VALUE_MODES)
         check_gamma(self.gamma)
         if not 1 <= self.num_goals <= 68:
-            raise PlrayInputError(
-                f"num_goals: must be between 1 and 68 (the number of states), got {self.num_goals}"
-            )
+            raise PlrayInputError(f"num_goals: must be between 1 and 68 (the number of states), got {self.num_goals}")
         if not (self.q_noise >= 0 and np.isfinite(self.q_noise)):
             raise PlrayInputError(f"q_noise: must be a finite number >= 0, got {self.q_noise}")
         if self.updates is not None and self.updates < 1:
@@ -88,9 +86,7 @@ def run_fourrooms(spec: FourRoomsSpec, progress: Callable[[str], None] | None = 
     env = FourRooms(spec.variant)
     P = env.kernel
     goals = env.goal_set(spec.num_goals, spec.goal_family, placement=spec.placement, seed=spec.seed)
-    say(
-        f"[{spec.variant} |G|={spec.num_goals} {spec.goal_family}] value iteration for {spec.num_goals} goals"
-    )
+    say(f"[{spec.variant} |G|={spec.num_goals} {spec.goal_family}] value iteration for {spec.num_goals} goals")
     Q = value_iteration(P, goals.rewards, goals.dones, spec.gamma).Q
     Q_agent = perturb_q(Q, spec.q_noise, np.random.default_rng([spec.seed, 2]))
     M = bellman_matrix_from_q(Q_agent, goals.rewards, spec.gamma, goals.dones, value_mode=spec.value_mode)  # type: ignore[arg-type]

@@ -49,9 +49,7 @@ def test_value_argmin_cannot_represent_stochastic_dynamics() -> None:
 @pytest.mark.parametrize("variant", ["deterministic", "windy", "teleport"])
 def test_wvf_recovers_kernel_with_local_candidates_and_all_goals(variant: str) -> None:
     agent = exact_agent(variant, 68, "indicator")
-    P_hat, info = wvf_kernel(
-        agent.Q, agent.M, candidates=agent.env.local_candidates(), goal_states=agent.goals.states
-    )
+    P_hat, info = wvf_kernel(agent.Q, agent.M, candidates=agent.env.local_candidates(), goal_states=agent.goals.states)
     assert tv_distance(P_hat, agent.P).max() < 1e-8
     assert info["fallback_states"] == 0
 
@@ -59,16 +57,12 @@ def test_wvf_recovers_kernel_with_local_candidates_and_all_goals(variant: str) -
 def test_wvf_deterministic_mode_and_consistency_check() -> None:
     agent = exact_agent("deterministic", 68, "indicator")
     cands = agent.env.local_candidates()
-    P_hat, info = wvf_kernel(
-        agent.Q, agent.M, candidates=cands, goal_states=agent.goals.states, deterministic=True
-    )
+    P_hat, info = wvf_kernel(agent.Q, agent.M, candidates=cands, goal_states=agent.goals.states, deterministic=True)
     np.testing.assert_array_equal(P_hat, agent.P)
     assert info["rejected"] == 0
     # corrupt Q: the residual check flags the pairs it can no longer explain
     Q_bad = agent.Q + np.random.default_rng(0).normal(0, 0.05, agent.Q.shape)
-    _, info_bad = wvf_kernel(
-        Q_bad, agent.M, candidates=cands, goal_states=agent.goals.states, deterministic=True
-    )
+    _, info_bad = wvf_kernel(Q_bad, agent.M, candidates=cands, goal_states=agent.goals.states, deterministic=True)
     assert info_bad["rejected_fraction"] > 0.5
 
 

@@ -25,9 +25,7 @@ def test_one_generic_goal_is_identifiable_for_deterministic_variant() -> None:
     assert d.identifiable(deterministic=True) and not d.identifiable_stochastic
     assert d.column_gap > 0
     # one *indicator* goal is not: states at the same distance from the goal share a value
-    assert not identifiability(
-        exact_agent("deterministic", 1, "indicator").M, 4, GAMMA
-    ).identifiable_deterministic
+    assert not identifiability(exact_agent("deterministic", 1, "indicator").M, 4, GAMMA).identifiable_deterministic
 
 
 def test_full_goal_set_is_identifiable(variant: str) -> None:
@@ -64,9 +62,7 @@ def _random_mdp(seed: int, S: int, A: int, G: int, deterministic: bool):
     extra_goals=st.integers(0, 3),
     log_eps=st.floats(-6, -1),
 )
-def test_closed_form_error_within_stated_bound(
-    seed: int, S: int, A: int, extra_goals: int, log_eps: float
-) -> None:
+def test_closed_form_error_within_stated_bound(seed: int, S: int, A: int, extra_goals: int, log_eps: float) -> None:
     gamma = 0.9
     rng, P, R, D = _random_mdp(seed, S, A, S + extra_goals, deterministic=False)
     Q = value_iteration(P, R, D, gamma).Q
