@@ -1,0 +1,263 @@
+"""The contract every continuous-state goal-conditioned task implements, and gymnasium envs over it.
+
+A :class:`GoalTask` holds a task's exact dynamics as batched numpy functions, so that ground truth
+(grid policy evaluation), P-learning's samplers and the training environments all use one
+implementation. Arrays are batch-first float64; shapes use B (batch), d (state_dim),
+o (obs_dim), k (goal_dim).
+
+Rewards follow the paper (reference §1.1, §1.5.2): paid on arrival in the next state s', and a
+function of the goal-space projection of s' only ("achieved goal"), which is what hindsight
+relabelling needs: r(s', g) = reward(achieved_goal(s'), g). Training rewards are sparse,
+1[‖achieved − g‖ < tolerance], and the episode terminates on reaching the goal.
+
+The observation the agent sees is ``concat(observe(s), g)``: a single flat Box (float32), with
+the goal in its last ``goal_dim`` entries.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+from gymnasium.vector import AutoresetMode, VectorEnv
+
+from plray.core.types import BoolArray, FloatArray
+from plray.core.validation import PlrayInputError
+
+
+def wrap_angle(x: FloatArray) -> FloatArray:
+    """Wrap angles to [−π, π)."""
+    return (np.asarray(x) + np.pi) % (2.0 * np.pi) - np.pi
+
+
+class GoalTask(ABC):
+    """Exact, batched dynamics and rewards of a goal-conditioned task.
+
+    Subclasses set the class attributes and implement the abstract methods.
+
+    Attributes:
+        name: registry name, e.g. ``"mountaincar-position"``.
+        state_dim: d, dimension of the full (Markov) state the dynamics act on.
+        obs_dim: o, dimension of ``observe(state)``.
+        goal_dim: k, dimension of goals and achieved goals.
+        num_actions: number of discrete actions, or None for continuous actions.
+        action_dim: dimension of a continuous action (1 for discrete tasks, unused).
+        action_low, action_high: bounds of continuous actions, shape (action_dim,).
+        angle_dims: state dims that are angles, wrapped to [−π, π).
+        state_low, state_high: the box of states used for uniform sampling and grids, shape (d,).
+        max_episode_steps: episode length before truncation.
+        goal_tolerance: a, the radius of the sparse goal reward.
+        gamma: the discount the paper uses for this task.
+        training_goals: the goal set G, shape (G, k).
+    """
+
+    name: ClassVar[str]
+    state_dim: ClassVar[int]
+    obs_dim: ClassVar[int]
+    goal_dim: ClassVar[int]
+    num_actions: ClassVar[int | None]
+    action_dim: ClassVar[int] = 1
+    angle_dims: ClassVar[tuple[int, ...]] = ()
+    max_episode_steps: ClassVar[int]
+    gamma: ClassVar[float] = 0.99
+
+    state_low: FloatArray
+    state_high: FloatArray
+    action_low: FloatArray | None = None
+    action_high: FloatArray | None = None
+    goal_tolerance: float
+    training_goals: FloatArray
+
+    # ------------------------------------------------------------------ dynamics
+    @abstractmethod
+    def reset_states(self, n: int, rng: np.random.Generator) -> FloatArray:
+        """Initial states of n episodes, shape (n, d)."""
+
+    @abstractmethod
+    def next_state(self, states: FloatArray, actions: np.ndarray) -> FloatArray:
+        """Exact successor of each (state, action): states (B, d), actions (B,) ints or (B, action_dim)."""
+
+    @abstractmethod
+    def observe(self, states: FloatArray) -> FloatArray:
+        """The agent's observation of each state (without the goal), shape (B, o)."""
+
+    @abstractmethod
+    def achieved_goal(self, states: FloatArray) -> FloatArray:
+        """Goal-space projection of each state, shape (B, k)."""
+
+    @abstractmethod
+    def achieved_goal_from_obs(self, obs: FloatArray) -> FloatArray:
+        """Goal-space projection read off observations (B, o), shape (B, k); used by relabelling."""
+
+    # ------------------------------------------------------------------ rewards
+    def reward(self, achieved: FloatArray, goals: FloatArray) -> FloatArray:
+        """Sparse reward 1[‖achieved − g‖ < tolerance], shape (B,)."""
+        return self.terminal(achieved, goals).astype(np.float64)
+
+    def terminal(self, achieved: FloatArray, goals: FloatArray) -> BoolArray:
+        """Whether arriving with ``achieved`` ends the episode for goal ``goals``, shape (B,)."""
+        return np.linalg.norm(np.asarray(achieved) - np.asarray(goals), axis=-1) < self.goal_tolerance
+
+    def reward_at(self, states: FloatArray, goals: FloatArray) -> FloatArray:
+        """r(s', g) for next states (B, d) and goals (B, k), shape (B,)."""
+        return self.reward(self.achieved_goal(states), goals)
+
+    def terminal_at(self, states: FloatArray, goals: FloatArray) -> BoolArray:
+        """done(s', g) for next states (B, d) and goals (B, k), shape (B,)."""
+        return self.terminal(self.achieved_goal(states), goals)
+
+    # ------------------------------------------------------------------ helpers
+    def sample_states(self, n: int, rng: np.random.Generator) -> FloatArray:
+        """States uniform over [state_low, state_high], shape (n, d)."""
+        return rng.uniform(self.state_low, self.state_high, size=(n, self.state_dim))
+
+    def wrap(self, states: FloatArray) -> FloatArray:
+        """Wrap the angle dims of states (..., d); other dims unchanged."""
+        out = np.array(states, dtype=np.float64, copy=True)
+        for d in self.angle_dims:
+            out[..., d] = wrap_angle(out[..., d])
+        return out
+
+    def agent_obs(self, states: FloatArray, goals: FloatArray) -> np.ndarray:
+        """The observation the agent sees, concat(observe(s), g), float32, shape (B, o + k)."""
+        return np.concatenate([self.observe(states), goals], axis=-1).astype(np.float32)
+
+    def observation_space(self) -> spaces.Box:
+        return spaces.Box(-np.inf, np.inf, shape=(self.obs_dim + self.goal_dim,), dtype=np.float32)
+
+    def action_space(self) -> gym.Space[Any]:
+        if self.num_actions is not None:
+            return spaces.Discrete(self.num_actions)
+        assert self.action_low is not None and self.action_high is not None
+        return spaces.Box(self.action_low.astype(np.float32), self.action_high.astype(np.float32), dtype=np.float32)
+
+    def check_actions(self, actions: np.ndarray, batch: int) -> np.ndarray:
+        """Validate a batch of actions, raising :class:`PlrayInputError` that says what was wrong."""
+        actions = np.asarray(actions)
+        if self.num_actions is not None:
+            actions = actions.reshape(-1)
+            if actions.shape != (batch,) or not np.issubdtype(actions.dtype, np.integer):
+                raise PlrayInputError(f"actions: expected {batch} integers, got {actions.dtype} array {actions.shape}")
+            if (actions < 0).any() or (actions >= self.num_actions).any():
+                raise PlrayInputError(f"actions: must lie in [0, {self.num_actions}), got {actions}")
+            return actions.astype(np.int64)
+        actions = actions.reshape(batch, self.action_dim).astype(np.float64)
+        if not np.isfinite(actions).all():
+            raise PlrayInputError("actions: non-finite entries")
+        return np.clip(actions, self.action_low, self.action_high)
+
+
+class GoalVectorEnv(VectorEnv):
+    """B goal-conditioned episodes stepped at once with numpy (NEXT_STEP autoreset, as RLlib expects).
+
+    Each episode's goal is drawn uniformly from ``goals`` (default: the task's training goals) at
+    reset. ``info`` carries the batch's ``state`` (B, d) so exact quantities stay available.
+
+    Args:
+        task: the task.
+        num_envs: B.
+        goals: goal set to draw from, shape (G, k).
+        seed: seeds reset states and goal draws.
+    """
+
+    metadata: ClassVar[dict[str, Any]] = {"autoreset_mode": AutoresetMode.NEXT_STEP}
+
+    def __init__(self, task: GoalTask, num_envs: int, goals: FloatArray | None = None, seed: int | None = None):
+        self.task = task
+        self.num_envs = int(num_envs)
+        self.goals = np.asarray(task.training_goals if goals is None else goals, dtype=np.float64)
+        if self.goals.ndim != 2 or self.goals.shape[1] != task.goal_dim:
+            raise PlrayInputError(f"goals: expected shape (G, {task.goal_dim}), got {self.goals.shape}")
+        self.single_observation_space = task.observation_space()
+        self.single_action_space = task.action_space()
+        self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, self.num_envs)
+        self.action_space = gym.vector.utils.batch_space(self.single_action_space, self.num_envs)
+        self._rng = np.random.default_rng(seed)
+        self._states = np.zeros((self.num_envs, task.state_dim))
+        self._goal = np.zeros((self.num_envs, task.goal_dim))
+        self._t = np.zeros(self.num_envs, dtype=np.int64)
+        self._needs_reset = np.zeros(self.num_envs, dtype=bool)
+
+    def _reset_some(self, mask: np.ndarray) -> None:
+        n = int(mask.sum())
+        if n:
+            self._states[mask] = self.task.reset_states(n, self._rng)
+            self._goal[mask] = self.goals[self._rng.integers(len(self.goals), size=n)]
+            self._t[mask] = 0
+
+    def reset(
+        self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        if seed is not None:
+            self._rng = np.random.default_rng(seed if isinstance(seed, int) else seed[0])
+        self._reset_some(np.ones(self.num_envs, dtype=bool))
+        self._needs_reset[:] = False
+        return self.task.agent_obs(self._states, self._goal), {"state": self._states.copy()}
+
+    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        actions = self.task.check_actions(actions, self.num_envs)
+        reset = self._needs_reset.copy()
+        step = ~reset
+        nxt = self.task.next_state(self._states, actions)
+        achieved = self.task.achieved_goal(nxt)
+        rewards = np.where(step, self.task.reward(achieved, self._goal), 0.0)
+        terminated = step & self.task.terminal(achieved, self._goal)
+        self._states = np.where(step[:, None], nxt, self._states)
+        self._t += step
+        truncated = step & ~terminated & (self._t >= self.task.max_episode_steps)
+        self._reset_some(reset)
+        self._needs_reset = terminated | truncated
+        obs = self.task.agent_obs(self._states, self._goal)
+        return obs, rewards, terminated, truncated, {"state": self._states.copy()}
+
+
+class GoalEnv(gym.Env[np.ndarray, Any]):
+    """A single goal-conditioned episode over a :class:`GoalTask` (a B = 1 view of the same dynamics).
+
+    ``reset(options={"goal": g, "state": s})`` may fix the goal (k,) and the start state (d,).
+    """
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
+
+    def __init__(self, task: GoalTask, goals: FloatArray | None = None) -> None:
+        self.task = task
+        self.goals = np.asarray(task.training_goals if goals is None else goals, dtype=np.float64)
+        self.observation_space = task.observation_space()
+        self.action_space = task.action_space()
+        self._state = np.zeros((1, task.state_dim))
+        self._goal = np.zeros((1, task.goal_dim))
+        self._t = 0
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        super().reset(seed=seed)
+        options = options or {}
+        goal = options.get("goal")
+        self._goal = (
+            self.goals[[self.np_random.integers(len(self.goals))]]
+            if goal is None
+            else np.asarray(goal, dtype=np.float64).reshape(1, self.task.goal_dim)
+        )
+        state = options.get("state")
+        self._state = (
+            self.task.reset_states(1, self.np_random)
+            if state is None
+            else np.asarray(state, dtype=np.float64).reshape(1, self.task.state_dim)
+        )
+        self._t = 0
+        return self.task.agent_obs(self._state, self._goal)[0], {"state": self._state[0].copy()}
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        actions = self.task.check_actions(np.asarray([action]), 1)
+        self._state = self.task.next_state(self._state, actions)
+        achieved = self.task.achieved_goal(self._state)
+        reward = float(self.task.reward(achieved, self._goal)[0])
+        terminated = bool(self.task.terminal(achieved, self._goal)[0])
+        self._t += 1
+        truncated = not terminated and self._t >= self.task.max_episode_steps
+        obs = self.task.agent_obs(self._state, self._goal)[0]
+        return obs, reward, terminated, truncated, {"state": self._state[0].copy()}
