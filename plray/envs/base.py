@@ -109,6 +109,18 @@ class GoalTask(ABC):
         """done(s', g) for next states (B, d) and goals (B, k), shape (B,)."""
         return self.terminal(self.achieved_goal(states), goals)
 
+    def reward_from_obs(self, next_obs: FloatArray, goals: FloatArray) -> FloatArray:
+        """r(s', g) from the agent's observation of s' (B, o) and goals (B, k): what relabelling needs.
+
+        The default reads the achieved goal off the observation; tasks whose rewards are not a
+        function of an achieved goal (FourRooms' per-goal generic rewards) override this.
+        """
+        return self.reward(self.achieved_goal_from_obs(next_obs), goals)
+
+    def terminal_from_obs(self, next_obs: FloatArray, goals: FloatArray) -> BoolArray:
+        """done(s', g) from the observation of s' (B, o) and goals (B, k), shape (B,)."""
+        return self.terminal(self.achieved_goal_from_obs(next_obs), goals)
+
     # ------------------------------------------------------------------ helpers
     def sample_states(self, n: int, rng: np.random.Generator) -> FloatArray:
         """States uniform over [state_low, state_high], shape (n, d)."""
@@ -202,9 +214,8 @@ class GoalVectorEnv(VectorEnv):
         reset = self._needs_reset.copy()
         step = ~reset
         nxt = self.task.next_state(self._states, actions)
-        achieved = self.task.achieved_goal(nxt)
-        rewards = np.where(step, self.task.reward(achieved, self._goal), 0.0)
-        terminated = step & self.task.terminal(achieved, self._goal)
+        rewards = np.where(step, self.task.reward_at(nxt, self._goal), 0.0)
+        terminated = step & self.task.terminal_at(nxt, self._goal)
         self._states = np.where(step[:, None], nxt, self._states)
         self._t += step
         truncated = step & ~terminated & (self._t >= self.task.max_episode_steps)
@@ -254,9 +265,8 @@ class GoalEnv(gym.Env[np.ndarray, Any]):
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         actions = self.task.check_actions(np.asarray([action]), 1)
         self._state = self.task.next_state(self._state, actions)
-        achieved = self.task.achieved_goal(self._state)
-        reward = float(self.task.reward(achieved, self._goal)[0])
-        terminated = bool(self.task.terminal(achieved, self._goal)[0])
+        reward = float(self.task.reward_at(self._state, self._goal)[0])
+        terminated = bool(self.task.terminal_at(self._state, self._goal)[0])
         self._t += 1
         truncated = not terminated and self._t >= self.task.max_episode_steps
         obs = self.task.agent_obs(self._state, self._goal)[0]

@@ -53,6 +53,7 @@ from gymnasium import spaces
 
 from plray.core.types import BoolArray, FloatArray, IntArray
 from plray.core.validation import PlrayInputError, check_choice
+from plray.envs.base import GoalTask
 
 VARIANTS: tuple[str, ...] = ("deterministic", "windy", "teleport")
 GOAL_FAMILIES: tuple[str, ...] = ("indicator", "gaussian", "generic")
@@ -426,3 +427,103 @@ class FourRoomsGoalEnv(gym.Env[np.ndarray, np.int64]):
 
     def render(self) -> str:  # type: ignore[override]
         return self.mdp.render()
+
+
+class FourRoomsTask(GoalTask):
+    """FourRooms as a :class:`GoalTask`, so it trains through the same vector env and relabelling.
+
+    The state is the cell index (one float); the observation is ``one_hot(state, S)``; the goal
+    is ``one_hot(goal index, G)`` into the goal set, since generic and Gaussian rewards belong to
+    a goal, not to a cell. Transitions are drawn from the exact kernel with the task's own seeded
+    generator. Hindsight strategies that need an achieved goal (``future``, ``final``,
+    ``episode``) are available when the goal set is every state (|G| = S); otherwise use
+    ``random``.
+
+    Args:
+        variant, num_goals, goal_family, placement, seed, noise, sigma: see :meth:`FourRooms.goal_set`.
+        max_steps: episode length.
+    """
+
+    name = "fourrooms"
+    state_dim = 1
+    num_actions = 4
+    gamma = DEFAULT_GAMMA
+
+    def __init__(
+        self,
+        variant: str = "deterministic",
+        num_goals: int = 68,
+        goal_family: str = "generic",
+        *,
+        placement: str = "random",
+        seed: int = 0,
+        noise: float = DEFAULT_NOISE,
+        sigma: float = DEFAULT_SIGMA,
+        max_steps: int = 200,
+    ) -> None:
+        self.mdp = FourRooms(variant)
+        self.goals = self.mdp.goal_set(
+            num_goals, goal_family, placement=placement, seed=seed, noise=noise, sigma=sigma
+        )
+        S, G = self.mdp.num_states, self.goals.num_goals
+        self.obs_dim = S  # type: ignore[misc]
+        self.goal_dim = G  # type: ignore[misc]
+        self.max_episode_steps = int(max_steps)  # type: ignore[misc]
+        self.state_low = np.zeros(1)
+        self.state_high = np.full(1, S - 1.0)
+        self.goal_tolerance = 0.5
+        self.training_goals = np.eye(G)
+        self._rng = np.random.default_rng([seed, 3])
+
+    @property
+    def covers_all_states(self) -> bool:
+        """Whether goal l sits on state l for every state (so achieved goals exist)."""
+        return self.goals.num_goals == self.mdp.num_states and bool(
+            (self.goals.states == np.arange(self.mdp.num_states)).all()
+        )
+
+    def reset_states(self, n: int, rng: np.random.Generator) -> FloatArray:
+        return rng.integers(self.mdp.num_states, size=(n, 1)).astype(np.float64)
+
+    def next_state(self, states: FloatArray, actions: np.ndarray) -> FloatArray:
+        s = np.asarray(states, dtype=np.float64).reshape(-1).round().astype(np.int64)
+        nxt = self.mdp.sample_next(s, np.asarray(actions, dtype=np.int64).reshape(-1), self._rng)
+        return nxt.astype(np.float64)[:, None]
+
+    def observe(self, states: FloatArray) -> FloatArray:
+        s = np.asarray(states).reshape(-1).round().astype(np.int64)
+        return np.eye(self.mdp.num_states)[s]
+
+    def achieved_goal(self, states: FloatArray) -> FloatArray:
+        if not self.covers_all_states:
+            raise PlrayInputError(
+                "FourRooms goals are reward functions, not cells, unless the goal set is every state "
+                "(num_goals = 68 with placement covering all states): use the 'random' relabelling strategy"
+            )
+        return self.observe(states)
+
+    def achieved_goal_from_obs(self, obs: FloatArray) -> FloatArray:
+        return self.achieved_goal(np.asarray(obs).argmax(axis=-1)[:, None].astype(np.float64))
+
+    def _indices(self, next_obs: FloatArray, goals: FloatArray) -> tuple[IntArray, IntArray]:
+        return np.asarray(next_obs).argmax(axis=-1), np.asarray(goals).argmax(axis=-1)
+
+    def reward_from_obs(self, next_obs: FloatArray, goals: FloatArray) -> FloatArray:
+        s, g = self._indices(next_obs, goals)
+        return self.goals.rewards[s, g]
+
+    def terminal_from_obs(self, next_obs: FloatArray, goals: FloatArray) -> BoolArray:
+        s, g = self._indices(next_obs, goals)
+        return self.goals.dones[s, g] > 0
+
+    def reward(self, achieved: FloatArray, goals: FloatArray) -> FloatArray:
+        return self.reward_from_obs(achieved, goals)
+
+    def terminal(self, achieved: FloatArray, goals: FloatArray) -> BoolArray:
+        return self.terminal_from_obs(achieved, goals)
+
+    def reward_at(self, states: FloatArray, goals: FloatArray) -> FloatArray:
+        return self.reward_from_obs(self.observe(states), goals)
+
+    def terminal_at(self, states: FloatArray, goals: FloatArray) -> BoolArray:
+        return self.terminal_from_obs(self.observe(states), goals)

@@ -1,0 +1,208 @@
+"""Hindsight experience replay (HER) for RLlib's new API stack, applied at sample time.
+
+RLlib 2.60 has no goal relabelling. :class:`HindsightEpisodeReplayBuffer` subclasses RLlib's
+``EpisodeReplayBuffer``: episodes are stored unchanged, and every call to ``sample`` draws
+⌈B / (k + 1)⌉ real one-step transitions and returns each followed by k copies whose goal is
+replaced (Andrychowicz et al. 2017), so a train batch holds k relabelled goals per real
+transition. Rewards and terminations of relabelled copies are recomputed with the task's own
+reward function from the next observation, never copied.
+
+Strategies for the substitute goal of a transition (o_t, a_t, o_{t+1}) of a stored episode with
+observations o_0..o_T (T = steps stored so far):
+
+* ``future``: the achieved goal of o_j, j uniform in {t+1, ..., T};
+* ``final``: the achieved goal of o_T;
+* ``episode``: the achieved goal of o_j, j uniform in {0, ..., T};
+* ``random``: a training goal drawn uniformly (the paper's MountainCar agents).
+
+The goal occupies the last ``goal_dim`` entries of the flat observation (see
+:class:`plray.envs.base.GoalTask`). Only one-step transitions are relabelled (``n_step = 1``):
+an n-step return would mix rewards of the original goal.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from plray.core.types import FloatArray, IntArray
+from plray.core.validation import PlrayInputError, check_choice
+from plray.envs.base import GoalTask
+
+HER_STRATEGIES: tuple[str, ...] = ("future", "final", "episode", "random")
+
+
+def relabel_indices(strategy: str, t: IntArray, T: IntArray, rng: np.random.Generator) -> IntArray:
+    """Observation indices whose achieved goals become the substitute goals.
+
+    Args:
+        strategy: ``future``, ``final`` or ``episode`` (``random`` uses no index).
+        t: time index of each transition's first observation, shape (n,).
+        T: index of the last stored observation of each transition's episode, shape (n,); T > t.
+        rng: random generator.
+
+    Returns:
+        indices into each episode's observations, shape (n,).
+    """
+    t = np.asarray(t, dtype=np.int64)
+    T = np.asarray(T, dtype=np.int64)
+    if (t >= T).any():
+        raise PlrayInputError("relabel_indices: every transition needs a next observation (T > t)")
+    if strategy == "future":
+        return t + 1 + np.floor(rng.random(t.shape) * (T - t)).astype(np.int64)
+    if strategy == "final":
+        return T.copy()
+    if strategy == "episode":
+        return np.floor(rng.random(t.shape) * (T + 1)).astype(np.int64)
+    raise PlrayInputError(f"relabel_indices: strategy {strategy!r} draws no index; use one of future, final, episode")
+
+
+def relabel(
+    task: GoalTask,
+    obs: FloatArray,
+    next_obs: FloatArray,
+    goals: FloatArray,
+) -> tuple[np.ndarray, np.ndarray, FloatArray, np.ndarray]:
+    """Replace the goal of transitions and recompute reward and termination.
+
+    Args:
+        task: the goal-conditioned task (its reward function decides the new rewards).
+        obs, next_obs: flat agent observations ``concat(observe(s), g)``, shape (n, o + k).
+        goals: substitute goals, shape (n, k).
+
+    Returns:
+        (obs, next_obs, rewards (n,), terminateds (n,)) with the goal entries replaced.
+    """
+    k = task.goal_dim
+    obs = np.array(obs, dtype=np.float32, copy=True)
+    next_obs = np.array(next_obs, dtype=np.float32, copy=True)
+    goals = np.asarray(goals, dtype=np.float64).reshape(len(obs), k)
+    obs[:, -k:] = goals
+    next_obs[:, -k:] = goals
+    plain_next = next_obs[:, :-k].astype(np.float64)
+    rewards = task.reward_from_obs(plain_next, goals)
+    terminateds = task.terminal_from_obs(plain_next, goals)
+    return obs, next_obs, rewards, terminateds
+
+
+def _import_rllib() -> tuple[Any, Any]:
+    from ray.rllib.env.single_agent_episode import SingleAgentEpisode
+    from ray.rllib.utils.replay_buffers.episode_replay_buffer import EpisodeReplayBuffer
+
+    return EpisodeReplayBuffer, SingleAgentEpisode
+
+
+EpisodeReplayBuffer, SingleAgentEpisode = _import_rllib()
+
+
+class HindsightEpisodeReplayBuffer(EpisodeReplayBuffer):  # type: ignore[misc, valid-type]
+    """RLlib episode replay buffer that returns k hindsight-relabelled copies of each sampled transition.
+
+    Configure it through ``config.training(replay_buffer_config={"type":
+    HindsightEpisodeReplayBuffer, "capacity": ..., "task": "mountaincar-position",
+    "strategy": "random", "k": 4, "seed": 0})``.
+
+    Args:
+        task: registry name of the :class:`GoalTask` (or a task instance).
+        task_kwargs: keyword arguments for the task's constructor.
+        strategy: ``future``, ``final``, ``episode`` or ``random``.
+        k: relabelled copies per real transition (0 disables relabelling).
+        seed: seeds the buffer's sampling and relabelling.
+        **kwargs: passed to ``EpisodeReplayBuffer`` (``capacity``, ``batch_size_B``, ...).
+    """
+
+    def __init__(
+        self,
+        *,
+        task: str | GoalTask,
+        task_kwargs: dict[str, Any] | None = None,
+        strategy: str = "future",
+        k: int = 4,
+        seed: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if isinstance(task, str):
+            from plray.envs.registry import make_task
+
+            task = make_task(task, **(task_kwargs or {}))
+        self.task: GoalTask = task
+        self.strategy = check_choice(strategy, "her strategy", HER_STRATEGIES)
+        if not isinstance(k, int) or k < 0:
+            raise PlrayInputError(f"her k: relabelled goals per transition must be an integer >= 0, got {k!r}")
+        self.k = k
+        self.rng = np.random.default_rng(seed)
+        self._relabel_rng = np.random.default_rng(None if seed is None else [seed, 1])
+        self.num_relabelled = 0
+
+    def _full_episode(self, sampled: Any) -> Any:
+        return self.episodes[self.episode_id_to_index[sampled.id_] - self._num_episodes_evicted]
+
+    def sample(self, num_items: int | None = None, *, batch_size_B: int | None = None, **kwargs: Any) -> list[Any]:
+        """Sample B one-step transitions: ⌈B / (k + 1)⌉ real ones, each followed by k relabelled copies."""
+        B = num_items or batch_size_B or self.batch_size_B
+        n_step = kwargs.get("n_step", 1)
+        if self.k > 0 and (kwargs.get("batch_length_T") or (n_step not in (None, 1))):
+            raise PlrayInputError("hindsight relabelling needs one-step transitions: set n_step=1 and no sequences")
+        n_real = math.ceil(B / (self.k + 1)) if self.k else B
+        real = super().sample(num_items=n_real, **kwargs)
+        if self.k == 0:
+            return real
+        goal_dim = self.task.goal_dim
+        obs = np.stack([ep.get_observations(0) for ep in real])
+        next_obs = np.stack([ep.get_observations(-1) for ep in real])
+        n = len(real)
+        reps = np.repeat(np.arange(n), self.k)
+        if self.strategy == "random":
+            goals_pool = np.asarray(self.task.training_goals, dtype=np.float64)
+            new_goals = goals_pool[self._relabel_rng.integers(len(goals_pool), size=len(reps))]
+        else:
+            t = np.array([ep.t_started for ep in real], dtype=np.int64)
+            fulls = [self._full_episode(ep) for ep in real]
+            T = np.array([len(full) for full in fulls], dtype=np.int64)
+            idx = relabel_indices(self.strategy, t[reps], T[reps], self._relabel_rng)
+            chosen = np.stack([fulls[i].get_observations(int(j)) for i, j in zip(reps, idx, strict=True)])
+            new_goals = self.task.achieved_goal_from_obs(chosen[:, :-goal_dim].astype(np.float64))
+        r_obs, r_next, r_rew, r_term = relabel(self.task, obs[reps], next_obs[reps], new_goals)
+        out: list[Any] = []
+        for i, ep in enumerate(real):
+            out.append(ep)
+            for j in range(i * self.k, (i + 1) * self.k):
+                out.append(self._copy_with(ep, r_obs[j], r_next[j], float(r_rew[j]), bool(r_term[j])))
+        self.num_relabelled += len(reps)
+        return out[:B]
+
+    @staticmethod
+    def _copy_with(ep: Any, obs: np.ndarray, next_obs: np.ndarray, reward: float, terminated: bool) -> Any:
+        """A one-step episode like ``ep`` with new observations, reward and termination."""
+        copy = SingleAgentEpisode(
+            id_=ep.id_,
+            agent_id=ep.agent_id,
+            module_id=ep.module_id,
+            observation_space=ep.observation_space,
+            action_space=ep.action_space,
+            observations=[obs, next_obs],
+            actions=[ep.get_actions(0)],
+            rewards=[reward],
+            infos=[ep.get_infos(0), ep.get_infos(-1)],
+            terminated=terminated,
+            truncated=ep.is_truncated and not terminated,
+            t_started=ep.t_started,
+            len_lookback_buffer=0,
+        )
+        # the per-step model outputs of the original step, incl. RLlib's "n_step" and "weights"
+        # buffers, hold for the copy too: share them (they are read, never written, downstream)
+        for key, buffer in ep.extra_model_outputs.items():
+            copy.extra_model_outputs[key] = buffer
+        return copy
+
+    def get_state(self) -> dict[str, Any]:
+        state = super().get_state()
+        state["her"] = {"num_relabelled": self.num_relabelled}
+        return state
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        super().set_state(state)
+        self.num_relabelled = state.get("her", {}).get("num_relabelled", 0)
