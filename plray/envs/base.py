@@ -156,6 +156,11 @@ class GoalTask(ABC):
             if (actions < 0).any() or (actions >= self.num_actions).any():
                 raise PlrayInputError(f"actions: must lie in [0, {self.num_actions}), got {actions}")
             return actions.astype(np.int64)
+        if actions.size != batch * self.action_dim:
+            raise PlrayInputError(
+                f"actions: expected {batch} actions of dimension {self.action_dim}, "
+                f"got an array of shape {actions.shape}"
+            )
         actions = actions.reshape(batch, self.action_dim).astype(np.float64)
         if not np.isfinite(actions).all():
             raise PlrayInputError("actions: non-finite entries")
@@ -248,6 +253,12 @@ class GoalEnv(gym.Env[np.ndarray, Any]):
         super().reset(seed=seed)
         options = options or {}
         goal = options.get("goal")
+        for key, size in (("goal", self.task.goal_dim), ("state", self.task.state_dim)):
+            value = options.get(key)
+            if value is not None:
+                arr = np.asarray(value, dtype=np.float64)
+                if arr.size != size or not np.isfinite(arr).all():
+                    raise PlrayInputError(f"options[{key!r}]: expected {size} finite numbers, got {value!r}")
         self._goal = (
             self.goals[[self.np_random.integers(len(self.goals))]]
             if goal is None

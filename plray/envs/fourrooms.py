@@ -462,9 +462,7 @@ class FourRoomsTask(GoalTask):
         max_steps: int = 200,
     ) -> None:
         self.mdp = FourRooms(variant)
-        self.goals = self.mdp.goal_set(
-            num_goals, goal_family, placement=placement, seed=seed, noise=noise, sigma=sigma
-        )
+        self.goals = self.mdp.goal_set(num_goals, goal_family, placement=placement, seed=seed, noise=noise, sigma=sigma)
         S, G = self.mdp.num_states, self.goals.num_goals
         self.obs_dim = S  # type: ignore[misc]
         self.goal_dim = G  # type: ignore[misc]

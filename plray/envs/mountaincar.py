@@ -1,0 +1,153 @@
+"""MountainCar as a goal-conditioned task (reference §1.5.2, §4.1).
+
+The physics are gymnax's ``classic_control.MountainCar`` (itself OpenAI gym's ``MountainCar-v0``),
+which the paper's released code wraps, with the built-in goal termination removed. With state
+s = [x, v] and action a ∈ {0 left, 1 none, 2 right}::
+
+    v' = clip(v + (a − 1)·0.001 − cos(3x)·0.0025, −0.07, 0.07)
+    x' = clip(x + v', −1.2, 0.6)
+    v' ← 0   if x' = −1.2 and v' < 0        (inelastic left wall; the right wall keeps v')
+
+Episodes start at x ~ U[−0.6, −0.4], v = 0 and last 200 steps unless the goal is reached. The
+observation is the state itself, [x, v].
+
+Two goal families, one per agent of the paper, each a sparse reward 1[|achieved − g| < a] that
+ends the episode:
+
+* ``position``: the achieved goal is x; goals x ∈ linspace(−1.2, 0.6, 4) = {−1.2, −0.6, 0.0, 0.6},
+  a = 0.1.
+* ``velocity``: the achieved goal is v; goals v ∈ linspace(−0.07, 0.07, 4), a = 0.01.
+
+Notes:
+
+* plray computes in float64; gymnax (JAX's default) runs in float32, so trajectories agree with the
+  paper's to about 1e-7 per step, not bit for bit.
+* Half of the start distribution (x ∈ (−0.6, −0.5)) already lies inside the x = −0.6 goal's ball,
+  so from there the first step pays 1 and terminates; this is how the paper's goal set behaves too
+  (rewards are paid on arrival, so the start state itself earns nothing).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+
+from plray.core.types import FloatArray
+from plray.core.validation import PlrayInputError, as_float_array, check_choice, check_shape
+from plray.envs.base import GoalTask
+
+GOALS: tuple[str, ...] = ("position", "velocity")
+ACTION_NAMES: tuple[str, ...] = ("left", "none", "right")
+
+MIN_POSITION = -1.2
+MAX_POSITION = 0.6
+MAX_SPEED = 0.07
+FORCE = 0.001
+GRAVITY = 0.0025
+RESET_LOW, RESET_HIGH = -0.6, -0.4
+NUM_GOALS = 4
+POSITION_TOLERANCE = 0.1
+VELOCITY_TOLERANCE = 0.01
+
+
+class MountainCarTask(GoalTask):
+    """Goal-conditioned MountainCar with gymnax physics; see the module docstring.
+
+    Args:
+        goal: ``"position"`` (goals on x) or ``"velocity"`` (goals on v).
+
+    Attributes:
+        goal: the goal family.
+        goal_index: the state dim the goals live on (0 for x, 1 for v).
+    """
+
+    state_dim: ClassVar[int] = 2
+    obs_dim: ClassVar[int] = 2
+    goal_dim: ClassVar[int] = 1
+    num_actions: ClassVar[int | None] = 3
+    max_episode_steps: ClassVar[int] = 200
+    gamma: ClassVar[float] = 0.99
+
+    def __init__(self, goal: str = "position") -> None:
+        check_choice(goal, "goal", GOALS)
+        self.goal = goal
+        self.name = f"mountaincar-{goal}"  # type: ignore[misc]
+        self.goal_index = 0 if goal == "position" else 1
+        self.state_low = np.array([MIN_POSITION, -MAX_SPEED])
+        self.state_high = np.array([MAX_POSITION, MAX_SPEED])
+        if goal == "position":
+            self.training_goals = np.linspace(MIN_POSITION, MAX_POSITION, NUM_GOALS).reshape(-1, 1)
+            self.goal_tolerance = POSITION_TOLERANCE
+        else:
+            self.training_goals = np.linspace(-MAX_SPEED, MAX_SPEED, NUM_GOALS).reshape(-1, 1)
+            self.goal_tolerance = VELOCITY_TOLERANCE
+
+    def __repr__(self) -> str:
+        return f"MountainCarTask(goal={self.goal!r})"
+
+    # ------------------------------------------------------------------ dynamics
+    def reset_states(self, n: int, rng: np.random.Generator) -> FloatArray:
+        """Initial states: x ~ U[−0.6, −0.4], v = 0.
+
+        Args:
+            n: number of episodes, ≥ 0.
+            rng: numpy random generator.
+
+        Returns:
+            states, shape (n, 2).
+        """
+        n = _check_count(n)
+        _check_rng(rng)
+        states = np.zeros((n, 2))
+        states[:, 0] = rng.uniform(RESET_LOW, RESET_HIGH, size=n)
+        return states
+
+    def next_state(self, states: FloatArray, actions: np.ndarray) -> FloatArray:
+        """Exact successors under gymnax's MountainCar physics (see the module docstring).
+
+        Args:
+            states: [x, v] rows, shape (B, 2); any finite values (the update clips them).
+            actions: integers in {0, 1, 2}, shape (B,).
+
+        Returns:
+            next states, shape (B, 2).
+        """
+        states = _check_batch(states, "states", 2, "d")
+        actions = self.check_actions(actions, len(states))
+        x, v = states[:, 0], states[:, 1]
+        v_next = np.clip(v + (actions - 1) * FORCE - np.cos(3.0 * x) * GRAVITY, -MAX_SPEED, MAX_SPEED)
+        x_next = np.clip(x + v_next, MIN_POSITION, MAX_POSITION)
+        v_next = np.where((x_next == MIN_POSITION) & (v_next < 0.0), 0.0, v_next)
+        return np.stack([x_next, v_next], axis=-1)
+
+    def observe(self, states: FloatArray) -> FloatArray:
+        """The observation [x, v] (the state itself), shape (B, 2)."""
+        return _check_batch(states, "states", 2, "d").copy()
+
+    def achieved_goal(self, states: FloatArray) -> FloatArray:
+        """x (position goals) or v (velocity goals) of states (B, 2), shape (B, 1)."""
+        states = _check_batch(states, "states", 2, "d")
+        return states[:, [self.goal_index]].copy()
+
+    def achieved_goal_from_obs(self, obs: FloatArray) -> FloatArray:
+        """x or v read off observations (B, 2), shape (B, 1)."""
+        obs = _check_batch(obs, "obs", 2, "o")
+        return obs[:, [self.goal_index]].copy()
+
+
+def _check_batch(x: object, name: str, width: int, axis_name: str) -> FloatArray:
+    arr = as_float_array(x, name, ndim=2)
+    check_shape(arr, name, (None, width), ("B", axis_name))
+    return arr
+
+
+def _check_count(n: object) -> int:
+    if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 0:
+        raise PlrayInputError(f"n: expected a non-negative integer, got {n!r}")
+    return int(n)
+
+
+def _check_rng(rng: object) -> None:
+    if not isinstance(rng, np.random.Generator):
+        raise PlrayInputError(f"rng: expected a numpy.random.Generator, got {type(rng).__name__}")

@@ -1,0 +1,121 @@
+"""Continuous goal-conditioned tasks by name, and an RLlib-style env creator over them.
+
+Names: ``mountaincar-position``, ``mountaincar-velocity``, ``reacher`` (the paper's kinematic
+reacher), ``mujoco-reacher`` (gymnasium's ``Reacher-v5`` physics) and ``fourrooms`` (the tabular
+FourRooms as a goal task). A name fixes the continuous tasks completely; keyword arguments are
+passed on only where a task's constructor declares them (only ``fourrooms`` does: variant, goal
+count and family, seed), so the same name and arguments always mean the same dynamics and rewards.
+
+:func:`make_env` is the creator to register with ``ray.tune.register_env``. RLlib's
+``SingleAgentEnvRunner`` calls it with the user's ``env_config`` for a single env and, for a vector
+env, with a plain-dict copy of it plus ``"num_envs"``; the latter yields one numpy-batched
+:class:`~plray.envs.base.GoalVectorEnv` (NEXT_STEP autoreset, as RLlib expects). When RLlib's own
+``config.seed`` is set, the env runner reseeds the env at its first reset with a per-runner seed,
+which overrides ``env_config["seed"]``.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from plray.core.validation import PlrayInputError
+from plray.envs.base import GoalEnv, GoalTask, GoalVectorEnv
+from plray.envs.fourrooms import FourRoomsTask
+from plray.envs.mountaincar import MountainCarTask
+from plray.envs.mujoco_reacher import MujocoReacherTask
+from plray.envs.reacher import KinematicReacherTask
+
+ENV_CONFIG_KEYS: tuple[str, ...] = ("task", "task_kwargs", "seed", "num_envs")
+
+
+def _mountaincar_position() -> MountainCarTask:
+    return MountainCarTask("position")
+
+
+def _mountaincar_velocity() -> MountainCarTask:
+    return MountainCarTask("velocity")
+
+
+TASKS: dict[str, Callable[..., GoalTask]] = {
+    "mountaincar-position": _mountaincar_position,
+    "mountaincar-velocity": _mountaincar_velocity,
+    "reacher": KinematicReacherTask,
+    "mujoco-reacher": MujocoReacherTask,
+    "fourrooms": FourRoomsTask,
+}
+
+
+def make_task(name: str, **kwargs: Any) -> GoalTask:
+    """Build the task registered under ``name``.
+
+    Args:
+        name: one of :data:`TASKS`.
+        **kwargs: constructor arguments the task declares (none of the built-in tasks take any).
+
+    Returns:
+        a fresh task instance.
+
+    Raises:
+        PlrayInputError: unknown name, or keyword arguments the task does not accept.
+    """
+    if not isinstance(name, str) or name not in TASKS:
+        raise PlrayInputError(f"task: unknown task {name!r}; choose one of {', '.join(TASKS)}")
+    factory = TASKS[name]
+    try:
+        inspect.signature(factory).bind(**kwargs)
+    except TypeError as exc:
+        params = [p for p in inspect.signature(factory).parameters if p != "self"]
+        accepted = ", ".join(params) if params else "none"
+        raise PlrayInputError(
+            f"task_kwargs: task {name!r} does not accept {sorted(kwargs)} ({exc}); accepted: {accepted}"
+        ) from exc
+    return factory(**kwargs)
+
+
+def make_env(env_config: Mapping[str, Any]) -> GoalEnv | GoalVectorEnv:
+    """RLlib-style env creator: a :class:`GoalEnv`, or a :class:`GoalVectorEnv` when ``num_envs`` is given.
+
+    Args:
+        env_config: a mapping (a dict or RLlib's ``EnvContext``) with keys
+
+            * ``"task"`` (required): a name in :data:`TASKS`;
+            * ``"task_kwargs"``: dict of keyword arguments for :func:`make_task`;
+            * ``"seed"``: non-negative int seeding reset states and goal draws (default: fresh
+              entropy);
+            * ``"num_envs"``: B ≥ 1; added by RLlib when it wants a vector env.
+
+    Returns:
+        ``GoalVectorEnv(task, num_envs, seed=seed)`` if ``"num_envs"`` is present, else
+        ``GoalEnv(task)`` whose generator is seeded with ``seed``.
+
+    Raises:
+        PlrayInputError: a missing task, an unknown key, or a malformed value.
+    """
+    if not isinstance(env_config, Mapping):
+        raise PlrayInputError(f"env_config: expected a dict, got {type(env_config).__name__}")
+    unknown = sorted(str(k) for k in env_config if k not in ENV_CONFIG_KEYS)
+    if unknown:
+        raise PlrayInputError(f"env_config: unknown keys {unknown}; allowed keys: {', '.join(ENV_CONFIG_KEYS)}")
+    if "task" not in env_config:
+        raise PlrayInputError(f"env_config: missing 'task'; choose one of {', '.join(TASKS)}")
+    task_kwargs = env_config.get("task_kwargs") or {}
+    if not isinstance(task_kwargs, Mapping):
+        raise PlrayInputError(f"env_config['task_kwargs']: expected a dict, got {type(task_kwargs).__name__}")
+    seed = env_config.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0):
+        raise PlrayInputError(f"env_config['seed']: expected a non-negative integer or None, got {seed!r}")
+    seed = None if seed is None else int(seed)
+    task = make_task(env_config["task"], **dict(task_kwargs))
+    if "num_envs" in env_config:
+        num_envs = env_config["num_envs"]
+        if isinstance(num_envs, bool) or not isinstance(num_envs, int | np.integer) or num_envs < 1:
+            raise PlrayInputError(f"env_config['num_envs']: expected a positive integer, got {num_envs!r}")
+        return GoalVectorEnv(task, int(num_envs), seed=seed)
+    env = GoalEnv(task)
+    if seed is not None:
+        env.np_random = np.random.default_rng(seed)
+    return env
