@@ -114,6 +114,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fr.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
 
+    tr = sub.add_parser(
+        "train",
+        help="train a goal-conditioned agent on RLlib (DQN or SAC with hindsight relabelling)",
+        description=(
+            "Train one goal-conditioned agent from a YAML config (see configs/agents/). Writes config.yaml, "
+            "checkpoints/ (resumable), agent/ (pickle-free Q-network artifact for P-learning), progress.jsonl "
+            "and metrics.json under the output directory. Started again on the same directory, it resumes "
+            "from the newest checkpoint."
+        ),
+    )
+    tr.add_argument("config", help="agent config YAML")
+    tr.add_argument("--out", default=None, help="run directory (default: runs/agents/<name>)")
+    tr.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray)")
+    tr.add_argument("--no-resume", action="store_true", help="start afresh even if the directory holds checkpoints")
+    tr.add_argument("--max-iterations", type=_positive_int, default=None, help="stop after N iterations")
+    tr.add_argument("--quiet", action="store_true", help="no progress line")
+
     demo = sub.add_parser(
         "demo",
         help="run the FourRooms study over every variant and several goal counts",
@@ -198,13 +215,35 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from plray.agents.train import load_config, train
+
+    cfg = load_config(args.config)
+    out = Path(args.out) if args.out else Path("runs") / "agents" / cfg.run_name
+    print(f"training {cfg.algorithm} on {cfg.task} -> {out}", file=sys.stderr)
+    metrics = train(
+        cfg,
+        out,
+        resume=not args.no_resume,
+        progress=not args.quiet,
+        address=args.address,
+        max_iterations=args.max_iterations,
+    )
+    print(json.dumps(metrics, indent=2))
+    if not metrics["finished"]:
+        print(f"stopped early at {metrics['env_steps']} steps; run again to resume", file=sys.stderr)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 2
-    handlers = {"fourrooms": cmd_fourrooms, "demo": cmd_demo}
+    handlers = {"fourrooms": cmd_fourrooms, "demo": cmd_demo, "train": cmd_train}
     try:
         return handlers[args.command](args)
     except PlrayInputError as exc:

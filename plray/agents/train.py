@@ -1,0 +1,371 @@
+"""Train one goal-conditioned agent on RLlib: ``plray train CONFIG.yaml``.
+
+A run directory holds::
+
+    config.yaml          the validated configuration (resuming checks it is unchanged)
+    checkpoints/         RLlib checkpoints (iter_000020, ...), newest named in latest.json
+    agent/               the pickle-free agent artifact (manifest.json, weights.npz)
+    metrics.json         final metrics: env steps, wall clock, steps/s, success per goal
+    progress.jsonl       one line of training metrics per iteration
+
+Interrupted runs resume from the newest checkpoint when started again with the same directory.
+Every file is written under a temporary name and renamed into place.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+from plray.agents.config import AgentConfig
+from plray.agents.export import save_agent
+from plray.agents.modules import GoalQNetwork
+from plray.agents.qsource import NetworkQSource, QSource
+from plray.envs.base import GoalTask
+from plray.envs.registry import make_task
+from plray.utils.io import atomic_write_json, atomic_write_text
+from plray.utils.schema import ConfigError, from_mapping, to_mapping
+
+ENV_NAME = "plray-goal-env"
+BUFFER_TYPE = "plray.agents.her.HindsightEpisodeReplayBuffer"
+
+
+def input_index(cfg: AgentConfig, task: GoalTask) -> list[int]:
+    """Observation entries the Q-network reads: the configured state dims, then every goal dim."""
+    dims = list(range(task.obs_dim)) if cfg.network.input_dims is None else list(cfg.network.input_dims)
+    return dims + list(range(task.obs_dim, task.obs_dim + task.goal_dim))
+
+
+def network_config(cfg: AgentConfig, task: GoalTask) -> dict[str, Any]:
+    """The :class:`GoalQNetwork` keyword arguments of a run (stored in the agent artifact)."""
+    return {
+        "input_index": input_index(cfg, task),
+        "hiddens": list(cfg.network.hiddens),
+        "layernorm": cfg.network.layernorm,
+        "activation": cfg.network.activation,
+        "sigmoid": cfg.network.sigmoid,
+    }
+
+
+def algorithm_config(cfg: AgentConfig) -> Any:
+    """The RLlib ``AlgorithmConfig`` of a run (DQN or SAC, HER buffer, vectorised goal env)."""
+    from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+    from ray.tune.registry import register_env
+
+    from plray.envs.registry import make_env
+
+    register_env(ENV_NAME, make_env)
+    task = make_task(cfg.task, **cfg.task_kwargs)
+    gamma = cfg.gamma or task.gamma
+    tr = cfg.training
+    buffer = {
+        "type": BUFFER_TYPE,
+        "capacity": tr.replay_capacity,
+        "task": cfg.task,
+        "task_kwargs": dict(cfg.task_kwargs),
+        "strategy": cfg.her.strategy,
+        "k": cfg.her.k,
+        "seed": cfg.seed,
+    }
+    common_training: dict[str, Any] = {
+        "lr": tr.lr,
+        "gamma": gamma,
+        "train_batch_size_per_learner": tr.train_batch_size,
+        "replay_buffer_config": buffer,
+        "num_steps_sampled_before_learning_starts": tr.learning_starts,
+        "n_step": 1,
+        "tau": tr.tau,
+        "grad_clip": tr.grad_clip,
+        "grad_clip_by": "global_norm",
+    }
+    if tr.training_intensity is not None:
+        common_training["training_intensity"] = tr.training_intensity
+    if cfg.algorithm == "dqn":
+        from ray.rllib.algorithms.dqn import DQNConfig
+
+        from plray.agents.rllib_module import GoalQTorchRLModule
+
+        decay_steps = max(1, int(tr.epsilon_fraction * tr.total_env_steps))
+        algo_cfg = (
+            DQNConfig()
+            .rl_module(
+                rl_module_spec=RLModuleSpec(module_class=GoalQTorchRLModule, model_config=network_config(cfg, task))
+            )
+            .training(
+                **common_training,
+                double_q=tr.double_q,
+                dueling=False,
+                num_atoms=1,
+                epsilon=[(0, tr.epsilon_start), (decay_steps, tr.epsilon_end)],
+                target_network_update_freq=tr.target_update_freq,
+            )
+        )
+    else:
+        from ray.rllib.algorithms.sac import SACConfig
+
+        algo_cfg = (
+            SACConfig()
+            .rl_module(
+                model_config={
+                    "fcnet_hiddens": list(cfg.network.hiddens),
+                    "fcnet_activation": cfg.network.activation,
+                    "fcnet_use_layernorm": cfg.network.layernorm,
+                }
+            )
+            .training(**common_training, target_network_update_freq=1)
+        )
+    return (
+        algo_cfg.environment(
+            ENV_NAME, env_config={"task": cfg.task, "task_kwargs": dict(cfg.task_kwargs), "seed": cfg.seed}
+        )
+        .env_runners(
+            num_env_runners=tr.num_env_runners,
+            num_envs_per_env_runner=tr.num_envs,
+            gym_env_vectorize_mode="vector_entry_point",
+            rollout_fragment_length=tr.rollout_fragment_length,
+        )
+        .fault_tolerance(restart_failed_env_runners=False)
+        .reporting(min_sample_timesteps_per_iteration=tr.num_envs * tr.rollout_fragment_length * 8)
+        .debugging(seed=cfg.seed, log_level="ERROR")
+    )
+
+
+# --------------------------------------------------------------------------- evaluation
+@torch.no_grad()
+def evaluate_greedy(source: QSource, episodes_per_goal: int, seed: int) -> dict[str, Any]:
+    """Greedy rollouts of a discrete-action agent on the true task, per training goal.
+
+    Returns ``{"success_rate", "success_per_goal", "mean_return", "mean_steps_to_goal"}``: success
+    is reaching the goal (termination) before the episode's step limit.
+    """
+    task = source.task
+    goals = np.asarray(task.training_goals, dtype=np.float64)
+    per_goal: list[float] = []
+    returns: list[float] = []
+    steps: list[float | None] = []
+    rng = np.random.default_rng([seed, 7])
+    for g in goals:
+        n = episodes_per_goal
+        states = task.reset_states(n, rng)
+        goal = np.repeat(g[None], n, axis=0)
+        alive = np.ones(n, dtype=bool)
+        ret = np.zeros(n)
+        reached = np.zeros(n, dtype=bool)
+        t_reach = np.full(n, task.max_episode_steps)
+        for t in range(task.max_episode_steps):
+            actions = source.greedy_actions(task.observe(states), goal).numpy()
+            nxt = task.next_state(states, actions)
+            r = task.reward_at(nxt, goal)
+            done = task.terminal_at(nxt, goal)
+            ret += alive * source.gamma**t * r
+            newly = alive & done
+            reached |= newly
+            t_reach[newly] = t + 1
+            alive &= ~done
+            states = nxt
+            if not alive.any():
+                break
+        per_goal.append(float(reached.mean()))
+        returns.append(float(ret.mean()))
+        steps.append(float(t_reach[reached].mean()) if reached.any() else None)
+    return {
+        "success_rate": float(np.mean(per_goal)),
+        "success_per_goal": per_goal,
+        "mean_return": float(np.mean(returns)),
+        "mean_steps_to_goal": steps,
+    }
+
+
+# --------------------------------------------------------------------------- run directory
+class Progress:
+    """One updating line on stderr (a newline per line when stderr is not a terminal)."""
+
+    def __init__(self, name: str, total: int, enabled: bool = True) -> None:
+        self.name, self.total, self.enabled = name, total, enabled
+        self.start = time.perf_counter()
+        self.tty = sys.stderr.isatty()
+
+    def update(self, steps: int, fields: dict[str, float | None], steps_at_start: int = 0) -> None:
+        if not self.enabled:
+            return
+        elapsed = time.perf_counter() - self.start
+        rate = (steps - steps_at_start) / elapsed if elapsed > 0 else 0.0
+        eta = max(0.0, self.total - steps) / rate if rate > 0 else float("inf")
+        extra = "  ".join(f"{k} {v:.3g}" for k, v in fields.items() if v is not None and np.isfinite(v))
+        eta_s = f"{int(eta // 60)}m{int(eta % 60):02d}s" if np.isfinite(eta) else "?"
+        line = (
+            f"[{self.name}] {100 * min(steps, self.total) / self.total:5.1f}%  {steps}/{self.total} steps  "
+            f"{rate:.0f} steps/s  eta {eta_s}  {extra}"
+        )
+        print(("\r" + line.ljust(120)) if self.tty else line, end="" if self.tty else "\n", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.enabled and self.tty:
+            print(file=sys.stderr)
+
+
+def _latest_checkpoint(ckpt_root: Path) -> tuple[Path, dict[str, Any]] | None:
+    pointer = ckpt_root / "latest.json"
+    if not pointer.is_file():
+        return None
+    info = json.loads(pointer.read_text(encoding="utf-8"))
+    path = ckpt_root / info["name"]
+    return (path, info) if path.is_dir() else None
+
+
+def _save_checkpoint(algo: Any, ckpt_root: Path, iteration: int, env_steps: int, keep: int) -> Path:
+    name = f"iter_{iteration:06d}"
+    tmp = ckpt_root / f".tmp-{name}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    algo.save_to_path(str(tmp.resolve()))
+    final = ckpt_root / name
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.rename(final)
+    atomic_write_json(ckpt_root / "latest.json", {"name": name, "iteration": iteration, "env_steps": env_steps})
+    existing = sorted(p for p in ckpt_root.glob("iter_*") if p.is_dir())
+    for old in existing[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def _dqn_network(algo: Any) -> GoalQNetwork:
+    module = algo.learner_group._learner.module["default_policy"]
+    return module.to_network()
+
+
+def load_config(path: str | os.PathLike[str]) -> AgentConfig:
+    from plray.utils.schema import load_yaml
+
+    return load_yaml(AgentConfig, path)
+
+
+def train(
+    cfg: AgentConfig,
+    out_dir: str | os.PathLike[str],
+    *,
+    resume: bool = True,
+    progress: bool = True,
+    address: str | None = None,
+    max_iterations: int | None = None,
+    on_iteration: Callable[[int, dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Train (or resume) one agent and write its run directory; returns the final metrics.
+
+    Args:
+        cfg: the validated configuration.
+        out_dir: run directory.
+        resume: continue from the newest checkpoint in ``out_dir`` if there is one.
+        progress: print a progress line per iteration on stderr.
+        address: Ray cluster address; None starts (or reuses) a local Ray.
+        max_iterations: stop after this many iterations in this call (for tests and interruption).
+        on_iteration: called after each iteration with (iteration, result summary).
+    """
+    import ray
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt_root = out / "checkpoints"
+    ckpt_root.mkdir(exist_ok=True)
+    config_text = yaml.safe_dump(to_mapping(cfg), sort_keys=False)
+    config_file = out / "config.yaml"
+    latest = _latest_checkpoint(ckpt_root) if resume else None
+    if latest is not None and config_file.is_file():
+        previous = from_mapping(AgentConfig, yaml.safe_load(config_file.read_text(encoding="utf-8")))
+        if to_mapping(previous) != to_mapping(cfg):
+            raise ConfigError(
+                f"{out}: holds a run with a different configuration; resume it with its own config.yaml, "
+                "or choose another output directory"
+            )
+    atomic_write_text(config_file, config_text)
+
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    started_ray = False
+    if not ray.is_initialized():
+        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+        if address is None:
+            kwargs["num_cpus"] = max(2, cfg.training.num_env_runners + 1)
+        ray.init(address=address, **kwargs)
+        started_ray = True
+    task = make_task(cfg.task, **cfg.task_kwargs)
+    gamma = cfg.gamma or task.gamma
+    algo = algorithm_config(cfg).build_algo()
+    try:
+        iteration = 0
+        if latest is not None:
+            algo.restore_from_path(str(latest[0].resolve()))
+            iteration = int(latest[1]["iteration"])
+        env_steps = int(latest[1]["env_steps"]) if latest is not None else 0
+        steps_at_start = env_steps
+        bar = Progress(cfg.run_name, cfg.training.total_env_steps, progress)
+        wall_start = time.perf_counter()
+        done_iters = 0
+        while env_steps < cfg.training.total_env_steps:
+            if max_iterations is not None and done_iters >= max_iterations:
+                break
+            result = algo.train()
+            iteration += 1
+            done_iters += 1
+            runners = result.get("env_runners", {})
+            learner = result.get("learners", {}).get("default_policy", {})
+            env_steps = int(runners.get("num_env_steps_sampled_lifetime", env_steps))
+            summary = {
+                "iteration": iteration,
+                "env_steps": env_steps,
+                "episode_return_mean": runners.get("episode_return_mean"),
+                "episode_len_mean": runners.get("episode_len_mean"),
+                "loss": learner.get("qf_loss", learner.get("total_loss")),
+                "time_s": time.perf_counter() - wall_start,
+            }
+            with (out / "progress.jsonl").open("a", encoding="utf-8") as fh:
+                fh.write(json.dumps({k: v for k, v in summary.items() if v is not None}) + "\n")
+            bar.update(env_steps, {"return": summary["episode_return_mean"], "loss": summary["loss"]}, steps_at_start)
+            if on_iteration is not None:
+                on_iteration(iteration, summary)
+            if iteration % cfg.checkpoint.every_iters == 0:
+                _save_checkpoint(algo, ckpt_root, iteration, env_steps, cfg.checkpoint.keep)
+        bar.close()
+        wall = time.perf_counter() - wall_start
+        _save_checkpoint(algo, ckpt_root, iteration, env_steps, cfg.checkpoint.keep)
+        finished = env_steps >= cfg.training.total_env_steps
+        metrics: dict[str, Any] = {
+            "run": cfg.run_name,
+            "task": cfg.task,
+            "algorithm": cfg.algorithm,
+            "seed": cfg.seed,
+            "iterations": iteration,
+            "env_steps": env_steps,
+            "finished": finished,
+            "wall_clock_s_this_call": wall,
+            "env_steps_per_s_this_call": (env_steps - steps_at_start) / wall if wall > 0 else None,
+        }
+        if cfg.algorithm == "dqn":
+            net = _dqn_network(algo)
+            manifest = {
+                "task": cfg.task,
+                "task_kwargs": dict(cfg.task_kwargs),
+                "gamma": gamma,
+                "algorithm": "dqn",
+                "value_mode": "max",
+                "network": network_config(cfg, task),
+                "env_steps": env_steps,
+                "seed": cfg.seed,
+            }
+            source = NetworkQSource(net, task, gamma)
+            metrics |= evaluate_greedy(source, cfg.evaluation.episodes_per_goal, cfg.seed)
+            save_agent(out / "agent", {"q": net.state_dict()}, manifest | {"metrics": metrics})
+        atomic_write_json(out / "metrics.json", metrics)
+        return metrics
+    finally:
+        algo.stop()
+        if started_ray:
+            ray.shutdown()
