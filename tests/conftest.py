@@ -39,6 +39,19 @@ def exact_agent(variant: str, num_goals: int, family: str = "generic", seed: int
     return ExactAgent(env, goals, Q, M)
 
 
+@pytest.fixture(scope="session")
+def ray_local():
+    """One local Ray runtime for the tests that need it (2 CPUs, no dashboard, auth off)."""
+    import os
+
+    import ray
+
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
 @pytest.fixture(params=["deterministic", "windy", "teleport"])
 def variant(request: pytest.FixtureRequest) -> str:
     return request.param

@@ -21,6 +21,7 @@ from typing import Any, Literal
 import numpy as np
 
 from plray.agents.her import HER_STRATEGIES
+from plray.core.validation import PlrayInputError
 from plray.utils.schema import ConfigError, non_negative, open_unit_interval, positive, unit_interval
 
 
@@ -141,7 +142,10 @@ class AgentConfig:
 
         if self.task not in TASKS:
             raise ConfigError(f"task: unknown task {self.task!r}; choose one of {', '.join(TASKS)}")
-        task = make_task(self.task, **self.task_kwargs)
+        try:
+            task = make_task(self.task, **self.task_kwargs)
+        except PlrayInputError as exc:
+            raise ConfigError(str(exc)) from exc
         discrete = task.num_actions is not None
         if discrete and self.algorithm != "dqn":
             raise ConfigError(f"algorithm: task {self.task!r} has discrete actions; use dqn")

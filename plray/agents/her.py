@@ -141,12 +141,16 @@ class HindsightEpisodeReplayBuffer(EpisodeReplayBuffer):  # type: ignore[misc, v
         return self.episodes[self.episode_id_to_index[sampled.id_] - self._num_episodes_evicted]
 
     def sample(self, num_items: int | None = None, *, batch_size_B: int | None = None, **kwargs: Any) -> list[Any]:
-        """Sample B one-step transitions: ⌈B / (k + 1)⌉ real ones, each followed by k relabelled copies."""
+        """Sample B one-step transitions: ⌈B / (k + 1)⌉ real ones, each followed by k relabelled copies.
+
+        Returns a list of one-step ``SingleAgentEpisode`` objects (what RLlib's DQN and SAC learners take).
+        """
         B = num_items or batch_size_B or self.batch_size_B
         n_step = kwargs.get("n_step", 1)
         if self.k > 0 and (kwargs.get("batch_length_T") or (n_step not in (None, 1))):
             raise PlrayInputError("hindsight relabelling needs one-step transitions: set n_step=1 and no sequences")
         n_real = math.ceil(B / (self.k + 1)) if self.k else B
+        kwargs["sample_episodes"] = True  # relabelling works on episodes (RLlib's DQN/SAC always ask for them)
         real = super().sample(num_items=n_real, **kwargs)
         if self.k == 0:
             return real

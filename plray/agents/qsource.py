@@ -208,3 +208,112 @@ def rllib_qsource(
     if not hasattr(module, "to_network"):
         raise ArtifactError(f"{checkpoint}: not a plray goal-conditioned Q module ({type(module).__name__})")
     return NetworkQSource(module.to_network(), task, gamma)
+
+
+def _jsonable(value: Any) -> bool:
+    import json
+
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+class SACQSource(QSource):
+    """Continuous-action agent (RLlib SAC): twin critics and a squashed-Gaussian policy.
+
+    * ``q(obs, goals, actions)``: min of the twin critics at actions (B, action_dim);
+    * ``v(obs, goals)``: SAC's own soft value, E_{a~π}[Q(s, a, g) − α log π(a | s, g)], estimated
+      with ``num_samples`` reparameterised draws (differentiable in ``obs``);
+    * ``greedy_actions``: the policy's mean action (squashed).
+
+    Actions are in the module's normalised [-1, 1] range, which equals the MuJoCo Reacher's.
+    """
+
+    def __init__(
+        self,
+        module: Any,
+        task: GoalTask,
+        gamma: float,
+        alpha: float,
+        *,
+        num_samples: int = 16,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(task, gamma)
+        if self.discrete:
+            raise PlrayInputError(f"task {task.name!r} has discrete actions; SACQSource is for continuous ones")
+        self.module = module.eval()
+        for p in self.module.parameters():
+            p.requires_grad_(False)
+        self.alpha = float(alpha)
+        self.num_samples = int(num_samples)
+        self.metadata = metadata or {}
+
+    def _dist(self, x: Tensor) -> Any:
+        from ray.rllib.core.models.base import ENCODER_OUT
+
+        inputs = self.module.pi(self.module.pi_encoder({"obs": x})[ENCODER_OUT])
+        return self.module.get_train_action_dist_cls().from_logits(inputs)
+
+    def q_values(self, obs: Any, goals: Any) -> Tensor:
+        raise PlrayInputError(
+            "q_values: a continuous-action agent has no finite action set; use q(obs, goals, actions)"
+        )
+
+    def q(self, obs: Any, goals: Any, actions: Any) -> Tensor:
+        o, g = self._inputs(obs, goals)
+        a = _as_tensor(actions, "actions", self.task.action_dim)
+        return self.module.compute_q_values({"obs": torch.cat([o, g], dim=1), "actions": a})
+
+    def v(self, obs: Any, goals: Any) -> Tensor:
+        o, g = self._inputs(obs, goals)
+        x = torch.cat([o, g], dim=1)
+        x_rep = x.repeat(self.num_samples, 1)
+        dist = self._dist(x_rep)
+        a = dist.rsample()
+        logp = dist.logp(a)
+        q = self.module.compute_q_values({"obs": x_rep, "actions": a})
+        return (q - self.alpha * logp).reshape(self.num_samples, -1).mean(dim=0)
+
+    def greedy_actions(self, obs: Any, goals: Any) -> Tensor:
+        o, g = self._inputs(obs, goals)
+        return self._dist(torch.cat([o, g], dim=1)).to_deterministic().sample()
+
+    @staticmethod
+    def export(module: Any, alpha: float) -> tuple[dict[str, dict[str, Tensor]], dict[str, Any]]:
+        """Tensors and manifest fields that rebuild a SAC module without pickle (targets left out)."""
+        state = {k: v for k, v in module.state_dict().items() if not k.lstrip("_").startswith("target_")}
+        config = {k: v for k, v in dict(module.model_config).items() if _jsonable(v)}
+        return {"module": state}, {"model_config": config, "alpha": float(alpha), "value_mode": "soft"}
+
+    @classmethod
+    def from_manifest(cls, manifest: dict[str, Any], tensors: dict[str, dict[str, Tensor]], path: Any) -> SACQSource:
+        from ray.rllib.algorithms.sac.torch.default_sac_torch_rl_module import DefaultSACTorchRLModule
+
+        from plray.envs.registry import make_task
+
+        try:
+            task = make_task(manifest["task"], **manifest.get("task_kwargs", {}))
+            module = DefaultSACTorchRLModule(
+                observation_space=task.observation_space(),
+                action_space=task.action_space(),
+                inference_only=False,
+                model_config=dict(manifest["model_config"]),
+            )
+            module.load_state_dict(tensors["module"], strict=True)
+            return cls(module, task, float(manifest["gamma"]), float(manifest["alpha"]), metadata=manifest)
+        except (KeyError, TypeError, RuntimeError, ValueError) as exc:
+            raise ArtifactError(f"{path}: manifest and tensors do not describe a valid SAC module ({exc})") from exc
+
+
+def load_qsource(path: str | os.PathLike[str]) -> QSource:
+    """Load any agent artifact written by ``plray train`` (DQN or SAC), pickle-free."""
+    manifest, tensors = load_agent(path)
+    algorithm = manifest.get("algorithm")
+    if algorithm == "dqn":
+        return NetworkQSource.from_artifact(path)
+    if algorithm == "sac":
+        return SACQSource.from_manifest(manifest, tensors, path)
+    raise ArtifactError(f"{path}: unknown agent algorithm {algorithm!r}")

@@ -30,7 +30,7 @@ import yaml
 from plray.agents.config import AgentConfig
 from plray.agents.export import save_agent
 from plray.agents.modules import GoalQNetwork
-from plray.agents.qsource import NetworkQSource, QSource
+from plray.agents.qsource import NetworkQSource, QSource, SACQSource
 from plray.envs.base import GoalTask
 from plray.envs.registry import make_task
 from plray.utils.io import atomic_write_json, atomic_write_text
@@ -113,6 +113,10 @@ def algorithm_config(cfg: AgentConfig) -> Any:
     else:
         from ray.rllib.algorithms.sac import SACConfig
 
+        # SAC's config validation accepts only RLlib's own buffer names: it is built with the plain
+        # EpisodeReplayBuffer, and build_algorithm() swaps in the hindsight buffer afterwards.
+        common_training["replay_buffer_config"] = {"type": "EpisodeReplayBuffer", "capacity": tr.replay_capacity}
+        common_training |= {"lr": None, "actor_lr": tr.lr, "critic_lr": tr.lr, "alpha_lr": tr.lr}
         algo_cfg = (
             SACConfig()
             .rl_module(
@@ -143,7 +147,7 @@ def algorithm_config(cfg: AgentConfig) -> Any:
 # --------------------------------------------------------------------------- evaluation
 @torch.no_grad()
 def evaluate_greedy(source: QSource, episodes_per_goal: int, seed: int) -> dict[str, Any]:
-    """Greedy rollouts of a discrete-action agent on the true task, per training goal.
+    """Greedy rollouts of an agent (DQN: argmax Q; SAC: the policy mean) on the true task, per training goal.
 
     Returns ``{"success_rate", "success_per_goal", "mean_return", "mean_steps_to_goal"}``: success
     is reaching the goal (termination) before the episode's step limit.
@@ -238,6 +242,23 @@ def _save_checkpoint(algo: Any, ckpt_root: Path, iteration: int, env_steps: int,
     return final
 
 
+def build_algorithm(cfg: AgentConfig) -> Any:
+    """Build the RLlib algorithm of a run, with the hindsight replay buffer in place."""
+    from plray.agents.her import HindsightEpisodeReplayBuffer
+
+    algo = algorithm_config(cfg).build_algo()
+    if not isinstance(algo.local_replay_buffer, HindsightEpisodeReplayBuffer):
+        algo.local_replay_buffer = HindsightEpisodeReplayBuffer(
+            task=cfg.task,
+            task_kwargs=dict(cfg.task_kwargs),
+            strategy=cfg.her.strategy,
+            k=cfg.her.k,
+            seed=cfg.seed,
+            capacity=cfg.training.replay_capacity,
+        )
+    return algo
+
+
 def _dqn_network(algo: Any) -> GoalQNetwork:
     module = algo.learner_group._learner.module["default_policy"]
     return module.to_network()
@@ -298,7 +319,7 @@ def train(
         started_ray = True
     task = make_task(cfg.task, **cfg.task_kwargs)
     gamma = cfg.gamma or task.gamma
-    algo = algorithm_config(cfg).build_algo()
+    algo = build_algorithm(cfg)
     try:
         iteration = 0
         if latest is not None:
@@ -360,9 +381,29 @@ def train(
                 "env_steps": env_steps,
                 "seed": cfg.seed,
             }
-            source = NetworkQSource(net, task, gamma)
-            metrics |= evaluate_greedy(source, cfg.evaluation.episodes_per_goal, cfg.seed)
-            save_agent(out / "agent", {"q": net.state_dict()}, manifest | {"metrics": metrics})
+            source: QSource = NetworkQSource(net, task, gamma)
+            tensors: dict[str, Any] = {"q": net.state_dict()}
+        else:
+            learner = algo.learner_group._learner
+            module = learner.module["default_policy"]
+            alpha = float(torch.exp(learner.curr_log_alpha["default_policy"]).detach().reshape(-1)[0])
+            tensors, extra = SACQSource.export(module, alpha)
+            manifest = {
+                "task": cfg.task,
+                "task_kwargs": dict(cfg.task_kwargs),
+                "gamma": gamma,
+                "algorithm": "sac",
+                "env_steps": env_steps,
+                "seed": cfg.seed,
+                **extra,
+            }
+            source = SACQSource(module, task, gamma, alpha)
+        metrics |= evaluate_greedy(source, cfg.evaluation.episodes_per_goal, cfg.seed)
+        save_agent(out / "agent", tensors, manifest | {"metrics": metrics})
+        if cfg.algorithm == "sac":
+            module.train()  # the source froze the learner's module for evaluation; give it back
+            for p in module.parameters():
+                p.requires_grad_(True)
         atomic_write_json(out / "metrics.json", metrics)
         return metrics
     finally:

@@ -1,0 +1,120 @@
+"""Hindsight relabelling, checked against transitions computed by hand."""
+
+import numpy as np
+import pytest
+from ray.rllib.env.single_agent_episode import SingleAgentEpisode
+
+from plray.agents.her import HindsightEpisodeReplayBuffer, relabel, relabel_indices
+from plray.core import PlrayInputError
+from plray.envs.mountaincar import MountainCarTask
+from plray.envs.reacher import KinematicReacherTask
+
+TASK = MountainCarTask("position")
+XS = [-0.5, -0.3, 0.05, 0.55]  # positions of one 3-step episode, goal x = 0.0
+
+
+def _episode(xs=XS, goal=0.0, rewards=(0.0, 1.0, 0.0)) -> SingleAgentEpisode:
+    obs = [np.array([x, 0.01, goal], dtype=np.float32) for x in xs]
+    ep = SingleAgentEpisode(
+        observations=obs,
+        actions=[2] * (len(xs) - 1),
+        rewards=list(rewards),
+        truncated=True,
+        observation_space=TASK.observation_space(),
+        action_space=TASK.action_space(),
+        len_lookback_buffer=0,
+    )
+    ep.to_numpy()
+    return ep
+
+
+def test_relabel_indices_ranges() -> None:
+    rng = np.random.default_rng(0)
+    t = np.full(20_000, 2)
+    T = np.full(20_000, 6)
+    fut = relabel_indices("future", t, T, rng)
+    assert set(np.unique(fut)) == {3, 4, 5, 6}  # uniform over t+1..T
+    np.testing.assert_allclose(np.bincount(fut)[3:] / len(fut), 0.25, atol=0.02)
+    assert (relabel_indices("final", t, T, rng) == 6).all()
+    assert set(np.unique(relabel_indices("episode", t, T, rng))) == set(range(7))
+    with pytest.raises(PlrayInputError, match="T > t"):
+        relabel_indices("future", np.array([3]), np.array([3]), rng)
+    with pytest.raises(PlrayInputError, match="draws no index"):
+        relabel_indices("random", t, T, rng)
+
+
+def test_relabel_recomputes_reward_and_termination_by_hand() -> None:
+    obs = np.array([[0.05, 0.01, 0.0], [0.05, 0.01, 0.0]], dtype=np.float32)
+    nxt = np.array([[0.55, 0.02, 0.0], [0.55, 0.02, 0.0]], dtype=np.float32)
+    goals = np.array([[0.6], [-0.6]])
+    o, n, r, d = relabel(TASK, obs, nxt, goals)
+    np.testing.assert_allclose(o[:, 2], [0.6, -0.6])
+    np.testing.assert_allclose(n[:, 2], [0.6, -0.6])
+    np.testing.assert_allclose(o[:, :2], obs[:, :2])  # the state part is untouched
+    # |0.55 - 0.6| = 0.05 < a = 0.1: goal reached; |0.55 + 0.6| = 1.15: not
+    np.testing.assert_array_equal(r, [1.0, 0.0])
+    np.testing.assert_array_equal(d, [True, False])
+
+
+def test_relabel_reacher_fingertip_goal() -> None:
+    task = KinematicReacherTask()
+    # theta = (0, pi/2): fingertip (cos 0 + cos pi/2, sin 0 + sin pi/2) = (1, 1)
+    state = np.array([[0.0, np.pi / 2, 0.0, 0.0]])
+    plain = task.observe(state)
+    obs = np.concatenate([plain, [[1.0, 0.0]]], axis=1).astype(np.float32)
+    _, _, r, d = relabel(task, obs, obs, np.array([[1.0, 0.9]]))
+    assert r[0] == 1.0 and d[0]  # distance 0.1 < 0.2
+    _, _, r, d = relabel(task, obs, obs, np.array([[1.0, 0.7]]))
+    assert r[0] == 0.0 and not d[0]  # distance 0.3
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_buffer_future_strategy(k: int) -> None:
+    buf = HindsightEpisodeReplayBuffer(task="mountaincar-position", strategy="future", k=k, seed=0, capacity=100)
+    buf.add([_episode()])
+    out = buf.sample(num_items=4 * (k + 1), n_step=1, gamma=0.99)
+    assert len(out) == 4 * (k + 1)
+    for i in range(0, len(out), k + 1):
+        real, copies = out[i], out[i + 1 : i + k + 1]
+        t = real.t_started
+        assert real.get_observations(0)[2] == 0.0  # the real transition keeps its goal
+        future = {XS[j] for j in range(t + 1, len(XS))}
+        for c in copies:
+            o, n = c.get_observations(0), c.get_observations(-1)
+            np.testing.assert_allclose(o[:2], real.get_observations(0)[:2])
+            np.testing.assert_allclose(n[:2], real.get_observations(-1)[:2])
+            g = float(o[2])
+            assert min(abs(g - f) for f in future) < 1e-6, f"goal {g} is not a future achieved x of t={t}"
+            reached = abs(float(n[0]) - g) < 0.1
+            assert c.get_rewards(0) == float(reached) and c.is_terminated == reached
+            np.testing.assert_array_equal(c.get_actions(0), real.get_actions(0))
+
+
+def test_buffer_final_and_random_strategies() -> None:
+    buf = HindsightEpisodeReplayBuffer(task="mountaincar-position", strategy="final", k=2, seed=1, capacity=100)
+    buf.add([_episode()])
+    for c in buf.sample(num_items=9, n_step=1, gamma=0.99)[1::3]:
+        assert c.get_observations(0)[2] == pytest.approx(XS[-1])
+    buf = HindsightEpisodeReplayBuffer(task="mountaincar-position", strategy="random", k=4, seed=1, capacity=100)
+    buf.add([_episode()])
+    out = buf.sample(num_items=50, n_step=1, gamma=0.99)
+    goals = {round(float(c.get_observations(0)[2]), 6) for i, c in enumerate(out) if i % 5}
+    assert goals <= {-1.2, -0.6, 0.0, 0.6} and len(goals) > 1
+    assert buf.num_relabelled == 40
+
+
+def test_buffer_is_reproducible_and_rejects_multistep() -> None:
+    def draw(seed: int) -> list:
+        buf = HindsightEpisodeReplayBuffer(task="mountaincar-position", strategy="future", k=2, seed=seed, capacity=100)
+        buf.add([_episode()])
+        return [float(e.get_observations(0)[2]) for e in buf.sample(num_items=30, n_step=1, gamma=0.99)]
+
+    assert draw(5) == draw(5)
+    buf = HindsightEpisodeReplayBuffer(task="mountaincar-position", k=2, seed=0, capacity=100)
+    buf.add([_episode()])
+    with pytest.raises(PlrayInputError, match="one-step"):
+        buf.sample(num_items=6, n_step=3, gamma=0.99)
+    with pytest.raises(PlrayInputError, match="her strategy"):
+        HindsightEpisodeReplayBuffer(task="mountaincar-position", strategy="past", capacity=10)
+    with pytest.raises(PlrayInputError, match="integer >= 0"):
+        HindsightEpisodeReplayBuffer(task="mountaincar-position", k=-1, capacity=10)
