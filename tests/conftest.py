@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
+import torch
 
 from plray.core import bellman_matrix_from_q
 from plray.envs import FourRooms, GoalSet
@@ -14,6 +15,9 @@ from plray.envs.fourrooms import DEFAULT_GAMMA
 from plray.evaluation import value_iteration
 
 GAMMA = DEFAULT_GAMMA
+
+# Small models run faster on one thread, and CI has two cores shared with Ray's workers.
+torch.set_num_threads(1)
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,13 @@ def wrap_angle(x: FloatArray) -> FloatArray:
     return (np.asarray(x) + np.pi) % (2.0 * np.pi) - np.pi
 
 
+def wrap_angle_torch(x: Any) -> Any:
+    """Wrap angles to [−π, π) in torch (gradient 1 almost everywhere)."""
+    import torch
+
+    return torch.remainder(x + torch.pi, 2.0 * torch.pi) - torch.pi
+
+
 class GoalTask(ABC):
     """Exact, batched dynamics and rewards of a goal-conditioned task.
 
@@ -83,6 +90,14 @@ class GoalTask(ABC):
     @abstractmethod
     def observe(self, states: FloatArray) -> FloatArray:
         """The agent's observation of each state (without the goal), shape (B, o)."""
+
+    def observe_torch(self, states: Any) -> Any:
+        """``observe`` in torch, differentiable in the states (B, d) -> (B, o).
+
+        Neural P-learning sends gradients through predicted next states into the agent's
+        Q-network, which reads observations; tasks that support it override this.
+        """
+        raise PlrayInputError(f"task {self.name!r} has no differentiable observation function")
 
     @abstractmethod
     def achieved_goal(self, states: FloatArray) -> FloatArray:

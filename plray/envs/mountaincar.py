@@ -29,7 +29,7 @@ Notes:
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -124,6 +124,10 @@ class MountainCarTask(GoalTask):
     def observe(self, states: FloatArray) -> FloatArray:
         """The observation [x, v] (the state itself), shape (B, 2)."""
         return _check_batch(states, "states", 2, "d").copy()
+
+    def observe_torch(self, states: Any) -> Any:
+        """The observation [x, v] in torch (the identity), (B, 2) -> (B, 2)."""
+        return states
 
     def achieved_goal(self, states: FloatArray) -> FloatArray:
         """x (position goals) or v (velocity goals) of states (B, 2), shape (B, 1)."""

@@ -191,6 +191,22 @@ class MujocoReacherTask(GoalTask):
         y = self._base_xy[1] + l1 * np.sin(t1) + l2 * np.sin(t12)
         return np.stack([x, y], axis=-1)
 
+    def observe_torch(self, states: Any) -> Any:
+        """``observe`` in torch, differentiable (closed-form kinematics), (B, 4) -> (B, 8)."""
+        import torch
+
+        l1, l2 = self.link_lengths
+        theta = states[:, :2]
+        t1, t12 = states[:, 0], states[:, 0] + states[:, 1]
+        tip = torch.stack(
+            [
+                self._base_xy[0] + l1 * torch.cos(t1) + l2 * torch.cos(t12),
+                self._base_xy[1] + l1 * torch.sin(t1) + l2 * torch.sin(t12),
+            ],
+            dim=-1,
+        )
+        return torch.cat([torch.cos(theta), torch.sin(theta), states[:, 2:], tip], dim=-1)
+
     def observe(self, states: FloatArray) -> FloatArray:
         """The 8-D observation [cos θ₁, cos θ₂, sin θ₁, sin θ₂, ω₁, ω₂, fp_x, fp_y], shape (B, 8)."""
         states = _check_batch(states, "states", 4, "d")

@@ -39,7 +39,7 @@ reward 1[‖fp − g‖ < 0.2] ending the episode; episodes last 100 steps; γ =
 from __future__ import annotations
 
 import itertools
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -124,6 +124,16 @@ class KinematicReacherTask(GoalTask):
         """The 6-D observation [θ₁, θ₂ (wrapped), ω₁, ω₂, fp_x, fp_y], shape (B, 6)."""
         states = _check_batch(states, "states", 4, "d")
         return np.concatenate([wrap_angle(states[:, :2]), states[:, 2:], self.fingertip(states)], axis=-1)
+
+    def observe_torch(self, states: Any) -> Any:
+        """``observe`` in torch, differentiable: [wrap(θ), ω, Σcos θ, Σsin θ], (B, 4) -> (B, 6)."""
+        import torch
+
+        from plray.envs.base import wrap_angle_torch
+
+        theta = states[:, :2]
+        tip = torch.stack([torch.cos(theta).sum(-1), torch.sin(theta).sum(-1)], dim=-1)
+        return torch.cat([wrap_angle_torch(theta), states[:, 2:], tip], dim=-1)
 
     def achieved_goal(self, states: FloatArray) -> FloatArray:
         """Fingertip position of states (B, 4), shape (B, 2)."""

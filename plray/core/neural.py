@@ -1,0 +1,311 @@
+"""Neural P-learning for continuous states: a successor network fitted to the agent's Bellman equation.
+
+The official method (reference §1.3c, §4.4 item 4): a deterministic successor function
+s' = f_φ(s, a), with residual prediction s' = s + Δ_φ(s, a) (angle dims wrapped), a tanh MLP
+(2 × 256) with orthogonal initialisation and a small output layer (gain 0.01, so Δ ≈ 0 at start),
+trained on fresh samples every step, (s, a, g) with s from a state sampler (the task's reset
+distribution or uniform over its state box), a uniform over actions and g uniform over the
+agent's training goals, by minimising the Bellman residual through the frozen agent:
+
+    target = Q(s, a, g)
+    ŷ      = r(ŝ', g) + γ (1 − done(ŝ', g)) V(ŝ', g),   ŝ' = f_φ(s, a)
+    loss   = mean |target − ŷ|   (L1, the code's default; "l2" squares it)
+
+V is the agent's own state value (greedy max for DQN-style agents, the soft policy value for
+SAC). Rewards and terminations are sparse indicators: they enter as constants (zero gradient
+almost everywhere), and the gradient flows pathwise through ŝ' into the agent's V.
+
+This module needs only the small protocols below, which :class:`plray.agents.qsource.QSource`
+satisfies; it imports no RLlib.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal, Protocol
+
+import numpy as np
+import torch
+from torch import nn
+
+from plray.core.validation import PlrayInputError
+
+Tensor = torch.Tensor
+
+
+class QFunction(Protocol):
+    """What P-learning needs of an agent (see :class:`plray.agents.qsource.QSource`)."""
+
+    gamma: float
+
+    @property
+    def discrete(self) -> bool: ...
+
+    def q(self, obs: Tensor, goals: Tensor, actions: Tensor) -> Tensor: ...
+
+    def v(self, obs: Tensor, goals: Tensor) -> Tensor: ...
+
+    def reward(self, next_obs: Tensor, goals: Tensor) -> Tensor: ...
+
+    def terminal(self, next_obs: Tensor, goals: Tensor) -> Tensor: ...
+
+
+class TaskSpec(Protocol):
+    """What P-learning needs of the task (see :class:`plray.envs.base.GoalTask`)."""
+
+    state_dim: int
+    num_actions: int | None
+    action_dim: int
+    angle_dims: tuple[int, ...]
+
+    def observe_torch(self, states: Tensor) -> Tensor: ...
+
+
+def wrap_dims(x: Tensor, dims: Sequence[int]) -> Tensor:
+    """Wrap the given dims of x (..., d) to [−π, π); others unchanged."""
+    if not dims:
+        return x
+    out = x.clone()
+    idx = list(dims)
+    out[..., idx] = torch.remainder(x[..., idx] + math.pi, 2 * math.pi) - math.pi
+    return out
+
+
+@dataclass(frozen=True)
+class NeuralPConfig:
+    """Hyperparameters of neural P-learning (defaults: the official Reacher settings)."""
+
+    hidden: int = 256
+    """Width of each hidden layer."""
+    layers: int = 2
+    """Number of hidden layers."""
+    activation: Literal["tanh", "relu", "silu"] = "tanh"
+    """Hidden activation."""
+    output_init_scale: float = 0.01
+    """Orthogonal gain of the output layer (small: the model starts as s' = s)."""
+    residual: bool = True
+    """Predict s' = s + Δ(s, a) rather than s' directly."""
+    input_dims: tuple[int, ...] | None = None
+    """State dims the network reads (None: all)."""
+    output_dims: tuple[int, ...] | None = None
+    """State dims the network predicts; the others are copied from s (None: all)."""
+    loss: Literal["l1", "l2"] = "l1"
+    """Bellman-residual norm."""
+    lr: float = 1e-4
+    """Adam step size."""
+    schedule: Literal["constant", "linear", "cosine"] = "linear"
+    """Step-size decay to (almost) zero over the run."""
+    steps: int = 1000
+    """Gradient steps."""
+    batch_size: int = 1024
+    """Fresh (s, a, g) samples per step."""
+    seed: int = 0
+    """Seeds the initialisation and every sample."""
+
+    def validate(self) -> NeuralPConfig:
+        if self.hidden < 1 or self.layers < 0 or self.steps < 1 or self.batch_size < 1:
+            raise PlrayInputError("hidden, steps and batch_size must be >= 1 and layers >= 0")
+        if not self.lr > 0:
+            raise PlrayInputError(f"lr: must be > 0, got {self.lr}")
+        return self
+
+
+_ACT: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU, "silu": nn.SiLU}
+
+
+class SuccessorNetwork(nn.Module):
+    """Deterministic successor model s' = wrap(s + Δ_φ(s, a)).
+
+    Args:
+        state_dim: d.
+        num_actions: discrete action count (one-hot input), or None for continuous actions.
+        action_dim: dimension of continuous actions.
+        angle_dims: state dims wrapped to [−π, π) after the update.
+        config: architecture fields of :class:`NeuralPConfig`.
+    """
+
+    def __init__(
+        self,
+        state_dim: int,
+        num_actions: int | None,
+        action_dim: int = 1,
+        angle_dims: Sequence[int] = (),
+        config: NeuralPConfig | None = None,
+    ) -> None:
+        super().__init__()
+        cfg = config or NeuralPConfig()
+        self.state_dim = int(state_dim)
+        self.num_actions = num_actions
+        self.action_dim = int(action_dim)
+        self.angle_dims = tuple(int(d) for d in angle_dims)
+        self.residual = cfg.residual
+        in_dims = list(range(state_dim)) if cfg.input_dims is None else list(cfg.input_dims)
+        out_dims = list(range(state_dim)) if cfg.output_dims is None else list(cfg.output_dims)
+        for name, dims in (("input_dims", in_dims), ("output_dims", out_dims)):
+            if not dims or min(dims) < 0 or max(dims) >= state_dim:
+                raise PlrayInputError(f"{name}: entries must lie in [0, {state_dim}), got {dims}")
+        self.register_buffer("input_index", torch.tensor(in_dims, dtype=torch.long))
+        self.register_buffer("output_index", torch.tensor(out_dims, dtype=torch.long))
+        a_in = num_actions if num_actions is not None else action_dim
+        layers: list[nn.Module] = []
+        prev = len(in_dims) + a_in
+        for _ in range(cfg.layers):
+            lin = nn.Linear(prev, cfg.hidden)
+            nn.init.orthogonal_(lin.weight, gain=math.sqrt(2.0))
+            nn.init.zeros_(lin.bias)
+            layers += [lin, _ACT[cfg.activation]()]
+            prev = cfg.hidden
+        out = nn.Linear(prev, len(out_dims))
+        nn.init.orthogonal_(out.weight, gain=cfg.output_init_scale)
+        nn.init.zeros_(out.bias)
+        self.net = nn.Sequential(*layers, out)
+
+    def encode_actions(self, actions: Tensor) -> Tensor:
+        """One-hot discrete actions (B,) -> (B, A); continuous actions (B, action_dim) as floats."""
+        if self.num_actions is not None:
+            return nn.functional.one_hot(actions.long().reshape(-1), self.num_actions).float()
+        return actions.float().reshape(-1, self.action_dim)
+
+    def forward(self, states: Tensor, actions: Tensor) -> Tensor:
+        """Predicted next states, (B, d) and actions (B,) or (B, action_dim) -> (B, d)."""
+        x = torch.cat([states.index_select(-1, self.input_index), self.encode_actions(actions)], dim=-1)
+        delta = self.net(x)
+        base = states if self.residual else torch.zeros_like(states)
+        nxt = base.clone()
+        nxt[:, self.output_index] = base.index_select(-1, self.output_index) + delta
+        return wrap_dims(nxt, self.angle_dims)
+
+
+StateSampler = Callable[[np.random.Generator, int], np.ndarray]
+ActionSampler = Callable[[np.random.Generator, int], np.ndarray]
+
+
+@dataclass
+class PLearningResult:
+    """A trained successor network with its training record."""
+
+    network: SuccessorNetwork
+    config: NeuralPConfig
+    losses: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+    samples_per_s: float = 0.0
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "config": asdict(self.config),
+            "final_loss": self.losses[-1] if self.losses else None,
+            "seconds": self.seconds,
+            "samples_per_s": self.samples_per_s,
+            "steps": len(self.losses),
+        }
+
+
+def bellman_targets(agent: QFunction, task: TaskSpec, next_states: Tensor, goals: Tensor) -> Tensor:
+    """ŷ = r(ŝ', g) + γ (1 − done(ŝ', g)) V(ŝ', g) at predicted next states (B, d), differentiable in them."""
+    obs = task.observe_torch(next_states)
+    with torch.no_grad():
+        r = agent.reward(obs.detach(), goals).to(obs.dtype)
+        cont = 1.0 - agent.terminal(obs.detach(), goals).to(obs.dtype)
+    return r + agent.gamma * cont * agent.v(obs, goals).to(obs.dtype)
+
+
+def p_learning_loss(
+    model: SuccessorNetwork,
+    agent: QFunction,
+    task: TaskSpec,
+    states: Tensor,
+    actions: Tensor,
+    goals: Tensor,
+    loss: str = "l1",
+) -> Tensor:
+    """Mean Bellman residual |Q(s, a, g) − ŷ(f_φ(s, a), g)| (or its square) over a batch."""
+    with torch.no_grad():
+        target = agent.q(task.observe_torch(states), goals, actions).to(states.dtype)
+    pred = bellman_targets(agent, task, model(states, actions), goals)
+    resid = target - pred
+    return resid.abs().mean() if loss == "l1" else (resid**2).mean()
+
+
+def uniform_action_sampler(
+    task: TaskSpec, low: np.ndarray | None = None, high: np.ndarray | None = None
+) -> ActionSampler:
+    """Uniform discrete actions, or uniform continuous actions in [low, high]."""
+    if task.num_actions is not None:
+        n = int(task.num_actions)
+        return lambda rng, b: rng.integers(n, size=b)
+    lo = np.full(task.action_dim, -1.0) if low is None else np.asarray(low, dtype=np.float64)
+    hi = np.full(task.action_dim, 1.0) if high is None else np.asarray(high, dtype=np.float64)
+    return lambda rng, b: rng.uniform(lo, hi, size=(b, len(lo)))
+
+
+def train_successor(
+    agent: QFunction,
+    task: TaskSpec,
+    sample_states: StateSampler,
+    goals: np.ndarray,
+    config: NeuralPConfig | None = None,
+    *,
+    sample_actions: ActionSampler | None = None,
+    progress: Callable[[int, float], None] | None = None,
+) -> PLearningResult:
+    """Deterministic neural P-learning (the official method; see the module docstring).
+
+    Args:
+        agent: the frozen agent (a Q source).
+        task: the task's differentiable observation and state layout.
+        sample_states: ``sample_states(rng, B) -> (B, d)``: the sampling distribution d over s.
+        goals: the agent's training goals, shape (G, k); sampled uniformly.
+        config: hyperparameters.
+        sample_actions: ``sample_actions(rng, B)``; default uniform over the actions.
+        progress: called as ``progress(step, loss)`` every 100 steps.
+
+    Returns:
+        the trained network and its loss curve and throughput.
+    """
+    cfg = (config or NeuralPConfig()).validate()
+    goals_t = torch.as_tensor(np.asarray(goals, dtype=np.float64), dtype=torch.float32)
+    if goals_t.ndim != 2 or len(goals_t) == 0:
+        raise PlrayInputError(f"goals: expected shape (G, k) with G >= 1, got {tuple(goals_t.shape)}")
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    model = SuccessorNetwork(task.state_dim, task.num_actions, task.action_dim, task.angle_dims, cfg)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+
+    def factor(step: int) -> float:
+        frac = step / cfg.steps
+        if cfg.schedule == "linear":
+            return max(1.0 - frac, 1e-16)
+        if cfg.schedule == "cosine":
+            return max(0.5 * (1.0 + math.cos(math.pi * frac)), 1e-16)
+        return 1.0
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+    act = sample_actions or uniform_action_sampler(task)
+    losses: list[float] = []
+    start = time.perf_counter()
+    for step in range(cfg.steps):
+        s = torch.as_tensor(sample_states(rng, cfg.batch_size), dtype=torch.float32)
+        a = torch.as_tensor(act(rng, cfg.batch_size))
+        g = goals_t[torch.as_tensor(rng.integers(len(goals_t), size=cfg.batch_size))]
+        loss = p_learning_loss(model, agent, task, s, a, g, cfg.loss)
+        if not torch.isfinite(loss):
+            raise PlrayInputError(f"neural P-learning: the loss became {loss.item()} at step {step}; lower lr")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        losses.append(float(loss.detach()))
+        if progress is not None and (step + 1) % 100 == 0:
+            progress(step + 1, losses[-1])
+    seconds = time.perf_counter() - start
+    model.eval()
+    return PLearningResult(
+        network=model,
+        config=cfg,
+        losses=losses,
+        seconds=seconds,
+        samples_per_s=cfg.steps * cfg.batch_size / seconds if seconds > 0 else 0.0,
+    )
