@@ -4,7 +4,7 @@ A run directory holds::
 
     config.yaml          the validated configuration (resuming checks it is unchanged)
     checkpoints/         RLlib checkpoints (iter_000020, ...), newest named in latest.json
-    agent/               the pickle-free agent artifact (manifest.json, weights.npz)
+    agent/               the pickle-free agent artifact (manifest.json, tensors.npz)
     metrics.json         final metrics: env steps, wall clock, steps/s, success per goal
     progress.jsonl       one line of training metrics per iteration
 

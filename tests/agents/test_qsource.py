@@ -81,7 +81,7 @@ def test_artifact_round_trip(tmp_path) -> None:
 
 def test_tampered_or_corrupt_artifacts_are_refused(tmp_path) -> None:
     _, _, path = _write_artifact(tmp_path)
-    weights = path / "weights.npz"
+    weights = path / "tensors.npz"
     data = bytearray(weights.read_bytes())
     data[len(data) // 2] ^= 0xFF
     weights.write_bytes(bytes(data))
@@ -98,7 +98,7 @@ def test_tampered_or_corrupt_artifacts_are_refused(tmp_path) -> None:
     (path / "manifest.json").write_text("{not json")
     with pytest.raises(ArtifactError, match="unreadable manifest"):
         NetworkQSource.from_artifact(path)
-    with pytest.raises(ArtifactError, match="not a plray agent artifact"):
+    with pytest.raises(ArtifactError, match="not a plray artifact"):
         NetworkQSource.from_artifact(tmp_path / "nothing-here")
 
     _, _, path = _write_artifact(tmp_path / "c")
@@ -114,9 +114,9 @@ def test_pickled_weights_are_never_loaded(tmp_path) -> None:
     from plray.agents.export import sha256_file
 
     _, _, path = _write_artifact(tmp_path)
-    np.savez(path / "weights.npz", **{"q/evil": np.array([object()], dtype=object)})
+    np.savez(path / "tensors.npz", **{"q/evil": np.array([object()], dtype=object)})
     manifest = json.loads((path / "manifest.json").read_text())
-    manifest["sha256"]["weights.npz"] = sha256_file(path / "weights.npz")
+    manifest["sha256"]["tensors.npz"] = sha256_file(path / "tensors.npz")
     manifest["tensors"] = {"q/evil": {"shape": [1], "dtype": "object"}}
     (path / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ArtifactError, match="unreadable tensors"):
@@ -126,3 +126,11 @@ def test_pickled_weights_are_never_loaded(tmp_path) -> None:
 def test_rllib_checkpoints_need_explicit_pickle_opt_in(tmp_path) -> None:
     with pytest.raises(PlrayInputError, match="allow_pickle=True"):
         rllib_qsource(tmp_path, make_task("reacher"), 0.99)
+
+
+def test_a_world_model_artifact_is_not_an_agent(tmp_path) -> None:
+    from plray.utils.artifact import save_artifact
+
+    save_artifact(tmp_path / "wm", "world-model", {"x": np.zeros(2)}, {"task": "reacher"})
+    with pytest.raises(ArtifactError, match="is a 'world-model' artifact, expected 'agent'"):
+        NetworkQSource.from_artifact(tmp_path / "wm")
