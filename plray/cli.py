@@ -131,6 +131,44 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--max-iterations", type=_positive_int, default=None, help="stop after N iterations")
     tr.add_argument("--quiet", action="store_true", help="no progress line")
 
+    ex = sub.add_parser(
+        "extract",
+        help="extract a world model from an agent (or the oracle) by neural P-learning",
+        description=(
+            "Run neural P-learning on a trained agent's Q-values (or on ground-truth Q* from grid value "
+            "iteration with --agent oracle), then write the world-model artifact (manifest.json + tensors.npz, "
+            "no pickle), extraction.json and a report with plots under --out. Defaults follow the paper's "
+            "released settings for each task."
+        ),
+    )
+    ex.add_argument("--task", required=True, help="mountaincar-position, mountaincar-velocity or reacher")
+    ex.add_argument("--agent", default="oracle", help="agent artifact directory (<run>/agent) or 'oracle' (default)")
+    ex.add_argument("--method", choices=("deterministic", "gaussian", "supervised"), default="deterministic")
+    ex.add_argument("--steps", type=_positive_int, default=None, help="gradient steps (default: the task's)")
+    ex.add_argument("--batch-size", type=_positive_int, default=None, help="samples per step (default: the task's)")
+    ex.add_argument("--lr", type=_float, default=None, help="Adam step size (default 1e-4)")
+    ex.add_argument("--sampler", choices=("reset", "uniform"), default=None, help="state distribution")
+    ex.add_argument("--oracle-resolution", type=_positive_int, default=None, help="oracle grid points per dim")
+    ex.add_argument("--seed", type=int, default=0)
+    ex.add_argument("--out", required=True, help="output directory")
+    ex.add_argument("--quiet", action="store_true", help="no progress output")
+
+    ev = sub.add_parser(
+        "evaluate",
+        help="evaluate a world-model artifact against the true dynamics and on unseen goals",
+        description=(
+            "Load a world-model artifact, compute WM_MSE/WM_NMSE against the true dynamics and, unless "
+            "--no-unseen, plan inside the model for the paper's unseen goals (grid value iteration) and roll "
+            "the plans out in the true environment from 512 reset states: R_WM next to R*."
+        ),
+    )
+    ev.add_argument("artifact", help="world-model artifact directory")
+    ev.add_argument("--out", default=None, help="report directory (default: <artifact>/../evaluation)")
+    ev.add_argument("--no-unseen", action="store_true", help="skip the unseen-goal planning")
+    ev.add_argument("--resolution", type=_positive_int, default=None, help="planning grid points per dim")
+    ev.add_argument("--starts", type=_positive_int, default=512, help="rollout start states (default 512)")
+    ev.add_argument("--seed", type=int, default=0)
+
     demo = sub.add_parser(
         "demo",
         help="run the FourRooms study over every variant and several goal counts",
@@ -237,13 +275,71 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_extract(args: argparse.Namespace) -> int:
+    from plray.experiments.extraction import ExtractionConfig, run_extraction
+
+    overrides = {
+        k: v for k, v in (("steps", args.steps), ("batch_size", args.batch_size), ("lr", args.lr)) if v is not None
+    }
+    cfg = ExtractionConfig(
+        task=args.task,
+        agent=args.agent,
+        method=args.method,
+        sampler=args.sampler,
+        oracle_resolution=args.oracle_resolution,
+        p_learning=overrides,
+        seed=args.seed,
+    ).validate()
+    steps = cfg.neural_config().steps
+
+    def progress(step: int, loss: float) -> None:
+        if step % max(100, steps // 20) == 0 or step == steps:
+            print(f"[extract {cfg.task}] step {step}/{steps}  loss {loss:.3g}", file=sys.stderr, flush=True)
+
+    print(f"extracting a {cfg.method} world model from {cfg.agent} on {cfg.task} -> {args.out}", file=sys.stderr)
+    summary = run_extraction(cfg, args.out, progress=None if args.quiet else progress)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from plray.experiments.extraction import run_evaluation
+
+    out = Path(args.out) if args.out else Path(args.artifact).resolve().parent / "evaluation"
+    print(f"evaluating {args.artifact} -> {out}", file=sys.stderr)
+    result = run_evaluation(
+        args.artifact,
+        out,
+        unseen=not args.no_unseen,
+        resolution=args.resolution,
+        num_starts=args.starts,
+        seed=args.seed,
+    )
+    from plray.evaluation.report import markdown_table
+
+    for space, m in result["metrics"].items():
+        print(f"WM_NMSE ({space} space): {m['wm_nmse']:.3g}")
+    if result.get("unseen"):
+        print(markdown_table(result["unseen"], ("goal", "return_wm", "return_opt", "ratio")))
+    print(f"report: {out / 'report.md'}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 2
-    handlers = {"fourrooms": cmd_fourrooms, "demo": cmd_demo, "train": cmd_train}
+    handlers = {
+        "fourrooms": cmd_fourrooms,
+        "demo": cmd_demo,
+        "train": cmd_train,
+        "extract": cmd_extract,
+        "evaluate": cmd_evaluate,
+    }
     try:
         return handlers[args.command](args)
     except PlrayInputError as exc:
