@@ -110,10 +110,48 @@ class NeuralPConfig:
             raise PlrayInputError("hidden, steps and batch_size must be >= 1 and layers >= 0")
         if not self.lr > 0:
             raise PlrayInputError(f"lr: must be > 0, got {self.lr}")
+        for name, value, allowed in (
+            ("loss", self.loss, ("l1", "l2")),
+            ("schedule", self.schedule, ("constant", "linear", "cosine")),
+            ("activation", self.activation, tuple(_ACT)),
+        ):
+            if value not in allowed:
+                raise PlrayInputError(f"{name}: unknown {value!r}; choose one of {', '.join(allowed)}")
         return self
 
 
 _ACT: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU, "silu": nn.SiLU}
+
+
+def build_mlp(in_dim: int, out_dim: int, cfg: NeuralPConfig) -> nn.Sequential:
+    """The successor networks' MLP: ``cfg.layers`` hidden layers (orthogonal init, gain √2, zero bias),
+    then a linear output with orthogonal gain ``cfg.output_init_scale`` (so the model starts near s' = s)."""
+    layers: list[nn.Module] = []
+    prev = in_dim
+    for _ in range(cfg.layers):
+        lin = nn.Linear(prev, cfg.hidden)
+        nn.init.orthogonal_(lin.weight, gain=math.sqrt(2.0))
+        nn.init.zeros_(lin.bias)
+        layers += [lin, _ACT[cfg.activation]()]
+        prev = cfg.hidden
+    out = nn.Linear(prev, out_dim)
+    nn.init.orthogonal_(out.weight, gain=cfg.output_init_scale)
+    nn.init.zeros_(out.bias)
+    return nn.Sequential(*layers, out)
+
+
+def lr_factor(cfg: NeuralPConfig) -> Callable[[int], float]:
+    """Multiplier of the step size at each step: constant, linear or cosine decay to ~0 over ``cfg.steps``."""
+
+    def factor(step: int) -> float:
+        frac = step / cfg.steps
+        if cfg.schedule == "linear":
+            return max(1.0 - frac, 1e-16)
+        if cfg.schedule == "cosine":
+            return max(0.5 * (1.0 + math.cos(math.pi * frac)), 1e-16)
+        return 1.0
+
+    return factor
 
 
 class SuccessorNetwork(nn.Module):
@@ -150,18 +188,7 @@ class SuccessorNetwork(nn.Module):
         self.register_buffer("input_index", torch.tensor(in_dims, dtype=torch.long))
         self.register_buffer("output_index", torch.tensor(out_dims, dtype=torch.long))
         a_in = num_actions if num_actions is not None else action_dim
-        layers: list[nn.Module] = []
-        prev = len(in_dims) + a_in
-        for _ in range(cfg.layers):
-            lin = nn.Linear(prev, cfg.hidden)
-            nn.init.orthogonal_(lin.weight, gain=math.sqrt(2.0))
-            nn.init.zeros_(lin.bias)
-            layers += [lin, _ACT[cfg.activation]()]
-            prev = cfg.hidden
-        out = nn.Linear(prev, len(out_dims))
-        nn.init.orthogonal_(out.weight, gain=cfg.output_init_scale)
-        nn.init.zeros_(out.bias)
-        self.net = nn.Sequential(*layers, out)
+        self.net = build_mlp(len(in_dims) + a_in, len(out_dims), cfg)
 
     def encode_actions(self, actions: Tensor) -> Tensor:
         """One-hot discrete actions (B,) -> (B, A); continuous actions (B, action_dim) as floats."""
@@ -171,6 +198,10 @@ class SuccessorNetwork(nn.Module):
 
     def forward(self, states: Tensor, actions: Tensor) -> Tensor:
         """Predicted next states, (B, d) and actions (B,) or (B, action_dim) -> (B, d)."""
+        if states.ndim != 2 or states.shape[1] != self.state_dim:
+            raise PlrayInputError(f"states: expected shape (B, {self.state_dim}), got {tuple(states.shape)}")
+        if actions.shape[0] != states.shape[0]:
+            raise PlrayInputError(f"actions: batch {actions.shape[0]} does not match the states' {states.shape[0]}")
         x = torch.cat([states.index_select(-1, self.input_index), self.encode_actions(actions)], dim=-1)
         delta = self.net(x)
         base = states if self.residual else torch.zeros_like(states)
@@ -187,7 +218,7 @@ ActionSampler = Callable[[np.random.Generator, int], np.ndarray]
 class PLearningResult:
     """A trained successor network with its training record."""
 
-    network: SuccessorNetwork
+    network: nn.Module
     config: NeuralPConfig
     losses: list[float] = field(default_factory=list)
     seconds: float = 0.0
@@ -273,16 +304,7 @@ def train_successor(
     rng = np.random.default_rng(cfg.seed)
     model = SuccessorNetwork(task.state_dim, task.num_actions, task.action_dim, task.angle_dims, cfg)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-
-    def factor(step: int) -> float:
-        frac = step / cfg.steps
-        if cfg.schedule == "linear":
-            return max(1.0 - frac, 1e-16)
-        if cfg.schedule == "cosine":
-            return max(0.5 * (1.0 + math.cos(math.pi * frac)), 1e-16)
-        return 1.0
-
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor(cfg))
     act = sample_actions or uniform_action_sampler(task)
     losses: list[float] = []
     start = time.perf_counter()

@@ -193,7 +193,10 @@ def run_extraction(
     out = Path(out_dir)
     task = make_task(cfg.task)
     torch.manual_seed(cfg.seed)
-    source, source_info = load_source(cfg, task)
+    if cfg.method == "supervised":  # fitted to true transitions: no agent involved
+        source, source_info = None, {"agent": "none (true transitions)"}
+    else:
+        source, source_info = load_source(cfg, task)
     start = time.perf_counter()
     model, training = _extract_model(cfg, task, source, progress)
     seconds = time.perf_counter() - start
