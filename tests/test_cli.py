@@ -91,3 +91,22 @@ def test_demo_writes_results(tmp_path, capsys: pytest.CaptureFixture[str]) -> No
     assert {r["variant"] for r in rows} == {"deterministic", "windy", "teleport"}
     assert "return_wm" in out
     assert not list(tmp_path.glob(".*.tmp")), "no temporary files left behind"
+
+
+def test_published_files_have_normal_permissions(tmp_path) -> None:
+    import os
+    import stat
+
+    import numpy as np
+
+    from plray.utils.artifact import save_artifact
+    from plray.utils.io import atomic_write_text
+
+    old = os.umask(0o022)
+    try:
+        f = atomic_write_text(tmp_path / "a.txt", "x")
+        d = save_artifact(tmp_path / "art", "agent", {"w": np.zeros(2)}, {})
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(f.stat().st_mode) == 0o644
+    assert stat.S_IMODE(d.stat().st_mode) == 0o755

@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from plray.utils.io import default_mode
+
 PredictFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
@@ -29,6 +31,7 @@ def _save(fig: Any, path: str | os.PathLike[str]) -> Path:
     os.close(fd)
     try:
         fig.savefig(tmp, dpi=110, bbox_inches="tight")
+        os.chmod(tmp, default_mode())
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)

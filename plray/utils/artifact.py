@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from plray.core.validation import PlrayInputError
+from plray.utils.io import default_mode
 
 FORMAT = "plray-artifact"
 FORMAT_VERSION = 1
@@ -77,6 +78,7 @@ def save_artifact(
     out = Path(out_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    os.chmod(tmp, default_mode(directory=True))
     try:
         clean = {name: np.ascontiguousarray(a) for name, a in arrays.items()}
         for name, a in clean.items():

@@ -9,6 +9,21 @@ from pathlib import Path
 from typing import Any
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def default_mode(directory: bool = False) -> int:
+    """Permissions a plain ``open``/``mkdir`` would give (0o666/0o777 less the umask).
+
+    ``mkstemp``/``mkdtemp`` create private (0o600/0o700) entries; files plray publishes by renaming
+    them must be readable like any other file, e.g. by a Serve replica running as another user.
+    """
+    return (0o777 if directory else 0o666) & ~_umask()
+
+
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
     """Write ``text`` to ``path`` atomically (same-directory temporary file + ``os.replace``)."""
     path = Path(path)
@@ -19,6 +34,7 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, default_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
