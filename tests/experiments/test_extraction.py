@@ -1,0 +1,78 @@
+"""The extraction pipeline end to end, sized to seconds: extract → artifact → evaluate → report."""
+
+import json
+
+import numpy as np
+import pytest
+
+from plray.cli import main
+from plray.core.worldmodel import load_world_model
+from plray.experiments.extraction import ExtractionConfig, run_extraction
+from plray.utils.schema import ConfigError
+
+
+def test_extract_and_evaluate_mountaincar_from_the_oracle(tmp_path, capsys) -> None:
+    out = tmp_path / "ex"
+    rc = main(
+        [
+            "extract",
+            "--task",
+            "mountaincar-position",
+            "--oracle-resolution",
+            "40",
+            "--steps",
+            "200",
+            "--batch-size",
+            "256",
+            "--lr",
+            "0.002",
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+    )
+    assert rc == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["wm_nmse"] < 0.1, "even a short run learns most of the dynamics"
+    model, manifest = load_world_model(out / "world_model")
+    assert manifest["task"] == "mountaincar-position" and manifest["source"]["agent"] == "oracle"
+    assert manifest["goals"] == [[-1.2], [-0.6], [0.0], [0.6]]
+    assert "![quiver.png](quiver.png)" in (out / "report.md").read_text()
+    assert (out / "quiver.png").stat().st_size > 1000
+    s = np.array([[-0.5, 0.01]])
+    assert model.predict(s, np.array([2])).shape == (1, 2)
+
+    rc = main(["evaluate", str(out / "world_model"), "--resolution", "40", "--starts", "32"])
+    assert rc == 0
+    result = json.loads((out / "evaluation" / "evaluation.json").read_text())
+    goals = {u["goal"] for u in result["unseen"]}
+    assert goals == {"fast_car", "gentle_car", "shortest_path"}
+    for u in result["unseen"]:
+        assert np.isfinite(u["return_wm"]) and np.isfinite(u["return_opt"])
+
+
+def test_supervised_reference_and_config_errors(tmp_path) -> None:
+    s = run_extraction(
+        ExtractionConfig(task="reacher", method="supervised", p_learning={"steps": 100, "batch_size": 128}),
+        tmp_path / "sup",
+    )
+    assert s["wm_nmse"] < 1.0 and (tmp_path / "sup" / "rollouts.png").is_file()
+    with pytest.raises(ConfigError, match="extraction supports"):
+        ExtractionConfig(task="fourrooms").validate()
+    with pytest.raises(ConfigError, match="p_learning.stepz: unknown field"):
+        ExtractionConfig(task="reacher", p_learning={"stepz": 3}).validate()
+    with pytest.raises(ConfigError, match="p_learning"):
+        ExtractionConfig(task="reacher", p_learning={"lr": -1.0}).validate()
+
+
+def test_agent_of_another_task_is_refused(tmp_path) -> None:
+    from tests.agents.test_qsource import _write_artifact
+
+    _, _, agent = _write_artifact(tmp_path, "mountaincar-velocity")
+    with pytest.raises(ConfigError, match="was trained on 'mountaincar-velocity'"):
+        run_extraction(ExtractionConfig(task="mountaincar-position", agent=str(agent)), tmp_path / "x")
+
+
+def test_cli_rejects_bad_artifact(tmp_path, capsys) -> None:
+    assert main(["evaluate", str(tmp_path)]) == 2
+    assert "not a plray artifact" in capsys.readouterr().err
