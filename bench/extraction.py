@@ -126,7 +126,6 @@ def main() -> None:
         "",
         "Paper (10 seeds, H100): Reacher WM_NMSE 1.2e-4 (agent Q_NMSE 0.57); "
         "MountainCar-position 6.7e-3 (Q_NMSE 0.10).",
-        "MountainCar-position 6.7e-3 (Q_NMSE 0.10).",
         "",
         "## Unseen goals: R_WM (plan in the extracted model, act in the true env) vs R*",
         "",
