@@ -2,6 +2,7 @@
 
     plray fourrooms --variant windy --goals 4 --goal-family generic --method closed-form [--json]
     plray demo
+    plray serve [--models DIR] [--address ADDRESS]
 
 Bad arguments print a message that says what was wrong and exit with status 2.
 """
@@ -24,6 +25,7 @@ TABLE_COLUMNS = (
     "num_goals",
     "goal_family",
     "method",
+    "local",
     "tv_mean",
     "tv_max",
     "kernel_mse",
@@ -112,6 +114,11 @@ def build_parser() -> argparse.ArgumentParser:
     fr.add_argument(
         "--updates", type=_positive_int, default=None, help="updates of the sampled method (default: 20000)"
     )
+    fr.add_argument(
+        "--local",
+        action="store_true",
+        help="simplex method: successors restricted to each state's neighbours and teleport targets",
+    )
     fr.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
 
     tr = sub.add_parser(
@@ -169,6 +176,26 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--starts", type=_positive_int, default=512, help="rollout start states (default 512)")
     ev.add_argument("--seed", type=int, default=0)
 
+    sv = sub.add_parser(
+        "serve",
+        help="serve world models to planners over HTTP (Ray Serve)",
+        description=(
+            "Deploy the world-model API (predict, rollout, plan, models, healthz, metrics) on Ray Serve over the "
+            "artifacts in --models (<id>/<version>/ or <id>/; a local path or a pyarrow URI such as s3://...). "
+            "Without --address a local Ray is started; with one the application runs on that cluster. Set "
+            "PLRAY_SERVE_TOKEN to require 'Authorization: Bearer <token>'. See docs/serve.md."
+        ),
+    )
+    sv.add_argument("--models", default="models", metavar="DIR", help="models directory or URI (default: models)")
+    sv.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray)")
+    sv.add_argument("--host", default="127.0.0.1", help="HTTP host (default: 127.0.0.1; 0.0.0.0 to expose)")
+    sv.add_argument("--port", type=_positive_int, default=8000, help="HTTP port (default: 8000)")
+    sv.add_argument("--route-prefix", default="/", help="URL prefix of the application (default: /)")
+    sv.add_argument("--replicas", type=_positive_int, default=1, help="replicas (default: 1)")
+    sv.add_argument(
+        "--reload-interval", type=_float, default=5.0, metavar="S", help="seconds between new-version checks (0: off)"
+    )
+
     demo = sub.add_parser(
         "demo",
         help="run the FourRooms study over every variant and several goal counts",
@@ -199,6 +226,7 @@ def cmd_fourrooms(args: argparse.Namespace) -> int:
         project=args.project,
         value_mode=args.value_mode,
         updates=args.updates,
+        local=args.local,
     )
     spec.validate()
     progress = None if args.json else (lambda msg: print(msg, file=sys.stderr, flush=True))
@@ -229,6 +257,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
             specs.append(FourRoomsSpec(variant=variant, num_goals=n, goal_family="generic", method="closed-form"))
             if variant == "deterministic" and n < 68:
                 specs.append(FourRoomsSpec(variant=variant, num_goals=n, goal_family="generic", method="column-match"))
+            elif n < 68:
+                specs.append(
+                    FourRoomsSpec(variant=variant, num_goals=n, goal_family="generic", method="simplex", local=True)
+                )
     start = time.perf_counter()
     results: list[dict[str, Any]] = []
     for i, spec in enumerate(specs, 1):
@@ -243,8 +275,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(markdown_table(results, TABLE_COLUMNS))
     print(
         "\ntv: total variation to the true kernel (mean/max over state-action pairs); identifiable: "
-        "for the variant's kernel class;\nreturn_wm: plan in the extracted kernel, act in the true one "
-        "(mean over 3 unseen tasks); return_opt: optimal."
+        "for the variant's kernel class (from Q and M alone);\nreturn_wm: plan in the extracted kernel, act in "
+        "the true one (mean over 3 unseen tasks); return_opt: optimal.\nsimplex/local: least squares over "
+        "distributions supported on each state's neighbours (not in the paper; see docs/extraction.md)."
     )
     print(f"\n{len(results)} extractions in {time.perf_counter() - start:.1f} s")
     if args.json:
@@ -327,6 +360,29 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    import os
+
+    from plray.serve.app import run
+
+    if not args.route_prefix.startswith("/"):
+        raise PlrayInputError(f"--route-prefix: must start with '/', got {args.route_prefix!r}")
+    if args.reload_interval < 0:
+        raise PlrayInputError(f"--reload-interval: must be >= 0, got {args.reload_interval}")
+    if "://" not in args.models and not os.path.isdir(args.models):
+        raise PlrayInputError(f"--models: {args.models!r} is not a directory")
+    run(
+        args.models,
+        address=args.address,
+        host=args.host,
+        port=args.port,
+        route_prefix=args.route_prefix,
+        settings={"reload_interval_s": args.reload_interval},
+        deployment={"num_replicas": args.replicas},
+    )
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -339,6 +395,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "train": cmd_train,
         "extract": cmd_extract,
         "evaluate": cmd_evaluate,
+        "serve": cmd_serve,
     }
     try:
         return handlers[args.command](args)

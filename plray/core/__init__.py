@@ -25,6 +25,7 @@ from plray.core.tabular import (
     project_simplex,
     sampled,
     score_function_gradient,
+    simplex_least_squares,
 )
 from plray.core.types import KERNEL_METHODS, VALUE_MODES
 from plray.core.validation import PlrayInputError
@@ -50,6 +51,7 @@ __all__ = [
     "sampled",
     "score_function_gradient",
     "separability",
+    "simplex_least_squares",
     "state_values",
     "value_argmin_inversion",
     "value_argmin_kernel",

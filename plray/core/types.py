@@ -20,12 +20,13 @@ IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 
 ValueMode = Literal["max", "policy", "softmax", "logsumexp"]
-KernelMethod = Literal["closed-form", "gradient", "sampled", "column-match", "value-argmin", "wvf"]
+KernelMethod = Literal["closed-form", "gradient", "sampled", "simplex", "column-match", "value-argmin", "wvf"]
 
 KERNEL_METHODS: tuple[str, ...] = (
     "closed-form",
     "gradient",
     "sampled",
+    "simplex",
     "column-match",
     "value-argmin",
     "wvf",

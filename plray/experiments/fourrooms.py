@@ -38,6 +38,8 @@ class FourRoomsSpec:
         project: project closed-form rows onto the simplex.
         value_mode: how V is formed from Q for M (``max`` for the exact greedy agent).
         updates: number of updates of the ``sampled`` method (None: its default).
+        local: restrict each state's successors to its neighbours and the teleport targets (the
+            candidate set the WVF baseline uses) for the ``simplex`` and ``wvf`` methods.
     """
 
     variant: str = "windy"
@@ -51,6 +53,7 @@ class FourRoomsSpec:
     project: bool = False
     value_mode: str = "max"
     updates: int | None = None
+    local: bool = False
 
     def validate(self) -> FourRoomsSpec:
         """Check every field, raising :class:`PlrayInputError` that names it."""
@@ -99,6 +102,8 @@ def run_fourrooms(spec: FourRoomsSpec, progress: Callable[[str], None] | None = 
             options["num_updates"] = spec.updates
     elif spec.method == "wvf":
         options |= {"candidates": env.local_candidates(), "goal_states": goals.states}
+    elif spec.method == "simplex" and spec.local:
+        options["candidates"] = env.local_candidates()
     say(f"[{spec.variant} |G|={spec.num_goals} {spec.goal_family}] extracting with {spec.method}")
     ext = extract(Q_agent, M, spec.method, gamma=spec.gamma, eps=spec.q_noise, **options)
     diag = ext.diagnostics

@@ -160,3 +160,42 @@ def test_extract_rejects_unknown_method_and_option() -> None:
         extract_kernel(Q, M, method="magic")
     with pytest.raises(PlrayInputError, match="closed-form"):
         extract_kernel(Q, M, method="closed-form", bogus=1)
+
+
+def test_simplex_least_squares_uses_that_rows_are_distributions() -> None:
+    """One goal, three candidate successors: min-norm misses, the simplex constraint pins P down."""
+    from plray.core import simplex_least_squares
+
+    M = np.array([[0.0, 1.0, 3.0]])  # (G=1, K=3)
+    P_true = np.array([[[0.0, 1.0, 0.0]]])  # (S=1, A=1, K=3)
+    Q = np.einsum("gk,sak->sag", M, P_true)  # = 1
+    assert tv_distance(closed_form(Q, M), P_true).max() > 0.3  # min norm spreads mass off the simplex
+    P, info = simplex_least_squares(Q, M, candidates=[[0, 1]], tol=1e-13, max_iters=20_000)
+    np.testing.assert_allclose(P, P_true, atol=1e-6)  # on {0, 1} only P = e_1 gives Q = 1
+    assert info["residual"] < 1e-6
+
+
+def test_simplex_recovers_windy_from_four_goals_with_local_support() -> None:
+    agent = exact_agent("windy", 4)
+    ext = extract(agent.Q, agent.M, "simplex", gamma=GAMMA, candidates=agent.env.local_candidates())
+    assert (ext.kernel >= 0).all()
+    np.testing.assert_allclose(ext.kernel.sum(-1), 1.0)
+    outside = np.ones_like(ext.kernel, dtype=bool)
+    for s, c in enumerate(agent.env.local_candidates()):
+        outside[s, :, c] = False
+    assert ext.kernel[outside].max() == 0.0, "mass only on each state's candidates"
+    assert tv_distance(ext.kernel, agent.P).mean() < 0.02
+    from plray.evaluation import unseen_goal_returns
+
+    for task in agent.env.unseen_tasks():
+        r = unseen_goal_returns(ext.kernel, agent.P, task.rewards, task.dones, GAMMA)
+        assert r.return_wm >= 0.95 * r.return_opt, task.name
+
+
+def test_simplex_rejects_bad_candidates() -> None:
+    from plray.core import simplex_least_squares
+
+    with pytest.raises(PlrayInputError, match="one candidate list per state"):
+        simplex_least_squares(np.zeros((2, 1, 1)), np.ones((1, 2)), candidates=[[0]])
+    with pytest.raises(PlrayInputError, match=r"candidates\[0\]"):
+        simplex_least_squares(np.zeros((1, 1, 1)), np.ones((1, 2)), candidates=[[3]])
