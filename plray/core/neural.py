@@ -224,6 +224,12 @@ class PLearningResult:
     seconds: float = 0.0
     samples_per_s: float = 0.0
 
+    @classmethod
+    def from_run(cls, network: nn.Module, config: NeuralPConfig, losses: list[float], seconds: float, **extra: Any):
+        """A result from :func:`optimise`'s output (``extra``: fields of subclasses)."""
+        rate = config.steps * config.batch_size / seconds if seconds > 0 else 0.0
+        return cls(network=network, config=config, losses=losses, seconds=seconds, samples_per_s=rate, **extra)
+
     def summary(self) -> dict[str, Any]:
         return {
             "config": asdict(self.config),
@@ -272,6 +278,66 @@ def uniform_action_sampler(
     return lambda rng, b: rng.uniform(lo, hi, size=(b, len(lo)))
 
 
+def batch_sampler(
+    task: TaskSpec,
+    sample_states: StateSampler,
+    goals: Tensor,
+    batch_size: int,
+    sample_actions: ActionSampler | None = None,
+) -> Callable[[np.random.Generator], tuple[Tensor, Tensor, Tensor]]:
+    """Fresh (s, a, g) batches: s ~ d, a uniform (or ``sample_actions``), g uniform over ``goals`` (G, k)."""
+    act = sample_actions or uniform_action_sampler(task)
+
+    def draw(rng: np.random.Generator) -> tuple[Tensor, Tensor, Tensor]:
+        s = torch.as_tensor(sample_states(rng, batch_size), dtype=torch.float32)
+        a = torch.as_tensor(act(rng, batch_size))
+        g = goals[torch.as_tensor(rng.integers(len(goals), size=batch_size))]
+        return s, a, g
+
+    return draw
+
+
+def optimise(
+    model: nn.Module,
+    cfg: NeuralPConfig,
+    batch_loss: Callable[[np.random.Generator], Tensor],
+    rng: np.random.Generator,
+    *,
+    name: str,
+    progress: Callable[[int, float], None] | None = None,
+) -> tuple[list[float], float]:
+    """Adam with the configured step-size schedule over ``cfg.steps`` fresh batches.
+
+    Args:
+        model: the network to train (left in eval mode).
+        cfg: step size, schedule, steps.
+        batch_loss: ``batch_loss(rng)`` draws a batch and returns its scalar loss.
+        rng: the generator every batch is drawn from.
+        name: what is trained, for the error raised when the loss stops being finite.
+        progress: called as ``progress(step, loss)`` every 100 steps.
+
+    Returns:
+        the loss of every step and the wall-clock seconds.
+    """
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor(cfg))
+    losses: list[float] = []
+    start = time.perf_counter()
+    for step in range(cfg.steps):
+        loss = batch_loss(rng)
+        if not torch.isfinite(loss):
+            raise PlrayInputError(f"{name}: the loss became {loss.item()} at step {step}; lower lr")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        losses.append(float(loss.detach()))
+        if progress is not None and (step + 1) % 100 == 0:
+            progress(step + 1, losses[-1])
+    model.eval()
+    return losses, time.perf_counter() - start
+
+
 def train_successor(
     agent: QFunction,
     task: TaskSpec,
@@ -303,31 +369,11 @@ def train_successor(
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     model = SuccessorNetwork(task.state_dim, task.num_actions, task.action_dim, task.angle_dims, cfg)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor(cfg))
-    act = sample_actions or uniform_action_sampler(task)
-    losses: list[float] = []
-    start = time.perf_counter()
-    for step in range(cfg.steps):
-        s = torch.as_tensor(sample_states(rng, cfg.batch_size), dtype=torch.float32)
-        a = torch.as_tensor(act(rng, cfg.batch_size))
-        g = goals_t[torch.as_tensor(rng.integers(len(goals_t), size=cfg.batch_size))]
-        loss = p_learning_loss(model, agent, task, s, a, g, cfg.loss)
-        if not torch.isfinite(loss):
-            raise PlrayInputError(f"neural P-learning: the loss became {loss.item()} at step {step}; lower lr")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        losses.append(float(loss.detach()))
-        if progress is not None and (step + 1) % 100 == 0:
-            progress(step + 1, losses[-1])
-    seconds = time.perf_counter() - start
-    model.eval()
-    return PLearningResult(
-        network=model,
-        config=cfg,
-        losses=losses,
-        seconds=seconds,
-        samples_per_s=cfg.steps * cfg.batch_size / seconds if seconds > 0 else 0.0,
-    )
+    draw = batch_sampler(task, sample_states, goals_t, cfg.batch_size, sample_actions)
+
+    def batch_loss(rng: np.random.Generator) -> Tensor:
+        s, a, g = draw(rng)
+        return p_learning_loss(model, agent, task, s, a, g, cfg.loss)
+
+    losses, seconds = optimise(model, cfg, batch_loss, rng, name="neural P-learning", progress=progress)
+    return PLearningResult.from_run(model, cfg, losses, seconds)

@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -30,7 +29,7 @@ from plray.core.neural import (
     StateSampler,
     SuccessorNetwork,
     TaskSpec,
-    lr_factor,
+    optimise,
     uniform_action_sampler,
     wrap_dims,
 )
@@ -198,12 +197,9 @@ def train_supervised_successor(
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     model = SuccessorNetwork(task.state_dim, task.num_actions, task.action_dim, task.angle_dims, cfg)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor(cfg))
     act = sample_actions or uniform_action_sampler(task)
-    losses: list[float] = []
-    start = time.perf_counter()
-    for step in range(cfg.steps):
+
+    def batch_loss(rng: np.random.Generator) -> Tensor:
         s_np = np.asarray(sample_states(rng, cfg.batch_size), dtype=np.float64)
         a_np = np.asarray(act(rng, cfg.batch_size))
         nxt = np.asarray(task.next_state(s_np, a_np), dtype=np.float64)
@@ -212,22 +208,7 @@ def train_supervised_successor(
         s = torch.as_tensor(s_np, dtype=torch.float32)
         target = torch.as_tensor(nxt, dtype=torch.float32)
         diff = wrap_dims(model(s, torch.as_tensor(a_np)) - target, task.angle_dims)
-        loss = (diff**2).sum(-1).mean()
-        if not torch.isfinite(loss):
-            raise PlrayInputError(f"supervised successor: the loss became {loss.item()} at step {step}; lower lr")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        losses.append(float(loss.detach()))
-        if progress is not None and (step + 1) % 100 == 0:
-            progress(step + 1, losses[-1])
-    seconds = time.perf_counter() - start
-    model.eval()
-    return PLearningResult(
-        network=model,
-        config=cfg,
-        losses=losses,
-        seconds=seconds,
-        samples_per_s=cfg.steps * cfg.batch_size / seconds if seconds > 0 else 0.0,
-    )
+        return (diff**2).sum(-1).mean()
+
+    losses, seconds = optimise(model, cfg, batch_loss, rng, name="supervised successor", progress=progress)
+    return PLearningResult.from_run(model, cfg, losses, seconds)

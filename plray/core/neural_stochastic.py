@@ -31,7 +31,6 @@ wrapped difference, a good approximation of the wrapped normal while σ ≪ π.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -47,10 +46,10 @@ from plray.core.neural import (
     QFunction,
     StateSampler,
     TaskSpec,
+    batch_sampler,
     bellman_targets,
     build_mlp,
-    lr_factor,
-    uniform_action_sampler,
+    optimise,
     wrap_dims,
 )
 from plray.core.validation import PlrayInputError
@@ -337,32 +336,11 @@ def train_gaussian_successor(
         log_std_min=log_std_min,
         log_std_max=log_std_max,
     )
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor(cfg))
-    act = sample_actions or uniform_action_sampler(task)
-    losses: list[float] = []
-    start = time.perf_counter()
-    for step in range(cfg.steps):
-        s = torch.as_tensor(sample_states(rng, cfg.batch_size), dtype=torch.float32)
-        a = torch.as_tensor(act(rng, cfg.batch_size))
-        g = goals_t[torch.as_tensor(rng.integers(len(goals_t), size=cfg.batch_size))]
-        loss = stochastic_p_learning_loss(model, agent, task, s, a, g, estimator, noise)
-        if not torch.isfinite(loss):
-            raise PlrayInputError(f"stochastic P-learning: the loss became {loss.item()} at step {step}; lower lr")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        losses.append(float(loss.detach()))
-        if progress is not None and (step + 1) % 100 == 0:
-            progress(step + 1, losses[-1])
-    seconds = time.perf_counter() - start
-    model.eval()
-    return GaussianPLearningResult(
-        network=model,
-        config=cfg,
-        losses=losses,
-        seconds=seconds,
-        samples_per_s=cfg.steps * cfg.batch_size / seconds if seconds > 0 else 0.0,
-        estimator=estimator,
-    )
+    draw = batch_sampler(task, sample_states, goals_t, cfg.batch_size, sample_actions)
+
+    def batch_loss(rng: np.random.Generator) -> Tensor:
+        s, a, g = draw(rng)
+        return stochastic_p_learning_loss(model, agent, task, s, a, g, estimator, noise)
+
+    losses, seconds = optimise(model, cfg, batch_loss, rng, name="stochastic P-learning", progress=progress)
+    return GaussianPLearningResult.from_run(model, cfg, losses, seconds, estimator=estimator)
