@@ -25,7 +25,7 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 
 from plray.core.types import BoolArray, FloatArray
-from plray.core.validation import PlrayInputError
+from plray.core.validation import PlrayInputError, as_float_array, check_shape
 
 
 def wrap_angle(x: FloatArray) -> FloatArray:
@@ -38,6 +38,26 @@ def wrap_angle_torch(x: Any) -> Any:
     import torch
 
     return torch.remainder(x + torch.pi, 2.0 * torch.pi) - torch.pi
+
+
+def check_batch(x: object, name: str, width: int, axis_name: str) -> FloatArray:
+    """A finite float64 batch of shape (B, width), or :class:`PlrayInputError` naming ``name``."""
+    arr = as_float_array(x, name, ndim=2)
+    check_shape(arr, name, (None, width), ("B", axis_name))
+    return arr
+
+
+def check_count(n: object) -> int:
+    """A non-negative integer count."""
+    if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 0:
+        raise PlrayInputError(f"n: expected a non-negative integer, got {n!r}")
+    return int(n)
+
+
+def check_rng(rng: object) -> None:
+    """A numpy random generator."""
+    if not isinstance(rng, np.random.Generator):
+        raise PlrayInputError(f"rng: expected a numpy.random.Generator, got {type(rng).__name__}")
 
 
 class GoalTask(ABC):

@@ -34,8 +34,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from plray.core.types import FloatArray
-from plray.core.validation import PlrayInputError, as_float_array, check_choice, check_shape
-from plray.envs.base import GoalTask
+from plray.core.validation import check_choice
+from plray.envs.base import GoalTask, check_batch, check_count, check_rng
 
 GOALS: tuple[str, ...] = ("position", "velocity")
 ACTION_NAMES: tuple[str, ...] = ("left", "none", "right")
@@ -97,8 +97,8 @@ class MountainCarTask(GoalTask):
         Returns:
             states, shape (n, 2).
         """
-        n = _check_count(n)
-        _check_rng(rng)
+        n = check_count(n)
+        check_rng(rng)
         states = np.zeros((n, 2))
         states[:, 0] = rng.uniform(RESET_LOW, RESET_HIGH, size=n)
         return states
@@ -113,7 +113,7 @@ class MountainCarTask(GoalTask):
         Returns:
             next states, shape (B, 2).
         """
-        states = _check_batch(states, "states", 2, "d")
+        states = check_batch(states, "states", 2, "d")
         actions = self.check_actions(actions, len(states))
         x, v = states[:, 0], states[:, 1]
         v_next = np.clip(v + (actions - 1) * FORCE - np.cos(3.0 * x) * GRAVITY, -MAX_SPEED, MAX_SPEED)
@@ -123,7 +123,7 @@ class MountainCarTask(GoalTask):
 
     def observe(self, states: FloatArray) -> FloatArray:
         """The observation [x, v] (the state itself), shape (B, 2)."""
-        return _check_batch(states, "states", 2, "d").copy()
+        return check_batch(states, "states", 2, "d").copy()
 
     def observe_torch(self, states: Any) -> Any:
         """The observation [x, v] in torch (the identity), (B, 2) -> (B, 2)."""
@@ -131,27 +131,10 @@ class MountainCarTask(GoalTask):
 
     def achieved_goal(self, states: FloatArray) -> FloatArray:
         """x (position goals) or v (velocity goals) of states (B, 2), shape (B, 1)."""
-        states = _check_batch(states, "states", 2, "d")
+        states = check_batch(states, "states", 2, "d")
         return states[:, [self.goal_index]].copy()
 
     def achieved_goal_from_obs(self, obs: FloatArray) -> FloatArray:
         """x or v read off observations (B, 2), shape (B, 1)."""
-        obs = _check_batch(obs, "obs", 2, "o")
+        obs = check_batch(obs, "obs", 2, "o")
         return obs[:, [self.goal_index]].copy()
-
-
-def _check_batch(x: object, name: str, width: int, axis_name: str) -> FloatArray:
-    arr = as_float_array(x, name, ndim=2)
-    check_shape(arr, name, (None, width), ("B", axis_name))
-    return arr
-
-
-def _check_count(n: object) -> int:
-    if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 0:
-        raise PlrayInputError(f"n: expected a non-negative integer, got {n!r}")
-    return int(n)
-
-
-def _check_rng(rng: object) -> None:
-    if not isinstance(rng, np.random.Generator):
-        raise PlrayInputError(f"rng: expected a numpy.random.Generator, got {type(rng).__name__}")

@@ -55,8 +55,8 @@ import numpy as np
 from mujoco import rollout
 
 from plray.core.types import FloatArray
-from plray.core.validation import PlrayInputError, as_float_array, check_shape
-from plray.envs.base import GoalTask, wrap_angle
+from plray.core.validation import PlrayInputError
+from plray.envs.base import GoalTask, check_batch, check_count, check_rng, wrap_angle
 
 FRAME_SKIP = 2
 THETA2_LIMIT = 3.0
@@ -143,8 +143,8 @@ class MujocoReacherTask(GoalTask):
         Returns:
             states [θ₁, θ₂, ω₁, ω₂], shape (n, 4).
         """
-        n = _check_count(n)
-        _check_rng(rng)
+        n = check_count(n)
+        check_rng(rng)
         theta1 = rng.uniform(-np.pi, np.pi, size=(n, 1))
         theta2 = rng.uniform(-THETA2_LIMIT, THETA2_LIMIT, size=(n, 1))
         omega = rng.uniform(-RESET_OMEGA, RESET_OMEGA, size=(n, 2))
@@ -160,7 +160,7 @@ class MujocoReacherTask(GoalTask):
         Returns:
             next states, shape (B, 4), θ₁ wrapped to [−π, π).
         """
-        states = _check_batch(states, "states", 4, "d")
+        states = check_batch(states, "states", 4, "d")
         if np.shape(actions) != (len(states), 2):
             raise PlrayInputError(f"actions: expected shape ({len(states)}, 2), got {np.shape(actions)}")
         actions = self.check_actions(actions, len(states))
@@ -184,7 +184,7 @@ class MujocoReacherTask(GoalTask):
 
     def fingertip(self, states: FloatArray) -> FloatArray:
         """Fingertip xy of states (B, 4) by forward kinematics, shape (B, 2)."""
-        states = _check_batch(states, "states", 4, "d")
+        states = check_batch(states, "states", 4, "d")
         l1, l2 = self.link_lengths
         t1, t12 = states[:, 0], states[:, 0] + states[:, 1]
         x = self._base_xy[0] + l1 * np.cos(t1) + l2 * np.cos(t12)
@@ -209,7 +209,7 @@ class MujocoReacherTask(GoalTask):
 
     def observe(self, states: FloatArray) -> FloatArray:
         """The 8-D observation [cos θ₁, cos θ₂, sin θ₁, sin θ₂, ω₁, ω₂, fp_x, fp_y], shape (B, 8)."""
-        states = _check_batch(states, "states", 4, "d")
+        states = check_batch(states, "states", 4, "d")
         theta = states[:, :2]
         return np.concatenate([np.cos(theta), np.sin(theta), states[:, 2:], self.fingertip(states)], axis=-1)
 
@@ -219,22 +219,5 @@ class MujocoReacherTask(GoalTask):
 
     def achieved_goal_from_obs(self, obs: FloatArray) -> FloatArray:
         """Fingertip xy read off observations (B, 8) (dims 6 and 7), shape (B, 2)."""
-        obs = _check_batch(obs, "obs", 8, "o")
+        obs = check_batch(obs, "obs", 8, "o")
         return obs[:, 6:8].copy()
-
-
-def _check_batch(x: object, name: str, width: int, axis_name: str) -> FloatArray:
-    arr = as_float_array(x, name, ndim=2)
-    check_shape(arr, name, (None, width), ("B", axis_name))
-    return arr
-
-
-def _check_count(n: object) -> int:
-    if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 0:
-        raise PlrayInputError(f"n: expected a non-negative integer, got {n!r}")
-    return int(n)
-
-
-def _check_rng(rng: object) -> None:
-    if not isinstance(rng, np.random.Generator):
-        raise PlrayInputError(f"rng: expected a numpy.random.Generator, got {type(rng).__name__}")

@@ -44,8 +44,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from plray.core.types import FloatArray
-from plray.core.validation import PlrayInputError, as_float_array, check_shape
-from plray.envs.base import GoalTask, wrap_angle
+from plray.envs.base import GoalTask, check_batch, check_count, check_rng, wrap_angle
 
 DT = 0.05
 TORQUE_SCALE = 1.0
@@ -92,8 +91,8 @@ class KinematicReacherTask(GoalTask):
         Returns:
             states [θ₁, θ₂, ω₁, ω₂], shape (n, 4), angles in [−π, π).
         """
-        n = _check_count(n)
-        _check_rng(rng)
+        n = check_count(n)
+        check_rng(rng)
         theta = rng.uniform(-np.pi, np.pi, size=(n, 2))
         omega = rng.uniform(-RESET_OMEGA, RESET_OMEGA, size=(n, 2))
         return np.concatenate([theta, omega], axis=-1)
@@ -108,7 +107,7 @@ class KinematicReacherTask(GoalTask):
         Returns:
             next states, shape (B, 4), angles wrapped to [−π, π).
         """
-        states = _check_batch(states, "states", 4, "d")
+        states = check_batch(states, "states", 4, "d")
         actions = self.check_actions(actions, len(states))
         omega = states[:, 2:] + DT * TORQUE_SCALE * TORQUES[actions]
         theta = wrap_angle(states[:, :2] + DT * omega)
@@ -116,13 +115,13 @@ class KinematicReacherTask(GoalTask):
 
     def fingertip(self, states: FloatArray) -> FloatArray:
         """Fingertip position (cos θ₁ + cos θ₂, sin θ₁ + sin θ₂) of states (B, 4), shape (B, 2)."""
-        states = _check_batch(states, "states", 4, "d")
+        states = check_batch(states, "states", 4, "d")
         theta = states[:, :2]
         return np.stack([np.cos(theta).sum(-1), np.sin(theta).sum(-1)], axis=-1)
 
     def observe(self, states: FloatArray) -> FloatArray:
         """The 6-D observation [θ₁, θ₂ (wrapped), ω₁, ω₂, fp_x, fp_y], shape (B, 6)."""
-        states = _check_batch(states, "states", 4, "d")
+        states = check_batch(states, "states", 4, "d")
         return np.concatenate([wrap_angle(states[:, :2]), states[:, 2:], self.fingertip(states)], axis=-1)
 
     def observe_torch(self, states: Any) -> Any:
@@ -141,22 +140,5 @@ class KinematicReacherTask(GoalTask):
 
     def achieved_goal_from_obs(self, obs: FloatArray) -> FloatArray:
         """Fingertip position read off observations (B, 6) (dims 4 and 5), shape (B, 2)."""
-        obs = _check_batch(obs, "obs", 6, "o")
+        obs = check_batch(obs, "obs", 6, "o")
         return obs[:, 4:6].copy()
-
-
-def _check_batch(x: object, name: str, width: int, axis_name: str) -> FloatArray:
-    arr = as_float_array(x, name, ndim=2)
-    check_shape(arr, name, (None, width), ("B", axis_name))
-    return arr
-
-
-def _check_count(n: object) -> int:
-    if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 0:
-        raise PlrayInputError(f"n: expected a non-negative integer, got {n!r}")
-    return int(n)
-
-
-def _check_rng(rng: object) -> None:
-    if not isinstance(rng, np.random.Generator):
-        raise PlrayInputError(f"rng: expected a numpy.random.Generator, got {type(rng).__name__}")
