@@ -1,0 +1,714 @@
+"""The Ray Serve application: a FastAPI ingress over the model registry.
+
+Routes (all JSON unless the request is Arrow IPC; see :mod:`plray.serve.codec`):
+
+* ``GET  /healthz``: liveness and the number of loaded models (never needs a token);
+* ``GET  /metrics``: this replica's Prometheus metrics (:mod:`plray.serve.metrics`);
+* ``GET  /v1/models``, ``GET /v1/models/{id}``: summaries; manifest, metrics, identifiability;
+* ``POST /v1/models/{id}/predict``: (B, d) states and (B,) / (B, ad) actions to next states, std,
+  samples, distributions;
+* ``POST /v1/models/{id}/rollout``: B start states × H-step action sequences to trajectories,
+  rewards, terminations and returns under a goal;
+* ``POST /v1/models/{id}/plan``: a state and a goal to an action (CEM or value iteration);
+* ``POST /v1/admin/reload``: check the models directory for new versions now;
+* ``GET  /openapi.json``, ``/docs``: the schema.
+
+Small predict requests (B <= ``batch_rows``, no samples) go through ``@serve.batch``: requests that
+arrive within ``batch_wait_timeout_s`` of each other are concatenated into one model call (up to
+``max_batch_rows`` rows). Decoding, the model and encoding run in a small thread pool so the
+replica's event loop keeps accepting requests. A background thread calls
+:meth:`~plray.serve.registry.ModelRegistry.refresh` every ``reload_interval_s`` (hot reload).
+
+Build the application with :func:`build_app` (the ``import_path`` of ``deploy/serve_config.yaml``).
+
+No ``from __future__ import annotations`` here: FastAPI reads the routes' annotations at runtime.
+"""
+
+import asyncio
+import hmac
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI, Query, Request
+from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ValidationError
+from ray import serve
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from plray import __version__
+from plray.core.worldmodel import TabularWorldModel
+from plray.serve import codec, engine, schemas
+from plray.serve.errors import ApiError
+from plray.serve.metrics import ServeMetrics
+from plray.serve.registry import LoadedModel, ModelRegistry
+
+log = logging.getLogger(__name__)
+
+TOKEN_ENV = "PLRAY_SERVE_TOKEN"
+DEPLOYMENT_NAME = "WorldModelServer"
+
+
+@dataclass
+class ServeSettings:
+    """What a replica needs (the ``args`` of :func:`build_app`; every field has a default but ``models``).
+
+    Attributes:
+        models: models directory or pyarrow URI.
+        cache_dir: local copies of remote artifacts.
+        max_models: most model ids served at once.
+        max_body_bytes: largest request body (413 beyond).
+        max_batch: largest predict B.
+        max_rollout_steps: largest rollout B·H.
+        max_output_elements: most numbers in one answer.
+        max_plan_rows: most model rows one plan may evaluate.
+        batch_rows: predict requests with B up to this go through ``@serve.batch``.
+        max_batch_rows: rows of one batched model call.
+        batch_wait_timeout_s: how long a batch waits for more requests.
+        reload_interval_s: period of the hot-reload check (0: only ``POST /v1/admin/reload``).
+        auth_token_env: environment variable holding the bearer token (unset or empty: no auth).
+        compute_threads: threads running decode / model / encode.
+        inline_body_bytes: predict bodies up to this size are decoded and checked on the event loop.
+        torch_threads: torch intra-op threads per replica (None: leave Ray's default of 1).
+    """
+
+    models: str = "models"
+    cache_dir: str | None = None
+    max_models: int = 64
+    max_body_bytes: int = 256 << 20
+    max_batch: int = 1 << 20
+    max_rollout_steps: int = 1 << 22
+    max_output_elements: int = 1 << 25
+    max_plan_rows: int = 1 << 23
+    batch_rows: int = 1024
+    max_batch_rows: int = 8192
+    batch_wait_timeout_s: float = 0.001
+    reload_interval_s: float = 5.0
+    auth_token_env: str = TOKEN_ENV
+    compute_threads: int = 2
+    inline_body_bytes: int = 16384
+    torch_threads: int | None = None
+
+    @classmethod
+    def from_args(cls, args: dict[str, Any] | None) -> "ServeSettings":
+        """Settings from a plain dict, refusing unknown keys."""
+        args = dict(args or {})
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(args) - known)
+        if unknown:
+            raise ValueError(f"unknown serve settings {unknown}; known: {sorted(known)}")
+        return cls(**args)
+
+    def limits(self) -> engine.Limits:
+        return engine.Limits(self.max_batch, self.max_rollout_steps, self.max_output_elements, self.max_plan_rows)
+
+
+# ---------------------------------------------------------------------- OpenAPI
+DESCRIPTION = """World-model predictions for planners (plray).
+
+Bodies are JSON or Arrow IPC streams (`application/vnd.apache.arrow.stream`), chosen by
+`Content-Type`; answers follow `Accept` (default: the request's format). In Arrow, arrays are
+columns with B rows (a (B, m1, m2) array is a `fixed_size_list[m1*m2]` column with field metadata
+`shape` = `[m1, m2]`) and the other fields are JSON in the schema metadata `plray.params`
+(answers: `plray.info`). Every refusal is `{"error": kind, "detail": message}`. With a token
+configured, `/v1/*` and `/metrics` need `Authorization: Bearer <token>`.
+"""
+
+app = FastAPI(title="plray world-model API", version=__version__, description=DESCRIPTION)
+
+_ERRORS = {
+    400: {"model": schemas.ErrorBody, "description": "Invalid input (shape, dtype, NaN/inf, range, unsafe id)."},
+    401: {"model": schemas.ErrorBody, "description": "Missing or wrong bearer token (when auth is on)."},
+    404: {"model": schemas.ErrorBody, "description": "Unknown model id or version."},
+    406: {"model": schemas.ErrorBody, "description": "Accept names no supported format."},
+    413: {"model": schemas.ErrorBody, "description": "Body, batch or answer over the server's caps."},
+    415: {"model": schemas.ErrorBody, "description": "Content-Type is neither JSON nor Arrow IPC."},
+    422: {"model": schemas.ErrorBody, "description": "JSON body does not match the schema."},
+    503: {"model": schemas.ErrorBody, "description": "The model's artifact does not load."},
+}
+MODEL_ID = PathParam(
+    description="Model id: a directory name under the models directory (letters, digits, '.', '_', '-'; "
+    "not starting with '.', no '..'); anything else is a 400."
+)
+_ARROW_DOC = {
+    "schema": {"type": "string", "format": "binary"},
+    "description": "Arrow IPC stream: array fields as columns, the rest as JSON in schema metadata `plray.params`.",
+}
+
+
+def _body_doc(model: type[BaseModel]) -> dict[str, Any]:
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                codec.JSON: {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}},
+                codec.ARROW: _ARROW_DOC,
+            },
+        }
+    }
+
+
+def _answer_doc(model: type[BaseModel]) -> dict[int | str, dict[str, Any]]:
+    return {
+        200: {"model": model, "content": {codec.ARROW: {"schema": {"type": "string", "format": "binary"}}}},
+        **_ERRORS,
+    }
+
+
+def _openapi() -> dict[str, Any]:
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(
+        title=app.title, version=app.version, description=app.description, routes=app.routes, servers=app.servers
+    )
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for model in (schemas.PredictRequest, schemas.RolloutRequest, schemas.PlanRequest):
+        js = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        components.update(js.pop("$defs", {}))
+        components[model.__name__] = js
+    app.openapi_schema = schema
+    return schema
+
+
+app.openapi = _openapi  # type: ignore[method-assign]
+
+
+@app.exception_handler(StarletteHTTPException)
+async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    """Routing errors (no such route, wrong method) in the API's error format."""
+    kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "invalid_input")
+    detail = f"no route {request.method} {request.url.path}" if exc.status_code in (404, 405) else str(exc.detail)
+    return JSONResponse({"error": kind, "detail": detail}, status_code=exc.status_code, headers=exc.headers)
+
+
+@app.exception_handler(RequestValidationError)
+async def _request_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """FastAPI's own parameter validation (query parameters) in the API's error format."""
+    errors = [f"{'.'.join(str(x) for x in e.get('loc', ()))}: {e.get('msg')}" for e in exc.errors()[:5]]
+    return JSONResponse({"error": "validation", "detail": "; ".join(errors)}, status_code=422)
+
+
+def _validation_message(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors(include_url=False)[:5]:
+        loc = ".".join(str(x) for x in err.get("loc", ())) or "body"
+        parts.append(f"{loc}: {err.get('msg')}")
+    more = exc.error_count() - len(parts)
+    return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
+
+
+def _parse(model: type[BaseModel], raw: bytes) -> BaseModel:
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        raise ApiError("validation", _validation_message(exc)) from exc
+
+
+def _split(
+    params: type[BaseModel], body: bytes, media: str, array_fields: tuple[str, ...]
+) -> tuple[Any, dict[str, Any]]:
+    """(validated params, raw arrays) from a JSON or Arrow request."""
+    if media == codec.JSON:
+        full = {"predict": schemas.PredictRequest, "rollout": schemas.RolloutRequest}[
+            "predict" if params is schemas.PredictParams else "rollout"
+        ]
+        req = _parse(full, body)
+        return req, {name: getattr(req, name) for name in array_fields}
+    meta, arrays = codec.decode_arrow(body)
+    missing = [n for n in array_fields if n not in arrays]
+    extra = sorted(set(arrays) - set(array_fields))
+    if missing or extra:
+        raise ApiError(
+            "invalid_input",
+            f"Arrow columns: expected {list(array_fields)}, got {list(arrays)}"
+            + (f"; missing {missing}" if missing else "")
+            + (f"; unexpected {extra}" if extra else ""),
+        )
+    import json as _json
+
+    return _parse(params, _json.dumps(meta).encode()), arrays
+
+
+def _kernel_facts(model: TabularWorldModel) -> dict[str, Any]:
+    P = model.P
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ent = -np.where(P > 0, P * np.log(P), 0.0).sum(-1)
+    return {
+        "num_states": model.num_states,
+        "num_actions": model.num_actions,
+        "deterministic_fraction": float((P.max(-1) > 1 - 1e-9).mean()),
+        "mean_row_entropy": float(ent.mean()),
+    }
+
+
+def _rows(items: list[tuple[Any, np.ndarray, np.ndarray]]) -> int:
+    """@serve.batch's size of a batch: its rows, not its requests."""
+    return sum(len(item[1]) for item in items)
+
+
+# ---------------------------------------------------------------------- deployment
+@serve.deployment(
+    name=DEPLOYMENT_NAME,
+    max_ongoing_requests=64,
+    health_check_period_s=10,
+    logging_config={"enable_access_log": False},
+)
+@serve.ingress(app)
+class WorldModelServer:
+    """One replica: a registry, metrics, and the routes of the module docstring."""
+
+    def __init__(self, settings: dict[str, Any] | None = None) -> None:
+        self.settings = ServeSettings.from_args(settings)
+        if self.settings.torch_threads:
+            import torch
+
+            torch.set_num_threads(int(self.settings.torch_threads))
+        self.limits = self.settings.limits()
+        self.metrics = ServeMetrics()
+        self.registry = ModelRegistry(
+            self.settings.models,
+            cache_dir=self.settings.cache_dir,
+            max_models=self.settings.max_models,
+            on_load=self.metrics.on_load,
+        )
+        token = os.environ.get(self.settings.auth_token_env, "") if self.settings.auth_token_env else ""
+        self._token = token.encode() if token else None
+        self.pool = ThreadPoolExecutor(max_workers=max(1, self.settings.compute_threads), thread_name_prefix="plray")
+        self.registry.load_all()
+        self.metrics.models_loaded.set(len(self.registry.loaded()))
+        self._predict_batched.set_max_batch_size(self.settings.max_batch_rows)
+        self._predict_batched.set_batch_wait_timeout_s(self.settings.batch_wait_timeout_s)
+        self._stop = threading.Event()
+        self._reloader: threading.Thread | None = None
+        if self.settings.reload_interval_s > 0:
+            self._reloader = threading.Thread(target=self._reload_loop, name="plray-reload", daemon=True)
+            self._reloader.start()
+
+    # ------------------------------------------------------------------ plumbing
+    def _reload_loop(self) -> None:
+        while not self._stop.wait(self.settings.reload_interval_s):
+            try:
+                self.registry.refresh()
+                self.metrics.models_loaded.set(len(self.registry.loaded()))
+            except Exception:  # keep reloading whatever one pass hit
+                log.exception("model refresh failed")
+
+    def __del__(self) -> None:
+        stop = getattr(self, "_stop", None)
+        if stop is not None:
+            stop.set()
+
+    def _authorize(self, request: Request) -> None:
+        if self._token is None:
+            return
+        header = request.headers.get("authorization", "")
+        scheme, _, given = header.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), self._token):
+            raise ApiError("unauthorized", "missing or wrong bearer token (Authorization: Bearer <token>)")
+
+    async def _body(self, request: Request) -> bytes:
+        cap = self.settings.max_body_bytes
+        length = request.headers.get("content-length")
+        if length and length.isdigit() and int(length) > cap:
+            raise ApiError("payload_too_large", f"body of {int(length):,} bytes exceeds the cap of {cap:,} bytes")
+        chunks, total = [], 0
+        async for chunk in request.stream():
+            total += len(chunk)
+            if total > cap:
+                raise ApiError("payload_too_large", f"body exceeds the cap of {cap:,} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def _run(self, fn: Callable[[], Any]) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self.pool, fn)
+
+    async def _answer(self, endpoint: str, request: Request, work: Callable[[], Any]) -> Response:
+        """Run ``work`` (a coroutine function) with auth, metrics and error mapping."""
+        start = time.perf_counter()
+        try:
+            if endpoint not in ("healthz",):
+                self._authorize(request)
+            response = await work()
+        except ApiError as exc:
+            self.metrics.errors.labels(kind=exc.kind).inc()
+            headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+            response = JSONResponse(exc.body(), status_code=exc.status, headers=headers)
+        except Exception as exc:  # a bug: say what kind, log the rest
+            log.exception("internal error in %s", endpoint)
+            self.metrics.errors.labels(kind="internal").inc()
+            body = ApiError("internal", f"internal error ({type(exc).__name__})").body()
+            response = JSONResponse(body, status_code=500)
+        self.metrics.requests.labels(endpoint=endpoint, status=str(response.status_code)).inc()
+        self.metrics.latency.labels(endpoint=endpoint).observe(time.perf_counter() - start)
+        return response
+
+    def _entry(self, model_id: str, version: str | None = None) -> LoadedModel:
+        entry = self.registry.get(model_id, version)
+        self.metrics.models_loaded.set(len(self.registry.loaded()))
+        return entry
+
+    async def _entry_async(self, model_id: str, version: str | None = None) -> LoadedModel:
+        if version is None:
+            loaded = self.registry.loaded_entry(model_id)
+            if loaded is not None:  # the common case: a dict lookup, no thread hop
+                return loaded
+        return await self._run(lambda: self._entry(model_id, version))
+
+    def _encode(self, media: str, arrays: dict[str, np.ndarray], info: dict[str, Any]) -> Response:
+        if media == codec.ARROW:
+            return Response(codec.encode_arrow(arrays, info), media_type=codec.ARROW)
+        return Response(codec.encode_json({**info, **arrays}), media_type=codec.JSON)
+
+    # ------------------------------------------------------------------ batched predict
+    @serve.batch(
+        max_batch_size=8192, batch_wait_timeout_s=0.001, batch_size_fn=lambda items: sum(len(i[1]) for i in items)
+    )
+    async def _predict_batched(self, items: list[tuple[LoadedModel, np.ndarray, np.ndarray]]) -> list[dict[str, Any]]:
+        """One model call per distinct model version among the batch's requests; each gets its rows."""
+
+        def compute() -> list[dict[str, Any]]:
+            results: list[Any] = [None] * len(items)
+            groups: dict[int, list[int]] = {}
+            for i, (entry, _, _) in enumerate(items):
+                groups.setdefault(id(entry), []).append(i)
+            for idx in groups.values():
+                entry = items[idx[0]][0]
+                states = np.concatenate([items[i][1] for i in idx]) if len(idx) > 1 else items[idx[0]][1]
+                actions = np.concatenate([items[i][2] for i in idx]) if len(idx) > 1 else items[idx[0]][2]
+                self.metrics.model_batch_rows.observe(len(states))
+                self.metrics.model_batch_requests.observe(len(idx))
+                try:
+                    out = engine.predict(entry.model, states, actions, limits=self.limits)
+                except ApiError as exc:
+                    for i in idx:
+                        results[i] = exc
+                    continue
+                offset = 0
+                for i in idx:
+                    n = len(items[i][1])
+                    results[i] = {k: v[offset : offset + n] for k, v in out.items()}
+                    offset += n
+            return results
+
+        return await self._run(compute)
+
+    # ------------------------------------------------------------------ routes
+    @app.get("/healthz", response_model=schemas.Health, summary="Liveness")
+    async def healthz(self, request: Request) -> Response:
+        async def work() -> Response:
+            body = {"status": "ok", "models": len(self.registry.loaded()), "models_dir": self.registry.describe()}
+            return JSONResponse(body)
+
+        return await self._answer("healthz", request, work)
+
+    @app.get(
+        "/metrics",
+        summary="Prometheus metrics of this replica",
+        responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}, 401: _ERRORS[401]},
+        response_class=Response,
+    )
+    async def metrics_route(self, request: Request) -> Response:
+        async def work() -> Response:
+            from prometheus_client import CONTENT_TYPE_LATEST
+
+            return Response(self.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+        return await self._answer("metrics", request, work)
+
+    @app.get("/v1/models", response_model=schemas.ModelList, responses={401: _ERRORS[401]}, summary="List models")
+    async def list_models(self, request: Request) -> Response:
+        async def work() -> Response:
+            def collect() -> dict[str, Any]:
+                models, unavailable = [], {}
+                for model_id in self.registry.ids():
+                    try:
+                        models.append(self._entry(model_id).summary())
+                    except ApiError as exc:
+                        unavailable[model_id] = exc.detail
+                return {"models": models, "unavailable": unavailable}
+
+            return JSONResponse(await self._run(collect))
+
+        return await self._answer("models", request, work)
+
+    @app.get(
+        "/v1/models/{model_id}",
+        response_model=schemas.ModelDetail,
+        responses=_ERRORS,
+        summary="A model's manifest, metrics and identifiability diagnostics",
+    )
+    async def model_detail(
+        self,
+        request: Request,
+        model_id: str = MODEL_ID,
+        version: str | None = Query(None, description="A version to describe (default: the one served)."),
+    ) -> Response:
+        async def work() -> Response:
+            entry = await self._entry_async(model_id, version)
+            ident = entry.manifest.get("identifiability")
+            if isinstance(entry.model, TabularWorldModel):
+                ident = {**(ident if isinstance(ident, dict) else {}), "kernel": _kernel_facts(entry.model)}
+            body = {
+                "summary": entry.summary(),
+                "versions": await self._run(lambda: self.registry.versions(model_id)),
+                "manifest": entry.manifest,
+                "metrics": entry.manifest.get("metrics"),
+                "identifiability": ident if isinstance(ident, dict) else None,
+            }
+            return Response(codec.encode_json(body), media_type=codec.JSON)
+
+        return await self._answer("model", request, work)
+
+    @app.post(
+        "/v1/models/{model_id}/predict",
+        response_model=schemas.PredictResponse,
+        responses=_answer_doc(schemas.PredictResponse),
+        openapi_extra=_body_doc(schemas.PredictRequest),
+        summary="One-step predictions for a batch of (state, action)",
+    )
+    async def predict(self, request: Request, model_id: str = MODEL_ID) -> Response:
+        async def work() -> Response:
+            media = codec.media_type(request.headers.get("content-type"))
+            answer = codec.response_type(request.headers.get("accept"), media)
+            body = await self._body(request)
+            small = len(body) <= self.settings.inline_body_bytes  # decode, check and encode inline: no thread hops
+            parse = lambda: _split(schemas.PredictParams, body, media, ("states", "actions"))  # noqa: E731
+            params, raw = parse() if small else await self._run(parse)
+            entry = await self._entry_async(model_id, params.version)
+            check = lambda: engine.check_batch(entry.model, raw["states"], raw["actions"])  # noqa: E731
+            states, actions = check() if small else await self._run(check)
+            B = len(states)
+            self.metrics.rows.labels(endpoint="predict").observe(B)
+            if self.limits.max_batch < B:
+                raise ApiError(
+                    "payload_too_large", f"batch size B: {B:,} exceeds this server's cap of {self.limits.max_batch:,}"
+                )
+            if self.settings.batch_rows >= B and params.n_samples == 0:
+                out = await self._predict_batched((entry, states, actions))
+                if isinstance(out, ApiError):
+                    raise out
+                if not params.include_std:
+                    out.pop("std", None)
+                if not params.include_distribution:
+                    out.pop("distribution", None)
+            else:
+                out = await self._run(
+                    lambda: engine.predict(
+                        entry.model,
+                        states,
+                        actions,
+                        n_samples=params.n_samples,
+                        seed=params.seed,
+                        include_std=params.include_std,
+                        include_distribution=params.include_distribution,
+                        limits=self.limits,
+                    )
+                )
+            info = {
+                "model": entry.model_id,
+                "version": entry.version,
+                "model_type": entry.model.model_type,
+                "batch_size": B,
+            }
+            if small and B <= 64:
+                return self._encode(answer, out, info)
+            return await self._run(lambda: self._encode(answer, out, info))
+
+        return await self._answer("predict", request, work)
+
+    @app.post(
+        "/v1/models/{model_id}/rollout",
+        response_model=schemas.RolloutResponse,
+        responses=_answer_doc(schemas.RolloutResponse),
+        openapi_extra=_body_doc(schemas.RolloutRequest),
+        summary="Trajectories of B action sequences inside the model, scored under a goal",
+    )
+    async def rollout(self, request: Request, model_id: str = MODEL_ID) -> Response:
+        async def work() -> Response:
+            media = codec.media_type(request.headers.get("content-type"))
+            answer = codec.response_type(request.headers.get("accept"), media)
+            body = await self._body(request)
+            params, raw = await self._run(lambda: _split(schemas.RolloutParams, body, media, ("states", "actions")))
+            entry = await self._entry_async(model_id, params.version)
+
+            def compute() -> Response:
+                states, actions = engine.check_batch(entry.model, raw["states"], raw["actions"], steps=True)
+                B, H = actions.shape[:2]
+                self.metrics.rows.labels(endpoint="rollout").observe(B * H)
+                goal = None
+                if params.goal is not None:
+                    goal = engine.build_goal(params.goal.model_dump(), entry.model, entry.task)
+                gamma = params.gamma or float(entry.manifest.get("gamma") or 0.99)
+                out = engine.rollout(
+                    entry.model,
+                    states,
+                    actions,
+                    goal=goal,
+                    gamma=gamma,
+                    mode=params.mode,
+                    seed=params.seed,
+                    limits=self.limits,
+                )
+                info = {"model": entry.model_id, "version": entry.version, "batch_size": B, "horizon": H}
+                return self._encode(answer, out, info)
+
+            return await self._run(compute)
+
+        return await self._answer("rollout", request, work)
+
+    @app.post(
+        "/v1/models/{model_id}/plan",
+        response_model=schemas.PlanResponse,
+        responses=_ERRORS,
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {codec.JSON: {"schema": {"$ref": "#/components/schemas/PlanRequest"}}},
+            }
+        },
+        summary="The action to take from a state toward a goal (CEM or value iteration inside the model)",
+    )
+    async def plan(self, request: Request, model_id: str = MODEL_ID) -> Response:
+        async def work() -> Response:
+            media = codec.media_type(request.headers.get("content-type"))
+            if media != codec.JSON:
+                raise ApiError("unsupported_media_type", "plan takes JSON bodies only")
+            body = await self._body(request)
+            req = _parse(schemas.PlanRequest, body)
+            assert isinstance(req, schemas.PlanRequest)
+            entry = await self._entry_async(model_id, req.version)
+
+            def compute() -> dict[str, Any]:
+                model = entry.model
+                state = engine._numeric(req.state, "state").astype(np.float64)
+                if state.shape != (model.state_dim,):
+                    raise ApiError("invalid_input", f"state: expected shape ({model.state_dim},), got {state.shape}")
+                engine.check_batch(
+                    model,
+                    state[None],
+                    np.zeros(1, dtype=np.int64) if model.discrete_actions else np.zeros((1, model.action_dim)),
+                )
+                goal = engine.build_goal(req.goal.model_dump(), model, entry.task)
+                gamma = req.gamma or float(entry.manifest.get("gamma") or 0.99)
+                return engine.plan(
+                    model,
+                    state,
+                    goal,
+                    method=req.method,
+                    gamma=gamma,
+                    task_fn=entry.task,
+                    horizon=req.horizon,
+                    population=req.population,
+                    elites=req.elites,
+                    iterations=req.iterations,
+                    seed=req.seed,
+                    resolution=req.resolution,
+                    action_low=req.action_low,
+                    action_high=req.action_high,
+                    limits=self.limits,
+                )
+
+            out = await self._run(compute)
+            body_out = {"model": entry.model_id, "version": entry.version, "method": req.method, **out}
+            return Response(codec.encode_json(body_out), media_type=codec.JSON)
+
+        return await self._answer("plan", request, work)
+
+    @app.post(
+        "/v1/admin/reload",
+        summary="Check the models directory for new versions now (this replica)",
+        responses={200: {"content": {codec.JSON: {"schema": {"type": "object"}}}}, 401: _ERRORS[401]},
+        response_class=Response,
+    )
+    async def reload(self, request: Request) -> Response:
+        async def work() -> Response:
+            swaps = await self._run(self.registry.refresh)
+            self.metrics.models_loaded.set(len(self.registry.loaded()))
+            body = {"swapped": [{"model": m, "old": o, "new": n} for m, o, n in swaps]}
+            return JSONResponse(body)
+
+        return await self._answer("reload", request, work)
+
+
+# ---------------------------------------------------------------------- building
+@dataclass
+class DeploymentOptions:
+    """Replica options (``serve_config.yaml`` may override them per deployment)."""
+
+    num_replicas: int | str | None = None
+    max_ongoing_requests: int = 64
+    autoscaling_config: dict[str, Any] | None = None
+    ray_actor_options: dict[str, Any] = field(default_factory=lambda: {"num_cpus": 1})
+
+
+def build_app(args: dict[str, Any] | None = None) -> serve.Application:
+    """The Serve application (``import_path: plray.serve.app:build_app``).
+
+    Args:
+        args: :class:`ServeSettings` fields, plus optionally ``deployment``: a dict of
+            :class:`DeploymentOptions` fields (replicas, autoscaling, actor options).
+    """
+    args = dict(args or {})
+    opts = DeploymentOptions(**dict(args.pop("deployment", None) or {}))
+    settings = ServeSettings.from_args(args)
+    options: dict[str, Any] = {
+        "max_ongoing_requests": opts.max_ongoing_requests,
+        "ray_actor_options": opts.ray_actor_options,
+    }
+    if opts.autoscaling_config is not None:
+        options["autoscaling_config"] = opts.autoscaling_config
+    elif opts.num_replicas is not None:
+        options["num_replicas"] = opts.num_replicas
+    return WorldModelServer.options(**options).bind(asdict(settings))
+
+
+def run(
+    models: str,
+    *,
+    address: str | None = None,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    route_prefix: str = "/",
+    name: str = "plray",
+    settings: dict[str, Any] | None = None,
+    deployment: dict[str, Any] | None = None,
+    block: bool = True,
+) -> str:
+    """Start (or join) Ray, start Serve's HTTP proxy and deploy the application; return the base URL.
+
+    Args:
+        models: models directory or URI (made absolute if local, since replicas may run elsewhere).
+        address: Ray cluster address (``auto``, ``ray://...``, ``host:port``); None: a local Ray.
+        host, port: Serve's HTTP proxy (only when this call starts Serve).
+        block: wait until interrupted (Ctrl-C), then delete the application.
+    """
+    import ray
+
+    if "://" not in models:
+        models = os.path.abspath(models)
+    if not ray.is_initialized():
+        ray.init(address=address, include_dashboard=False) if address else ray.init(include_dashboard=False)
+    serve.start(http_options={"host": host, "port": port})
+    args = {**(settings or {}), "models": models}
+    if deployment:
+        args["deployment"] = deployment
+    serve.run(build_app(args), name=name, route_prefix=route_prefix, blocking=False)
+    prefix = "" if route_prefix == "/" else route_prefix
+    url = f"http://{host}:{port}{prefix}"
+    if block:
+        print(f"plray serving {models} at {url} (Ctrl-C stops)", flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            serve.delete(name)
+    return url

@@ -1,0 +1,426 @@
+"""The numeric side of the API: validated, vectorised predict / rollout / plan on a loaded model.
+
+Everything here is plain numpy / torch on whole batches and raises :class:`~plray.serve.errors.ApiError`
+for bad input, so the HTTP layer only parses and encodes. The benchmark calls these same
+functions in-process as the reference for the API's overhead.
+
+Shapes: B rows, d = state_dim, ad = action_dim, H horizon, n samples, S finite-model states.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from plray.core.types import BoolArray, FloatArray
+from plray.core.validation import PlrayInputError
+from plray.core.worldmodel import TabularWorldModel, WorldModel
+from plray.envs.base import wrap_angle
+from plray.evaluation.unseen import UnseenGoal
+from plray.serve.errors import ApiError
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Caps on what one request may ask for (each breach is a 413).
+
+    Attributes:
+        max_batch: B of predict.
+        max_rollout_steps: B·H of rollout (model rows evaluated).
+        max_output_elements: numbers in one answer (B·n·d samples, B·S distributions, B·H·d trajectories).
+        max_plan_rows: model rows one plan may evaluate (CEM: population·horizon·iterations; grids: nodes·A).
+    """
+
+    max_batch: int = 1 << 20
+    max_rollout_steps: int = 1 << 22
+    max_output_elements: int = 1 << 25
+    max_plan_rows: int = 1 << 23
+
+
+DEFAULT_LIMITS = Limits()
+
+
+def _too_large(what: str, got: int, cap: int) -> ApiError:
+    return ApiError("payload_too_large", f"{what}: {got:,} exceeds this server's cap of {cap:,}")
+
+
+def _numeric(x: Any, name: str) -> np.ndarray:
+    try:
+        arr = np.asarray(x)
+    except (ValueError, TypeError) as exc:  # ragged nested lists
+        raise ApiError("invalid_input", f"{name}: not a rectangular array ({exc})") from exc
+    if arr.dtype == object:
+        raise ApiError("invalid_input", f"{name}: not a rectangular array of numbers (rows of different lengths?)")
+    if arr.dtype.kind not in "fiu":
+        raise ApiError("invalid_input", f"{name}: dtype {arr.dtype} is not numeric")
+    if arr.dtype.kind == "f":
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            first = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise ApiError(
+                "invalid_input", f"{name}: {int(bad.sum())} entries are NaN or infinite (first at index {first})"
+            )
+    if arr.size and float(np.max(np.abs(arr))) > FLOAT32_MAX:
+        raise ApiError("invalid_input", f"{name}: values beyond ±{FLOAT32_MAX:.3g} (the float32 range models run in)")
+    return arr
+
+
+def check_batch(model: WorldModel, states: Any, actions: Any, *, steps: bool = False) -> tuple[FloatArray, np.ndarray]:
+    """Validate states (B, d) and actions (B,) / (B, ad), or with ``steps`` (B, H) / (B, H, ad).
+
+    Returns:
+        states as float64 (B, d); actions as int64 (B[, H]) for discrete models, float64 otherwise.
+    """
+    s = _numeric(states, "states")
+    a = _numeric(actions, "actions")
+    d = model.state_dim
+    if s.ndim != 2 or s.shape[1] != d:
+        raise ApiError("invalid_input", f"states: expected shape (B, {d}), got {s.shape}")
+    B = s.shape[0]
+    if B < 1:
+        raise ApiError("invalid_input", "states: the batch is empty")
+    lead = (B, a.shape[1]) if steps and a.ndim >= 2 else (B,)
+    if steps and a.ndim < 2:
+        raise ApiError("invalid_input", f"actions: expected shape (B, H{', ad' if not model.discrete_actions else ''})")
+    if model.discrete_actions:
+        if a.shape != lead:
+            raise ApiError(
+                "invalid_input",
+                f"actions: expected shape {('(B, H)' if steps else '(B,)')} = {lead} of integers, got {a.shape}",
+            )
+        if a.dtype.kind == "f":
+            if not np.all(a == np.round(a)):
+                raise ApiError(
+                    "invalid_input", f"actions: expected integers in [0, {model.num_actions}), got fractions"
+                )
+            a = a.astype(np.int64)
+        if a.size and (a.min() < 0 or a.max() >= model.num_actions):
+            raise ApiError(
+                "invalid_input",
+                f"actions: must lie in [0, {model.num_actions}), got values in [{a.min()}, {a.max()}]",
+            )
+        a = a.astype(np.int64)
+    else:
+        want = (*lead, model.action_dim)
+        if a.shape != want:
+            raise ApiError(
+                "invalid_input", f"actions: expected shape {want} (B{', H' if steps else ''}, ad), got {a.shape}"
+            )
+        a = a.astype(np.float64)
+    s = s.astype(np.float64)
+    if isinstance(model, TabularWorldModel):
+        idx = s[:, 0]
+        if idx.min() < 0 or idx.max() >= model.num_states or not np.all(idx == np.round(idx)):
+            raise ApiError(
+                "invalid_input", f"states: finite-model states are integer indices in [0, {model.num_states})"
+            )
+    return s, a
+
+
+def _finite_output(arr: FloatArray, name: str) -> FloatArray:
+    if not np.isfinite(arr).all():
+        raise ApiError(
+            "invalid_input",
+            f"{name}: the model's output is not finite for these inputs (states far outside its domain?)",
+        )
+    return arr
+
+
+def _call(fn: Any, *args: Any) -> Any:
+    try:
+        return fn(*args)
+    except PlrayInputError as exc:
+        raise ApiError("invalid_input", str(exc)) from exc
+
+
+# ---------------------------------------------------------------------- predict
+def predict(
+    model: WorldModel,
+    states: FloatArray,
+    actions: np.ndarray,
+    *,
+    n_samples: int = 0,
+    seed: int | None = None,
+    include_std: bool = True,
+    include_distribution: bool = True,
+    limits: Limits = DEFAULT_LIMITS,
+) -> dict[str, np.ndarray]:
+    """One-step predictions for validated inputs (see :func:`check_batch`).
+
+    Returns:
+        ``next_states`` (B, d); ``std`` (B, d) for gaussian models if asked; ``samples`` (B, n, d)
+        if n > 0; ``distribution`` (B, S) for tabular models if asked.
+    """
+    B, d = states.shape
+    if limits.max_batch < B:
+        raise _too_large("batch size B", B, limits.max_batch)
+    if n_samples * B * d > limits.max_output_elements:
+        raise _too_large("samples B·n·d", n_samples * B * d, limits.max_output_elements)
+    out: dict[str, np.ndarray] = {"next_states": _finite_output(_call(model.predict, states, actions), "next_states")}
+    if include_std and model.model_type == "gaussian":
+        out["std"] = _finite_output(_call(model.std, states, actions), "std")
+    if n_samples > 0:
+        rng = np.random.default_rng(seed)
+        draws = _call(model.sample, states, actions, n_samples, rng)  # (n, B, d)
+        out["samples"] = _finite_output(np.ascontiguousarray(np.swapaxes(draws, 0, 1)), "samples")
+    if include_distribution and isinstance(model, TabularWorldModel):
+        if B * model.num_states > limits.max_output_elements:
+            raise _too_large("distribution B·S", B * model.num_states, limits.max_output_elements)
+        out["distribution"] = _call(model.distribution, states, actions)
+    return out
+
+
+# ---------------------------------------------------------------------- goals
+def build_goal(spec: dict[str, Any], model: WorldModel, task_fn: Any) -> UnseenGoal:
+    """An :class:`UnseenGoal` (reward, termination, forbidden as functions of next states) from a goal spec.
+
+    Args:
+        spec: a validated goal (``schemas.Goal`` as a dict): kind ``task``, ``unseen`` or ``region``.
+        model: the model (its dims and angle dims).
+        task_fn: () -> the model's task (raises ApiError if it has none); called only when needed.
+    """
+    kind = spec.get("kind")
+    if kind == "task":
+        task = task_fn()
+        g = _numeric(spec["goal"], "goal.goal").astype(np.float64)
+        if g.shape != (task.goal_dim,):
+            raise ApiError(
+                "invalid_input", f"goal.goal: task {task.name!r} has goals of shape ({task.goal_dim},), got {g.shape}"
+            )
+
+        def reward(s: FloatArray) -> FloatArray:
+            return np.asarray(task.reward_at(s, np.broadcast_to(g, (len(s), g.size))), dtype=np.float64)
+
+        def terminal(s: FloatArray) -> BoolArray:
+            return np.asarray(task.terminal_at(s, np.broadcast_to(g, (len(s), g.size))), dtype=bool)
+
+        return UnseenGoal("task", _guard(reward), _guard(terminal), None, f"task goal {g.tolist()}")
+    if kind == "unseen":
+        from plray.evaluation.unseen import unseen_goal
+
+        task = task_fn()
+        try:
+            return unseen_goal(task, spec["name"])
+        except PlrayInputError as exc:
+            raise ApiError("invalid_input", f"goal.name: {exc}") from exc
+    if kind == "region":
+        d = model.state_dim
+        dims = list(range(d)) if spec.get("dims") is None else list(spec["dims"])
+        if not dims or min(dims) < 0 or max(dims) >= d or len(set(dims)) != len(dims):
+            raise ApiError("invalid_input", f"goal.dims: expected distinct indices in [0, {d}), got {dims}")
+        target = _numeric(spec["target"], "goal.target").astype(np.float64)
+        if target.shape != (len(dims),):
+            raise ApiError(
+                "invalid_input", f"goal.target: expected shape ({len(dims)},) to match dims, got {target.shape}"
+            )
+        tol = float(spec["tolerance"])
+        limit = spec.get("forbidden_above")
+        angles = np.array([i in model.angle_dims for i in dims])
+
+        def dist(s: FloatArray) -> FloatArray:
+            diff = np.asarray(s)[:, dims] - target
+            diff = np.where(angles, wrap_angle(diff), diff)
+            return np.linalg.norm(diff, axis=-1)
+
+        def hit(s: FloatArray) -> BoolArray:
+            return dist(s) < tol
+
+        def reward_r(s: FloatArray) -> FloatArray:
+            return hit(s).astype(np.float64)
+
+        forbidden = None if limit is None else (lambda s: dist(s) > float(limit))
+        return UnseenGoal("region", reward_r, hit, forbidden, f"within {tol} of {target.tolist()} on dims {dims}")
+    raise ApiError("invalid_input", f"goal.kind: unknown {kind!r}; choose task, unseen or region")
+
+
+def _guard(fn: Any) -> Any:
+    def wrapped(s: FloatArray) -> Any:
+        try:
+            return fn(s)
+        except PlrayInputError as exc:
+            raise ApiError("invalid_input", f"goal: {exc}") from exc
+
+    return wrapped
+
+
+def score(goal: UnseenGoal, next_states: FloatArray) -> tuple[FloatArray, BoolArray]:
+    """Rewards (M,) and terminations (M,) of next states (M, d) under a goal (forbidden: reward 0, done)."""
+    r = np.asarray(goal.reward_fn(next_states), dtype=np.float64).reshape(len(next_states))
+    done = np.asarray(goal.terminal_fn(next_states), dtype=bool).reshape(len(next_states))
+    if goal.forbidden_fn is not None:
+        bad = np.asarray(goal.forbidden_fn(next_states), dtype=bool).reshape(len(next_states))
+        r = np.where(bad, 0.0, r)
+        done = done | bad
+    return r, done
+
+
+# ---------------------------------------------------------------------- rollout
+def rollout(
+    model: WorldModel,
+    states: FloatArray,
+    actions: np.ndarray,
+    *,
+    goal: UnseenGoal | None = None,
+    gamma: float = 0.99,
+    mode: str = "mean",
+    seed: int | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+) -> dict[str, np.ndarray]:
+    """Roll B action sequences out inside the model, one vectorised model call per step.
+
+    Args:
+        states: start states (B, d), validated.
+        actions: (B, H) ints or (B, H, ad), validated with ``steps=True``.
+        goal: scores every step if given.
+        gamma: discount of the returns.
+        mode: ``mean`` (predict) or ``sample`` (a draw per step).
+
+    Returns:
+        ``states`` (B, H, d) = s_1..s_H; with a goal also ``rewards`` (B, H), ``terminated`` (B, H)
+        and ``returns`` (B,) = Σ_t γ^t r_t up to and including the first termination.
+    """
+    B, d = states.shape
+    H = actions.shape[1]
+    if limits.max_rollout_steps < B * H:
+        raise _too_large("rollout rows B·H", B * H, limits.max_rollout_steps)
+    if B * H * d > limits.max_output_elements:
+        raise _too_large("trajectory numbers B·H·d", B * H * d, limits.max_output_elements)
+    rng = np.random.default_rng(seed)
+    traj = np.empty((B, H, d))
+    s = states
+    for t in range(H):
+        a_t = actions[:, t]
+        nxt = _call(model.predict, s, a_t) if mode == "mean" else _call(model.sample, s, a_t, 1, rng)[0]
+        traj[:, t] = _finite_output(nxt, "states")
+        s = nxt
+    out: dict[str, np.ndarray] = {"states": traj}
+    if goal is not None:
+        r, done = score(goal, traj.reshape(B * H, d))
+        r, done = r.reshape(B, H), done.reshape(B, H)
+        # alive at t: no termination strictly before t
+        alive = np.concatenate([np.ones((B, 1), dtype=bool), ~np.logical_or.accumulate(done, axis=1)[:, :-1]], axis=1)
+        out["rewards"] = r
+        out["terminated"] = done
+        out["returns"] = (r * alive * gamma ** np.arange(H)).sum(axis=1)
+    return out
+
+
+# ---------------------------------------------------------------------- plan
+def tabular_value_iteration(
+    model: TabularWorldModel, goal: UnseenGoal, gamma: float, tol: float = 1e-10, max_iters: int = 10_000
+) -> tuple[FloatArray, FloatArray]:
+    """Exact value iteration on a finite kernel for a goal: (Q (S, A), V (S,))."""
+    P = model.P  # (S, A, S)
+    S = model.num_states
+    r, done = score(goal, np.arange(S, dtype=np.float64)[:, None])
+    V = np.zeros(S)
+    Q = np.zeros((S, model.num_actions))
+    for _ in range(max_iters):
+        Q = P @ (r + gamma * (~done) * V)
+        V_new = Q.max(axis=1)
+        if np.max(np.abs(V_new - V)) < tol:
+            V = V_new
+            break
+        V = V_new
+    return Q, V
+
+
+def plan(
+    model: WorldModel,
+    state: FloatArray,
+    goal: UnseenGoal,
+    *,
+    method: str,
+    gamma: float,
+    task_fn: Any,
+    horizon: int = 15,
+    population: int = 200,
+    elites: int = 20,
+    iterations: int = 5,
+    seed: int = 0,
+    resolution: int | None = None,
+    action_low: Any = None,
+    action_high: Any = None,
+    limits: Limits = DEFAULT_LIMITS,
+) -> dict[str, Any]:
+    """The action to take from ``state`` (d,) toward ``goal``: ``{"action", "value", "seconds"}``."""
+    start = time.perf_counter()
+    s = state.reshape(1, -1)
+    if method == "value_iteration":
+        if isinstance(model, TabularWorldModel):
+            Q, V = tabular_value_iteration(model, goal, gamma)
+            i = int(s[0, 0])
+            return {"action": int(np.argmax(Q[i])), "value": float(V[i]), "seconds": time.perf_counter() - start}
+        if not model.discrete_actions:
+            raise ApiError("invalid_input", "method: value_iteration needs discrete actions; use cem")
+        from plray.evaluation.unseen import plan_in_model
+
+        res = 20 if resolution is None else int(resolution)
+        nodes = res**model.state_dim
+        if nodes * int(model.num_actions or 1) > limits.max_plan_rows:
+            raise _too_large(
+                f"grid nodes·actions ({res}^{model.state_dim}·A)",
+                nodes * int(model.num_actions or 1),
+                limits.max_plan_rows,
+            )
+        task = task_fn()
+
+        def next_fn(x: FloatArray, a: np.ndarray) -> FloatArray:
+            return _call(model.predict, x, a)
+
+        try:
+            sol = plan_in_model(task, next_fn, goal, res, gamma=gamma, max_iters=2000, tol=1e-8)
+        except PlrayInputError as exc:
+            raise ApiError("invalid_input", str(exc)) from exc
+        action = int(sol.act(s)[0])
+        return {"action": action, "value": float(sol.values(s)[0]), "seconds": time.perf_counter() - start}
+    # CEM
+    from plray.evaluation.cem import CEMPlanner
+
+    rows = population * horizon * iterations
+    if rows > limits.max_plan_rows:
+        raise _too_large("CEM model rows population·horizon·iterations", rows, limits.max_plan_rows)
+    if elites > population:
+        raise ApiError("invalid_input", f"elites: must not exceed population ({population}), got {elites}")
+    kwargs: dict[str, Any] = {}
+    if model.discrete_actions:
+        kwargs["num_actions"] = model.num_actions
+    else:
+        low, high = action_low, action_high
+        if low is None or high is None:
+            task = task_fn()
+            low, high = task.action_low, task.action_high
+        low, high = _numeric(low, "action_low").astype(float), _numeric(high, "action_high").astype(float)
+        if low.shape != (model.action_dim,) or high.shape != (model.action_dim,) or not (high > low).all():
+            raise ApiError(
+                "invalid_input", f"action_low/action_high: expected shape ({model.action_dim},) with high > low"
+            )
+        kwargs["action_low"], kwargs["action_high"] = low, high
+
+    def next_fn2(x: FloatArray, a: np.ndarray) -> FloatArray:
+        return _call(model.predict, x, a)
+
+    try:
+        planner = CEMPlanner(
+            next_fn2,
+            goal.reward_fn,
+            goal.terminal_fn,
+            forbidden_fn=goal.forbidden_fn,
+            horizon=horizon,
+            population=population,
+            elites=elites,
+            iterations=iterations,
+            gamma=gamma,
+            seed=seed,
+            **kwargs,
+        )
+        a = planner.plan_batch(s)[0]
+    except PlrayInputError as exc:
+        raise ApiError("invalid_input", str(exc)) from exc
+    action: Any = int(a) if model.discrete_actions else np.asarray(a, dtype=np.float64).tolist()
+    return {"action": action, "value": None, "seconds": time.perf_counter() - start}
