@@ -1,0 +1,189 @@
+"""How accurate a trained agent's Q-values are: the paper's Q_MSE / Q_NMSE (reference §1.5.3).
+
+The reference is **Q^π of the agent's own greedy policy** under the task's true dynamics, not Q*:
+an agent whose Q-values are self-consistent with its own (possibly poor) policy scores well. For
+each goal g of the evaluated goal set, with a regular grid of N nodes x_i over the task's state box
+(:func:`~plray.evaluation.grid.task_grid`; angle dims periodic) and A discrete actions:
+
+1. Agent Q at the nodes: ``Q_agent[i, a, g] = source.q_values(task.observe(x_i), g)[a]``, shape
+   (N, A, G); forward passes are batched (``chunk`` nodes at a time, under ``torch.no_grad``).
+2. Greedy policy at the nodes: ``π_g(x_i) = argmax_a Q_agent[i, a, g]`` (ties to the lowest action).
+3. Policy evaluation on the grid under the true dynamics, with N-linear interpolation of V^π at
+   off-grid successors (:meth:`~plray.evaluation.grid.GridMDP.policy_evaluation`)::
+
+       V^π(x_i) = r(x'_i, g) + γ (1 − done(x'_i, g)) · Interp(V^π, x'_i),   x'_i = f(x_i, π_g(x_i))
+       Q^π[i, a, g] = r(f(x_i, a), g) + γ (1 − done(f(x_i, a), g)) · Interp(V^π, f(x_i, a))
+
+   with f = ``task.next_state``, r = ``task.reward_at``, done = ``task.terminal_at`` and γ =
+   ``source.gamma``; sweeps start from V = 0 and stop when ‖V_new − V‖_∞ < ``tol`` (default
+   1e-10) or after ``max_iters`` (default 10 000) sweeps, as in the paper's code.
+4. Metrics, per (action a, goal g) over the N nodes::
+
+       MSE_{a,g}  = mean_i (Q_agent[i, a, g] − Q^π[i, a, g])²
+       NMSE_{a,g} = MSE_{a,g} / Var_i(Q^π[i, a, g])
+
+   ``q_mse`` and ``q_nmse`` are the means over all (a, g) pairs (the paper's headline Q_NMSE);
+   ``q_mse_per_goal`` / ``q_nmse_per_goal`` average over actions only, shape (G,).
+
+Following the paper: the grid (MountainCar 200², Reacher 50⁴ over [−π, π]² × [−2, 2]²; Reacher at
+16⁴–20⁴ is what fits a CPU's memory, see :mod:`plray.evaluation.grid`), N-linear interpolation,
+Q^π of the greedy policy, the stopping rule and the normalisation by Var(Q^π) averaged over goals
+and actions. The greedy policy is that of the agent *at the nodes*; between nodes the evaluation
+interpolates V^π, as the paper's grid evaluation does.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from plray.agents.qsource import QSource
+from plray.core.types import FloatArray
+from plray.core.validation import PlrayInputError, as_float_array, check_shape
+from plray.evaluation.grid import (
+    DEFAULT_MAX_ITERS,
+    DEFAULT_TOL,
+    RegularGrid,
+    q_nmse,
+    q_nmse_per_goal,
+    task_grid,
+    task_grid_mdp,
+)
+
+DEFAULT_CHUNK = 65_536
+"""Nodes per batched forward pass of the agent's Q-network."""
+
+
+def _check_chunk(chunk: object) -> int:
+    if isinstance(chunk, bool) or not isinstance(chunk, int | np.integer) or int(chunk) < 1:
+        raise PlrayInputError(f"chunk: expected a positive integer, got {chunk!r}")
+    return int(chunk)
+
+
+@torch.no_grad()
+def agent_q_at_nodes(source: QSource, grid: RegularGrid, goal: FloatArray, *, chunk: int = DEFAULT_CHUNK) -> FloatArray:
+    """The agent's Q(x_i, ·, g) at every grid node, in batches of ``chunk`` nodes.
+
+    Args:
+        source: the agent (discrete actions).
+        grid: N nodes over the task's state space (d dims).
+        goal: the goal g, shape (k,).
+        chunk: nodes per forward pass.
+
+    Returns:
+        Q-values, shape (N, A), float64.
+    """
+    task = source.task
+    assert task.num_actions is not None
+    chunk = _check_chunk(chunk)
+    N = grid.num_points
+    out = np.empty((N, task.num_actions))
+    for start in range(0, N, chunk):
+        stop = min(start + chunk, N)
+        states = grid.node_points(np.arange(start, stop))
+        obs = task.observe(states)
+        goals = np.repeat(np.asarray(goal, dtype=np.float64)[None], stop - start, axis=0)
+        q = source.q_values(obs, goals)
+        q_np = q.detach().double().cpu().numpy() if isinstance(q, torch.Tensor) else np.asarray(q, dtype=np.float64)
+        if q_np.shape != (stop - start, task.num_actions):
+            raise PlrayInputError(
+                f"source.q_values: expected shape ({stop - start}, {task.num_actions}), got {q_np.shape}"
+            )
+        out[start:stop] = q_np
+    if not np.isfinite(out).all():
+        raise PlrayInputError("source.q_values: non-finite Q-values at the grid nodes")
+    return out
+
+
+def q_accuracy(
+    source: QSource,
+    resolution: int | Sequence[int],
+    *,
+    goals: FloatArray | None = None,
+    chunk: int = DEFAULT_CHUNK,
+    tol: float = DEFAULT_TOL,
+    max_iters: int = DEFAULT_MAX_ITERS,
+) -> dict[str, Any]:
+    """Q_MSE and Q_NMSE of an agent against Q^π of its own greedy policy on a grid (see module docstring).
+
+    Args:
+        source: the agent; its task must have discrete actions. ``source.gamma`` is the discount of
+            the reference Q^π.
+        resolution: grid nodes per state dim, an int or one int per dim (each >= 2), e.g. 200 for
+            MountainCar, 20 for the kinematic Reacher.
+        goals: goals to evaluate, shape (G, k); default ``source.task.training_goals``.
+        chunk: nodes per batched forward pass of the agent.
+        tol: sup-norm stopping tolerance of the policy evaluation sweeps.
+        max_iters: most policy evaluation sweeps per goal.
+
+    Returns:
+        A JSON-ready dict:
+
+        * ``q_nmse``, ``q_mse``: means over (action, goal) pairs (floats);
+        * ``q_nmse_per_goal``, ``q_mse_per_goal``: means over actions, lists of G floats;
+        * ``q_true_var_per_goal``: Var_nodes(Q^π) averaged over actions, G floats;
+        * ``q_agent_mean_per_goal``, ``q_true_mean_per_goal``: mean Q over nodes and actions;
+        * ``greedy_fraction_reaching``: per goal, fraction of nodes with V^π > 0 (the greedy
+          policy reaches the goal from there within the grid's approximation);
+        * ``policy_eval_iterations``, ``policy_eval_converged``: per goal;
+        * ``goals`` (G lists of k floats), ``resolution`` (d ints), ``num_nodes`` (N),
+          ``num_actions`` (A), ``gamma``, ``seconds`` (wall clock of the whole evaluation).
+
+    Raises:
+        PlrayInputError: a source that is not a :class:`QSource` or has continuous actions, a bad
+            resolution, goals of the wrong shape or non-finite, a bad chunk, or Q^π constant over
+            the nodes for some (action, goal) (NMSE undefined).
+    """
+    t0 = time.perf_counter()
+    if not isinstance(source, QSource):
+        raise PlrayInputError(f"source: expected a QSource, got {type(source).__name__}")
+    task = source.task
+    if task.num_actions is None:
+        raise PlrayInputError(f"source: Q accuracy needs discrete actions; task {task.name!r} has continuous ones")
+    chunk = _check_chunk(chunk)
+    goal_arr = as_float_array(task.training_goals if goals is None else goals, "goals", ndim=2)
+    check_shape(goal_arr, "goals", (None, task.goal_dim), ("G", "k"))
+    if goal_arr.shape[0] == 0:
+        raise PlrayInputError("goals: need at least one goal")
+    grid = task_grid(task, resolution)
+    N, A, G = grid.num_points, task.num_actions, goal_arr.shape[0]
+
+    q_agent = np.empty((N, A, G))
+    q_true = np.empty((N, A, G))
+    iterations: list[int] = []
+    converged: list[bool] = []
+    reaching: list[float] = []
+    for gi, goal in enumerate(goal_arr):
+        q_agent[:, :, gi] = agent_q_at_nodes(source, grid, goal, chunk=chunk)
+        policy = np.argmax(q_agent[:, :, gi], axis=1).astype(np.int64)
+        mdp = task_grid_mdp(task, goal, grid, gamma=source.gamma)
+        sol = mdp.policy_evaluation(policy, tol=tol, max_iters=max_iters)
+        q_true[:, :, gi] = sol.Q
+        iterations.append(int(sol.iterations))
+        converged.append(bool(sol.converged))
+        reaching.append(float((sol.V > 0.0).mean()))
+        del mdp, sol
+
+    mse_ag = ((q_agent - q_true) ** 2).mean(axis=0)  # (A, G)
+    return {
+        "q_nmse": q_nmse(q_agent, q_true),
+        "q_mse": float(mse_ag.mean()),
+        "q_nmse_per_goal": [float(x) for x in q_nmse_per_goal(q_agent, q_true)],
+        "q_mse_per_goal": [float(x) for x in mse_ag.mean(axis=0)],
+        "q_true_var_per_goal": [float(x) for x in q_true.var(axis=0).mean(axis=0)],
+        "q_agent_mean_per_goal": [float(x) for x in q_agent.mean(axis=(0, 1))],
+        "q_true_mean_per_goal": [float(x) for x in q_true.mean(axis=(0, 1))],
+        "greedy_fraction_reaching": reaching,
+        "policy_eval_iterations": iterations,
+        "policy_eval_converged": converged,
+        "goals": goal_arr.tolist(),
+        "resolution": list(grid.shape),
+        "num_nodes": int(N),
+        "num_actions": int(A),
+        "gamma": float(source.gamma),
+        "seconds": time.perf_counter() - t0,
+    }
