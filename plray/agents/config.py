@@ -53,6 +53,9 @@ class NetworkConfig:
     """Squash Q into (0, 1): sparse {0, 1} rewards keep Q there (the paper's agents)."""
     input_dims: list[int] | None = None
     """Observation entries the network reads (the goal entries are always added); None: all."""
+    normalize_inputs: bool = True
+    """Rescale each input to about [-1, 1] from the task's ranges (observations of states sampled over
+    the state box, and the goals), so inputs of very different scales train alike."""
 
     def validate(self) -> None:
         if not self.hiddens or min(self.hiddens) < 1:
@@ -77,6 +80,10 @@ class TrainingConfig:
     """Replayed / sampled transitions ratio; None: RLlib's default (one update per round)."""
     lr: float = field(default=3e-4, metadata={"check": positive})
     """Adam learning rate."""
+    lr_final: float | None = field(default=None, metadata={"check": lambda v: positive(v) if v is not None else None})
+    """Learning rate reached linearly at total_env_steps (the paper decays to ~0); None: constant."""
+    torch_threads: int = field(default=1, metadata={"check": positive})
+    """torch intra-op threads in the trainer (one is fastest for these small networks on few cores)."""
     grad_clip: float | None = 10.0
     """Global gradient-norm clip (the paper's agents: 10); None: off."""
     replay_capacity: int = field(default=500_000, metadata={"check": positive})

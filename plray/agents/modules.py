@@ -30,6 +30,9 @@ class GoalQNetwork(nn.Module):
         layernorm: LayerNorm after each hidden linear layer (the paper's PQN agents).
         activation: ``relu``, ``tanh``, ``silu`` or ``elu``.
         sigmoid: squash Q into (0, 1).
+        input_low, input_high: per selected input, the range mapped to [-1, 1] before the first
+            layer (inputs of very different scales, e.g. MountainCar's x in [-1.2, 0.6] and
+            v in [-0.07, 0.07], otherwise train at very different rates); None: no rescaling.
     """
 
     def __init__(
@@ -42,6 +45,8 @@ class GoalQNetwork(nn.Module):
         layernorm: bool = True,
         activation: str = "relu",
         sigmoid: bool = False,
+        input_low: Sequence[float] | None = None,
+        input_high: Sequence[float] | None = None,
     ) -> None:
         super().__init__()
         if activation not in ACTIVATIONS:
@@ -50,6 +55,15 @@ class GoalQNetwork(nn.Module):
         if not index or min(index) < 0 or max(index) >= obs_dim:
             raise PlrayInputError(f"input_index: entries must lie in [0, {obs_dim}), got {index}")
         self.register_buffer("input_index", torch.tensor(index, dtype=torch.long), persistent=True)
+        low = torch.full((len(index),), -1.0) if input_low is None else torch.as_tensor(input_low, dtype=torch.float32)
+        high = (
+            torch.full((len(index),), 1.0) if input_high is None else torch.as_tensor(input_high, dtype=torch.float32)
+        )
+        if low.shape != (len(index),) or high.shape != (len(index),) or not torch.isfinite(low).all():
+            raise PlrayInputError(f"input_low/input_high: need {len(index)} finite values each")
+        span = torch.where(high - low > 1e-12, high - low, torch.ones_like(high))
+        self.register_buffer("input_center", (high + low) / 2, persistent=False)
+        self.register_buffer("input_halfspan", span / 2, persistent=False)
         layers: list[nn.Module] = []
         prev = len(index)
         for width in hiddens:
@@ -63,9 +77,13 @@ class GoalQNetwork(nn.Module):
         self.sigmoid = bool(sigmoid)
         self.num_actions = num_actions
 
+    def scale_inputs(self, obs: torch.Tensor) -> torch.Tensor:
+        """The selected observation entries, rescaled to about [-1, 1]: (B, D) -> (B, len(input_index))."""
+        return (obs.index_select(-1, self.input_index) - self.input_center) / self.input_halfspan
+
     def features(self, obs: torch.Tensor) -> torch.Tensor:
         """Hidden features of observations (B, D) -> (B, H)."""
-        return self.trunk(obs.index_select(-1, self.input_index))
+        return self.trunk(self.scale_inputs(obs))
 
     def q_from_features(self, h: torch.Tensor) -> torch.Tensor:
         """Q-values from features (B, H) -> (B, A)."""
@@ -85,4 +103,6 @@ def network_kwargs(model_config: dict[str, Any]) -> dict[str, Any]:
         "layernorm": bool(model_config.get("layernorm", True)),
         "activation": model_config.get("activation", "relu"),
         "sigmoid": bool(model_config.get("sigmoid", False)),
+        "input_low": model_config.get("input_low"),
+        "input_high": model_config.get("input_high"),
     }

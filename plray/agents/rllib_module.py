@@ -24,12 +24,14 @@ class _Encoder(nn.Module):
 
     def __init__(self, net: GoalQNetwork) -> None:
         super().__init__()
-        self.register_buffer("input_index", net.input_index.clone())
         self.trunk = net.trunk
+        self.register_buffer("input_index", net.input_index.clone())
+        self.register_buffer("input_center", net.input_center.clone(), persistent=False)
+        self.register_buffer("input_halfspan", net.input_halfspan.clone(), persistent=False)
 
     def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
-        obs = batch[Columns.OBS].float()
-        return {ENCODER_OUT: self.trunk(obs.index_select(-1, self.input_index))}
+        obs = batch[Columns.OBS].float().index_select(-1, self.input_index)
+        return {ENCODER_OUT: self.trunk((obs - self.input_center) / self.input_halfspan)}
 
 
 class _Head(nn.Module):

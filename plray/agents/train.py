@@ -46,15 +46,37 @@ def input_index(cfg: AgentConfig, task: GoalTask) -> list[int]:
     return dims + list(range(task.obs_dim, task.obs_dim + task.goal_dim))
 
 
+def input_ranges(task: GoalTask, index: list[int], n: int = 4096) -> tuple[list[float], list[float]]:
+    """Range of each network input: observations of states uniform over the state box, and goals.
+
+    Goal entries span the training goals and (where the task has them) achieved goals, since
+    hindsight relabelling feeds achieved goals as goals.
+    """
+    rng = np.random.default_rng(0)
+    states = task.sample_states(n, rng)
+    obs = task.observe(states)
+    try:
+        goals = np.concatenate([np.asarray(task.training_goals), task.achieved_goal(states)])
+    except Exception:  # tasks whose goals are not states (FourRooms' goal set)
+        goals = np.asarray(task.training_goals)
+    low = np.concatenate([obs.min(0), goals.min(0)])
+    high = np.concatenate([obs.max(0), goals.max(0)])
+    return [float(low[i]) for i in index], [float(high[i]) for i in index]
+
+
 def network_config(cfg: AgentConfig, task: GoalTask) -> dict[str, Any]:
     """The :class:`GoalQNetwork` keyword arguments of a run (stored in the agent artifact)."""
-    return {
-        "input_index": input_index(cfg, task),
+    index = input_index(cfg, task)
+    out: dict[str, Any] = {
+        "input_index": index,
         "hiddens": list(cfg.network.hiddens),
         "layernorm": cfg.network.layernorm,
         "activation": cfg.network.activation,
         "sigmoid": cfg.network.sigmoid,
     }
+    if cfg.network.normalize_inputs:
+        out["input_low"], out["input_high"] = input_ranges(task, index)
+    return out
 
 
 def algorithm_config(cfg: AgentConfig) -> Any:
@@ -77,8 +99,9 @@ def algorithm_config(cfg: AgentConfig) -> Any:
         "k": cfg.her.k,
         "seed": cfg.seed,
     }
+    lr: Any = tr.lr if tr.lr_final is None else [[0, tr.lr], [tr.total_env_steps, tr.lr_final]]
     common_training: dict[str, Any] = {
-        "lr": tr.lr,
+        "lr": lr,
         "gamma": gamma,
         "train_batch_size_per_learner": tr.train_batch_size,
         "replay_buffer_config": buffer,
@@ -116,7 +139,7 @@ def algorithm_config(cfg: AgentConfig) -> Any:
         # SAC's config validation accepts only RLlib's own buffer names: it is built with the plain
         # EpisodeReplayBuffer, and build_algorithm() swaps in the hindsight buffer afterwards.
         common_training["replay_buffer_config"] = {"type": "EpisodeReplayBuffer", "capacity": tr.replay_capacity}
-        common_training |= {"lr": None, "actor_lr": tr.lr, "critic_lr": tr.lr, "alpha_lr": tr.lr}
+        common_training |= {"lr": None, "actor_lr": lr, "critic_lr": lr, "alpha_lr": lr}
         algo_cfg = (
             SACConfig()
             .rl_module(
@@ -310,6 +333,7 @@ def train(
     atomic_write_text(config_file, config_text)
 
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    torch.set_num_threads(cfg.training.torch_threads)
     started_ray = False
     if not ray.is_initialized():
         kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
