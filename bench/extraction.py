@@ -45,6 +45,11 @@ def main() -> None:
     parser.add_argument("--agent", action="append", default=[], metavar="TASK=PATH", help="agent artifact per task")
     parser.add_argument("--out", default="/tmp/plray-bench-extraction", help="scratch directory for artifacts")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--tasks", nargs="*", default=None, help="only these tasks (default: all three)")
+    parser.add_argument(
+        "--sources", nargs="*", default=None, choices=("oracle", "supervised", "agent"), help="only these sources"
+    )
+    parser.add_argument("--name", default="extraction", help="result file name under bench/results")
     args = parser.parse_args()
     torch.set_num_threads(1)
     agents = dict(a.split("=", 1) for a in args.agent)
@@ -63,9 +68,13 @@ def main() -> None:
     from plray.experiments.extraction import run_evaluation
 
     for task, (steps, batch) in budgets.items():
+        if args.tasks is not None and task not in args.tasks:
+            continue
         sources = [("oracle", "oracle", "deterministic"), ("supervised", "oracle", "supervised")]
         if task in agents:
             sources.append(("agent", agents[task], "deterministic"))
+        if args.sources is not None:
+            sources = [src for src in sources if src[0] in args.sources]
         for label, agent, method in sources:
             run_dir = out / task / label
             print(f"[{task}] {label}: {steps} steps x {batch}", flush=True)
@@ -110,9 +119,7 @@ def main() -> None:
     md = [
         "# Neural P-learning: extraction accuracy, unseen goals, throughput",
         "",
-        f"Command: `python bench/extraction.py{' --quick' if args.quick else ''}"
-        + "".join(f" --agent {k}={v}" for k, v in agents.items())
-        + "`",
+        "Command: `python " + " ".join(["bench/extraction.py", *sys.argv[1:]]) + "`",
         "",
         "WM_NMSE: per (action, dim) MSE / Var(true next state), averaged (reference §1.5.3); for the Reacher in",
         "observation space (6 dims incl. the fingertip), as the paper reports. `oracle`: ground-truth Q* by grid",
@@ -141,7 +148,7 @@ def main() -> None:
         "",
     ]
     payload = {"machine": machine(), "quick": args.quick, "rows": rows, "unseen": unseen_rows, "cross": cross}
-    json_path, md_path = write_results("extraction", payload, "\n".join(md))
+    json_path, md_path = write_results(args.name, payload, "\n".join(md))
     print(f"wrote {json_path} and {md_path}")
 
 
