@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint format bench clean help
+.PHONY: demo test test-fast lint format bench bench-agents bench-extraction bench-serve clean help
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -37,8 +37,17 @@ format: $(STAMP)  ## apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix plray tests bench
 	$(VENV)/bin/ruff format plray tests bench
 
-bench: $(STAMP)  ## run the benchmarks (writes bench/results/*.json and *.md)
+bench: $(STAMP)  ## FourRooms extraction benchmark (minutes; writes bench/results/*.json and *.md)
 	$(PY) bench/fourrooms_extraction.py
+
+bench-agents: $(STAMP)  ## RLlib agent training at two budgets, success and Q_NMSE (about an hour on 2 cores)
+	$(PY) bench/agents.py
+
+bench-extraction: $(STAMP)  ## neural P-learning from the oracle, unseen goals, cross-model NMSE (about 40 minutes)
+	$(PY) bench/extraction.py
+
+bench-serve: $(STAMP)  ## Ray Serve API latency, throughput and a 60 s load test (a few minutes)
+	$(PY) bench/serve.py
 
 clean:  ## remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -695,7 +695,8 @@ def run(
 
     if "://" not in models:
         models = os.path.abspath(models)
-    if not ray.is_initialized():
+    started_ray = not ray.is_initialized()
+    if started_ray:
         ray.init(address=address, include_dashboard=False) if address else ray.init(include_dashboard=False)
     serve.start(http_options={"host": host, "port": port})
     args = {**(settings or {}), "models": models}
@@ -710,5 +711,9 @@ def run(
             while True:
                 time.sleep(3600)
         except KeyboardInterrupt:
+            print("stopping plray serve ...", flush=True)
             serve.delete(name)
+            if started_ray and address is None:  # our own local Ray: take Serve and Ray down with us
+                serve.shutdown()
+                ray.shutdown()
     return url
