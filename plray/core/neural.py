@@ -140,6 +140,34 @@ def build_mlp(in_dim: int, out_dim: int, cfg: NeuralPConfig) -> nn.Sequential:
     return nn.Sequential(*layers, out)
 
 
+def init_layout(
+    module: nn.Module,
+    state_dim: int,
+    num_actions: int | None,
+    action_dim: int,
+    angle_dims: Sequence[int],
+    cfg: NeuralPConfig,
+) -> tuple[list[int], list[int]]:
+    """Set a successor network's state/action layout and its input/output index buffers.
+
+    Returns:
+        the state dims the network reads and the dims it predicts (validated against ``state_dim``).
+    """
+    module.state_dim = int(state_dim)
+    module.num_actions = num_actions
+    module.action_dim = int(action_dim)
+    module.angle_dims = tuple(int(d) for d in angle_dims)
+    module.residual = cfg.residual
+    in_dims = list(range(state_dim)) if cfg.input_dims is None else list(cfg.input_dims)
+    out_dims = list(range(state_dim)) if cfg.output_dims is None else list(cfg.output_dims)
+    for name, dims in (("input_dims", in_dims), ("output_dims", out_dims)):
+        if not dims or min(dims) < 0 or max(dims) >= state_dim:
+            raise PlrayInputError(f"{name}: entries must lie in [0, {state_dim}), got {dims}")
+    module.register_buffer("input_index", torch.tensor(in_dims, dtype=torch.long))
+    module.register_buffer("output_index", torch.tensor(out_dims, dtype=torch.long))
+    return in_dims, out_dims
+
+
 def lr_factor(cfg: NeuralPConfig) -> Callable[[int], float]:
     """Multiplier of the step size at each step: constant, linear or cosine decay to ~0 over ``cfg.steps``."""
 
@@ -175,18 +203,7 @@ class SuccessorNetwork(nn.Module):
     ) -> None:
         super().__init__()
         cfg = config or NeuralPConfig()
-        self.state_dim = int(state_dim)
-        self.num_actions = num_actions
-        self.action_dim = int(action_dim)
-        self.angle_dims = tuple(int(d) for d in angle_dims)
-        self.residual = cfg.residual
-        in_dims = list(range(state_dim)) if cfg.input_dims is None else list(cfg.input_dims)
-        out_dims = list(range(state_dim)) if cfg.output_dims is None else list(cfg.output_dims)
-        for name, dims in (("input_dims", in_dims), ("output_dims", out_dims)):
-            if not dims or min(dims) < 0 or max(dims) >= state_dim:
-                raise PlrayInputError(f"{name}: entries must lie in [0, {state_dim}), got {dims}")
-        self.register_buffer("input_index", torch.tensor(in_dims, dtype=torch.long))
-        self.register_buffer("output_index", torch.tensor(out_dims, dtype=torch.long))
+        in_dims, out_dims = init_layout(self, state_dim, num_actions, action_dim, angle_dims, cfg)
         a_in = num_actions if num_actions is not None else action_dim
         self.net = build_mlp(len(in_dims) + a_in, len(out_dims), cfg)
 

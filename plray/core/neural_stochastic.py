@@ -49,6 +49,7 @@ from plray.core.neural import (
     batch_sampler,
     bellman_targets,
     build_mlp,
+    init_layout,
     optimise,
     wrap_dims,
 )
@@ -110,16 +111,7 @@ class GaussianSuccessorNetwork(nn.Module):
     ) -> None:
         super().__init__()
         cfg = config or NeuralPConfig()
-        self.state_dim = int(state_dim)
-        self.num_actions = num_actions
-        self.action_dim = int(action_dim)
-        self.angle_dims = tuple(int(d) for d in angle_dims)
-        self.residual = cfg.residual
-        in_dims = list(range(state_dim)) if cfg.input_dims is None else list(cfg.input_dims)
-        out_dims = list(range(state_dim)) if cfg.output_dims is None else list(cfg.output_dims)
-        for name, dims in (("input_dims", in_dims), ("output_dims", out_dims)):
-            if not dims or min(dims) < 0 or max(dims) >= state_dim:
-                raise PlrayInputError(f"{name}: entries must lie in [0, {state_dim}), got {dims}")
+        in_dims, out_dims = init_layout(self, state_dim, num_actions, action_dim, angle_dims, cfg)
         if not log_std_min < log_std_max:
             raise PlrayInputError(f"log_std_min, log_std_max: need min < max, got {log_std_min}, {log_std_max}")
         std0 = torch.as_tensor(np.broadcast_to(np.asarray(init_std, dtype=np.float64), (len(out_dims),)).copy())
@@ -129,8 +121,6 @@ class GaussianSuccessorNetwork(nn.Module):
             )
         self.log_std_min = float(log_std_min)
         self.log_std_max = float(log_std_max)
-        self.register_buffer("input_index", torch.tensor(in_dims, dtype=torch.long))
-        self.register_buffer("output_index", torch.tensor(out_dims, dtype=torch.long))
         self.register_buffer(
             "log_std_offset", _soft_clamp_inverse(std0.log(), self.log_std_min, self.log_std_max).float()
         )
