@@ -168,6 +168,24 @@ def init_layout(
     return in_dims, out_dims
 
 
+def network_inputs(module: nn.Module, states: Tensor, actions: Tensor) -> Tensor:
+    """A successor network's input: the selected state dims and the encoded action, (B, in + A).
+
+    Checks states (B, d) and that there is one action per state; discrete actions (B,) become
+    one-hot, continuous ones (B, action_dim) are used as floats.
+    """
+    if states.ndim != 2 or states.shape[1] != module.state_dim:
+        raise PlrayInputError(f"states: expected shape (B, {module.state_dim}), got {tuple(states.shape)}")
+    per_action = 1 if module.num_actions is not None else max(module.action_dim, 1)
+    if actions.numel() != states.shape[0] * per_action:
+        raise PlrayInputError(f"actions: expected {states.shape[0]} actions, got shape {tuple(actions.shape)}")
+    if module.num_actions is not None:
+        encoded = nn.functional.one_hot(actions.long().reshape(-1), module.num_actions).float()
+    else:
+        encoded = actions.float().reshape(-1, module.action_dim)
+    return torch.cat([states.index_select(-1, module.input_index), encoded], dim=-1)
+
+
 def lr_factor(cfg: NeuralPConfig) -> Callable[[int], float]:
     """Multiplier of the step size at each step: constant, linear or cosine decay to ~0 over ``cfg.steps``."""
 
@@ -207,19 +225,9 @@ class SuccessorNetwork(nn.Module):
         a_in = num_actions if num_actions is not None else action_dim
         self.net = build_mlp(len(in_dims) + a_in, len(out_dims), cfg)
 
-    def encode_actions(self, actions: Tensor) -> Tensor:
-        """One-hot discrete actions (B,) -> (B, A); continuous actions (B, action_dim) as floats."""
-        if self.num_actions is not None:
-            return nn.functional.one_hot(actions.long().reshape(-1), self.num_actions).float()
-        return actions.float().reshape(-1, self.action_dim)
-
     def forward(self, states: Tensor, actions: Tensor) -> Tensor:
         """Predicted next states, (B, d) and actions (B,) or (B, action_dim) -> (B, d)."""
-        if states.ndim != 2 or states.shape[1] != self.state_dim:
-            raise PlrayInputError(f"states: expected shape (B, {self.state_dim}), got {tuple(states.shape)}")
-        if actions.shape[0] != states.shape[0]:
-            raise PlrayInputError(f"actions: batch {actions.shape[0]} does not match the states' {states.shape[0]}")
-        x = torch.cat([states.index_select(-1, self.input_index), self.encode_actions(actions)], dim=-1)
+        x = network_inputs(self, states, actions)
         delta = self.net(x)
         base = states if self.residual else torch.zeros_like(states)
         nxt = base.clone()

@@ -50,6 +50,7 @@ from plray.core.neural import (
     bellman_targets,
     build_mlp,
     init_layout,
+    network_inputs,
     optimise,
     wrap_dims,
 )
@@ -127,23 +128,9 @@ class GaussianSuccessorNetwork(nn.Module):
         a_in = num_actions if num_actions is not None else action_dim
         self.net = build_mlp(len(in_dims) + a_in, 2 * len(out_dims), cfg)
 
-    def encode_actions(self, actions: Tensor) -> Tensor:
-        """One-hot discrete actions (B,) -> (B, A); continuous actions (B, action_dim) as floats."""
-        if self.num_actions is not None:
-            return nn.functional.one_hot(actions.long().reshape(-1), self.num_actions).float()
-        return actions.float().reshape(-1, self.action_dim)
-
-    def _check(self, states: Tensor, actions: Tensor) -> None:
-        if states.ndim != 2 or states.shape[1] != self.state_dim:
-            raise PlrayInputError(f"states: expected shape (B, {self.state_dim}), got {tuple(states.shape)}")
-        n_act = actions.numel() if self.num_actions is not None else actions.numel() // max(self.action_dim, 1)
-        if n_act != states.shape[0]:
-            raise PlrayInputError(f"actions: expected {states.shape[0]} actions, got shape {tuple(actions.shape)}")
-
     def _moments(self, states: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
         """Unwrapped mean (B, d) and std (B, d) (zero on copied dims)."""
-        self._check(states, actions)
-        x = torch.cat([states.index_select(-1, self.input_index), self.encode_actions(actions)], dim=-1)
+        x = network_inputs(self, states, actions)
         out = self.net(x)
         m = self.output_index.numel()
         delta, raw = out[:, :m], out[:, m:]

@@ -192,18 +192,25 @@ def _load_state(module: torch.nn.Module, arrays: dict[str, np.ndarray]) -> None:
         raise PlrayInputError(f"world model tensors do not match the manifest's architecture ({exc})") from exc
 
 
-class NeuralWorldModel(WorldModel):
-    """A deterministic successor network s' = f_φ(s, a) (see :mod:`plray.core.neural`)."""
+class NetworkWorldModel(WorldModel):
+    """Shared parts of the models held by a torch successor network (layout and parameters)."""
 
-    model_type = "deterministic"
-
-    def __init__(self, network: SuccessorNetwork, config: NeuralPConfig) -> None:
+    def __init__(self, network: torch.nn.Module, config: NeuralPConfig) -> None:
         self.network = network.eval()
         self.config = config
         self.state_dim = network.state_dim
         self.num_actions = network.num_actions
         self.action_dim = network.action_dim
         self.angle_dims = network.angle_dims
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        return {k: v.detach().cpu().numpy() for k, v in self.network.state_dict().items()}
+
+
+class NeuralWorldModel(NetworkWorldModel):
+    """A deterministic successor network s' = f_φ(s, a) (see :mod:`plray.core.neural`)."""
+
+    model_type = "deterministic"
 
     @torch.no_grad()
     def predict(self, states: Any, actions: Any, chunk: int = 65536) -> FloatArray:
@@ -220,9 +227,6 @@ class NeuralWorldModel(WorldModel):
 
     def spec(self) -> dict[str, Any]:
         return {"model_type": "deterministic", **_network_spec(self.network, self.config)}
-
-    def to_arrays(self) -> dict[str, np.ndarray]:
-        return {k: v.detach().cpu().numpy() for k, v in self.network.state_dict().items()}
 
     @staticmethod
     def from_arrays(spec: dict[str, Any], arrays: dict[str, np.ndarray]) -> NeuralWorldModel:

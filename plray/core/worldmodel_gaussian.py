@@ -7,25 +7,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from plray.core.neural import NeuralPConfig, wrap_dims
+from plray.core.neural import wrap_dims
 from plray.core.neural_stochastic import GaussianSuccessorNetwork
 from plray.core.types import FloatArray
 from plray.core.validation import PlrayInputError
-from plray.core.worldmodel import WorldModel, _config_from_spec, _load_state, _network_spec
+from plray.core.worldmodel import NetworkWorldModel, _config_from_spec, _load_state, _network_spec
 
 
-class GaussianWorldModel(WorldModel):
+class GaussianWorldModel(NetworkWorldModel):
     """``predict`` gives the mean, ``std`` the per-dimension standard deviation, ``sample`` draws."""
 
     model_type = "gaussian"
-
-    def __init__(self, network: GaussianSuccessorNetwork, config: NeuralPConfig) -> None:
-        self.network = network.eval()
-        self.config = config
-        self.state_dim = network.state_dim
-        self.num_actions = network.num_actions
-        self.action_dim = network.action_dim
-        self.angle_dims = network.angle_dims
 
     @torch.no_grad()
     def _moments(self, states: Any, actions: Any) -> tuple[FloatArray, FloatArray]:
@@ -51,9 +43,6 @@ class GaussianWorldModel(WorldModel):
             "log_std_min": self.network.log_std_min,
             "log_std_max": self.network.log_std_max,
         }
-
-    def to_arrays(self) -> dict[str, np.ndarray]:
-        return {k: v.detach().cpu().numpy() for k, v in self.network.state_dict().items()}
 
     @staticmethod
     def from_arrays(spec: dict[str, Any], arrays: dict[str, np.ndarray]) -> GaussianWorldModel:
