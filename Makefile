@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint format bench bench-agents bench-extraction bench-serve clean help
+.PHONY: demo test test-fast lint format bench bench-agents bench-extraction bench-serve bench-pipeline clean help
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -19,8 +19,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	@touch $@
 
-demo: $(STAMP)  ## run the main job: tabular P-learning on every FourRooms variant
-	$(VENV)/bin/plray demo
+demo: $(STAMP)  ## run the main job: the experiment pipeline on a small FourRooms study (embedded local Ray, a few minutes)
+	RAY_AUTH_MODE=disabled $(VENV)/bin/plray run configs/experiments/demo.yaml --run-dir runs/demo
 
 test: $(STAMP)  ## lint, then the whole test suite
 	$(VENV)/bin/ruff check plray tests bench
@@ -45,6 +45,9 @@ bench-agents: $(STAMP)  ## RLlib agent training at two budgets, success and Q_NM
 
 bench-extraction: $(STAMP)  ## neural P-learning from the oracle, unseen goals, cross-model NMSE (about 40 minutes)
 	$(PY) bench/extraction.py
+
+bench-pipeline: $(STAMP)  ## FourRooms study with learned agents vs the paper, actor throughput, demo wall-clock (about an hour)
+	$(PY) bench/pipeline.py
 
 bench-serve: $(STAMP)  ## Ray Serve API latency, throughput and a 60 s load test (a few minutes)
 	$(PY) bench/serve.py

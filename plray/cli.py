@@ -1,7 +1,8 @@
 """The ``plray`` command.
 
     plray fourrooms --variant windy --goals 4 --goal-family generic --method closed-form [--json]
-    plray demo
+    plray run CONFIG.yaml [--run-dir DIR] [--address ADDRESS]
+    plray exact-table
     plray serve [--models DIR] [--address ADDRESS]
 
 Bad arguments print a message that says what was wrong and exit with status 2.
@@ -196,11 +197,30 @@ def build_parser() -> argparse.ArgumentParser:
         "--reload-interval", type=_float, default=5.0, metavar="S", help="seconds between new-version checks (0: off)"
     )
 
+    rn = sub.add_parser(
+        "run",
+        help="run an experiment: train agents (Tune), extract world models (actor pool), evaluate, report",
+        description=(
+            "Run one experiment from its YAML config (see configs/experiments/): trains one agent per reward-"
+            "function set and seed as Ray Tune trials, inverts every agent with every extraction method on a pool "
+            "of Ray actors, builds ensembles over seeds, scores everything against the true dynamics and writes "
+            "Parquet tables, results.md and plots under the run directory. Without --address it starts an "
+            "embedded local Ray (under `ray job submit` it joins that job's cluster). Started again on the same "
+            "run directory it resumes: finished trials and jobs are kept."
+        ),
+    )
+    rn.add_argument("config", help="experiment config YAML")
+    rn.add_argument("--run-dir", default=None, help="run directory (default: runs/<name>)")
+    rn.add_argument(
+        "--address", default=None, help="Ray cluster to join: auto, host:port or ray://host:10001 (default: local)"
+    )
+
     demo = sub.add_parser(
-        "demo",
-        help="run the FourRooms study over every variant and several goal counts",
+        "exact-table",
+        help="P-learning from exact Q* over every FourRooms variant and several goal counts (no Ray)",
         description="Closed-form P-learning (and column matching where the dynamics are deterministic) "
-        "over every FourRooms variant and the paper's goal counts; prints one table.",
+        "from exact goal-conditioned Q-values over every FourRooms variant and the paper's goal counts; "
+        "prints one table.",
     )
     demo.add_argument("--json", metavar="PATH", default=None, help="also write all results to PATH (JSON)")
     return parser
@@ -283,6 +303,37 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.json:
         path = atomic_write_json(args.json, results)
         print(f"results written to {path}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from plray.experiments.pipeline import run_experiment
+    from plray.experiments.schema import load_experiment
+
+    cfg = load_experiment(args.config)
+    run_dir = Path(args.run_dir) if args.run_dir else Path("runs") / cfg.name
+
+    def say(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    summary = run_experiment(cfg, run_dir, address=args.address, base_dir=Path(args.config).resolve().parent, say=say)
+    print()
+    print(summary.table)
+    print()
+    stages = ", ".join(f"{k} {v:.0f} s" for k, v in summary.stage_seconds.items())
+    print(
+        f"{summary.agents} agents, {summary.extractions} world models, {summary.ensembles} ensembles in "
+        f"{summary.seconds:.0f} s ({stages}) on {len(summary.nodes)} Ray node(s)"
+    )
+    print(f"results: {summary.results_dir / 'results.md'}")
+    print(f"artifacts: {summary.run_dir}")
+    if summary.failures:
+        for key, err in sorted(summary.failures.items()):
+            _print_err(f"{key}: {err}")
+        _print_err(f"{len(summary.failures)} units failed; run the same command again to retry them")
+        return 1
     return 0
 
 
@@ -391,7 +442,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     handlers = {
         "fourrooms": cmd_fourrooms,
-        "demo": cmd_demo,
+        "exact-table": cmd_demo,
+        "run": cmd_run,
         "train": cmd_train,
         "extract": cmd_extract,
         "evaluate": cmd_evaluate,

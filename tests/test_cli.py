@@ -85,7 +85,7 @@ def test_console_script_help_and_demo_exit_codes() -> None:
 
 def test_demo_writes_results(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "demo.json"
-    assert main(["demo", "--json", str(path)]) == 0
+    assert main(["exact-table", "--json", str(path)]) == 0
     out = capsys.readouterr().out
     rows = json.loads(path.read_text())
     assert {r["variant"] for r in rows} == {"deterministic", "windy", "teleport"}

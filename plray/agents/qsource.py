@@ -13,8 +13,9 @@ Q and V are differentiable in ``obs`` (torch autograd), which neural P-learning 
 gradients through predicted next states.
 
 Adapters: :class:`NetworkQSource` (a plain torch :class:`GoalQNetwork`, or the pickle-free
-artifact ``plray train`` writes), :class:`TabularQSource` (a Q table over FourRooms), and
-:func:`rllib_qsource` (an RLlib checkpoint, which is pickle-based and so needs an explicit opt-in).
+artifact ``plray train`` writes), :class:`TabularQSource` (a Q table over FourRooms, or the
+``tabular-q`` artifact of :mod:`plray.agents.tabular`), and :func:`rllib_qsource` (an RLlib
+checkpoint, which is pickle-based and so needs an explicit opt-in).
 """
 
 from __future__ import annotations
@@ -161,10 +162,14 @@ class TabularQSource(QSource):
         Q: table, shape (S, A, G).
         task: the FourRooms task whose goal set indexes G.
         gamma: discount.
+        metadata: free-form information (the artifact's manifest).
     """
 
-    def __init__(self, Q: FloatArray, task: FourRoomsTask, gamma: float) -> None:
+    def __init__(
+        self, Q: FloatArray, task: FourRoomsTask, gamma: float, metadata: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(task, gamma)
+        self.metadata = metadata or {}
         Q = np.asarray(Q, dtype=np.float64)
         expected = (task.mdp.num_states, task.num_actions, task.goals.num_goals)
         if Q.shape != expected:
@@ -176,6 +181,23 @@ class TabularQSource(QSource):
     def q_values(self, obs: Any, goals: Any) -> Tensor:
         o, g = self._inputs(obs, goals)
         return torch.einsum("bs,sag,bg->ba", o.double(), self.table, g.double())
+
+    @classmethod
+    def from_artifact(cls, path: str | os.PathLike[str]) -> TabularQSource:
+        """Load the pickle-free ``tabular-q`` agent artifact (:func:`plray.agents.tabular.save_tabular_agent`).
+
+        The FourRooms task is rebuilt from the manifest's ``task_kwargs`` (variant, num_goals,
+        goal_family, placement, seed, noise/sigma); loading checks that its goal set is the one
+        stored with the table.
+        """
+        from plray.agents.tabular import load_tabular_agent
+
+        Q, manifest = load_tabular_agent(path)
+        try:
+            task = FourRoomsTask(**manifest["task_kwargs"])
+        except (KeyError, TypeError, PlrayInputError) as exc:
+            raise ArtifactError(f"{path}: task_kwargs do not describe a FourRooms task ({exc})") from exc
+        return cls(Q, task, float(manifest["gamma"]), metadata=manifest)
 
 
 def rllib_qsource(
@@ -309,9 +331,12 @@ class SACQSource(QSource):
 
 
 def load_qsource(path: str | os.PathLike[str]) -> QSource:
-    """Load any agent artifact written by ``plray train`` (DQN or SAC), pickle-free."""
+    """Load any agent artifact, pickle-free: ``plray train``'s (DQN or SAC) or a FourRooms Q table
+    (algorithm ``tabular-q``, :func:`plray.agents.tabular.save_tabular_agent`)."""
     manifest, tensors = load_agent(path)
     algorithm = manifest.get("algorithm")
+    if algorithm == "tabular-q":
+        return TabularQSource.from_artifact(path)
     if algorithm == "dqn":
         return NetworkQSource.from_artifact(path)
     if algorithm == "sac":

@@ -337,7 +337,8 @@ def train(
     started_ray = False
     if not ray.is_initialized():
         kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
-        if address is None:
+        if address is None and "RAY_ADDRESS" not in os.environ:
+            address = "local"  # a fresh embedded Ray, even if a `ray start` cluster runs on this host
             kwargs["num_cpus"] = max(2, cfg.training.num_env_runners + 1)
         ray.init(address=address, **kwargs)
         started_ray = True

@@ -267,6 +267,9 @@ def sampled(
     seed: int = 0,
     logits0: FloatArray | None = None,
     callback: Any = None,
+    state: dict[str, Any] | None = None,
+    checkpoint: Any = None,
+    checkpoint_every: int = 1000,
 ) -> tuple[FloatArray, dict[str, Any]]:
     """Stochastic P-learning with the double-sampling score-function gradient (§1.3a).
 
@@ -290,9 +293,16 @@ def sampled(
         seed: seeds every draw; the same seed gives the same kernel.
         logits0: initial φ (S, A, K); default zeros (uniform P_φ).
         callback: optional ``callback(update, logits)`` called every 100 updates (progress, logging).
+        state: resume from this optimiser state (a dict that ``checkpoint`` received): the run then
+            continues exactly as if it had never stopped (same seed, same kernel).
+        checkpoint: optional ``checkpoint(state)`` called every ``checkpoint_every`` updates with the
+            whole optimiser state: ``update`` (int), ``logits``, ``m``, ``v``, ``kernel_sum``
+            (arrays of shape (S, A, K)) and ``rng`` (the generator's JSON-ready state).
+        checkpoint_every: updates between checkpoints.
 
     Returns:
-        the kernel softmax(φ) (S, A, K) and ``{"updates", "updates_per_s", "loss", "seconds"}``.
+        the kernel softmax(φ) (S, A, K) and ``{"updates", "updates_per_s", "loss", "seconds",
+        "resumed_from"}``.
     """
     Q, M = check_qm(Q, M)
     check_choice(optimizer, "optimizer", ("adam", "sgd"))
@@ -316,8 +326,22 @@ def sampled(
         full_s, full_a, full_g = grid[0], grid[1], grid[2]
     first_averaged = num_updates - int(average * num_updates) + 1
     kernel_sum = np.zeros_like(logits)
+    resumed_from = 0
+    if state is not None:
+        try:
+            resumed_from = int(state["update"])
+            logits, m, v, kernel_sum = (
+                np.array(state[k], dtype=np.float64) for k in ("logits", "m", "v", "kernel_sum")
+            )
+            rng.bit_generator.state = state["rng"]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise PlrayInputError(f"state: not a state saved by this method ({exc})") from exc
+        if logits.shape != (S, A, K) or not 0 <= resumed_from <= num_updates:
+            raise PlrayInputError(f"state: saved for shape {logits.shape} at update {resumed_from}, not for this run")
+    if checkpoint_every < 1:
+        raise PlrayInputError(f"checkpoint_every: must be >= 1, got {checkpoint_every}")
     start = time.perf_counter()
-    for n in range(1, num_updates + 1):
+    for n in range(resumed_from + 1, num_updates + 1):
         if batch_size is None:
             s, a, g, w = full_s, full_a, full_g, 1.0 / G
         else:
@@ -347,10 +371,28 @@ def sampled(
             kernel_sum += _softmax(logits)
         if callback is not None and n % 100 == 0:
             callback(n, logits)
+        if checkpoint is not None and n % checkpoint_every == 0 and n < num_updates:
+            checkpoint(
+                {
+                    "update": n,
+                    "logits": logits,
+                    "m": m,
+                    "v": v,
+                    "kernel_sum": kernel_sum,
+                    "rng": rng.bit_generator.state,
+                }
+            )
     seconds = time.perf_counter() - start
     kernel = kernel_sum / (num_updates - first_averaged + 1)
     loss = float((0.5 * (np.einsum("sak,gk->sag", kernel, M) - Q) ** 2).mean(axis=2).sum())
-    info = {"updates": num_updates, "updates_per_s": num_updates / seconds, "loss": loss, "seconds": seconds}
+    done = num_updates - resumed_from
+    info = {
+        "updates": num_updates,
+        "updates_per_s": done / seconds if seconds > 0 else float("nan"),
+        "loss": loss,
+        "seconds": seconds,
+        "resumed_from": resumed_from,
+    }
     return kernel, info
 
 

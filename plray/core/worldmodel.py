@@ -25,14 +25,15 @@ from plray.core.neural import NeuralPConfig, SuccessorNetwork
 from plray.core.types import FloatArray
 from plray.core.validation import PlrayInputError, as_float_array, check_shape
 
-MODEL_TYPES: tuple[str, ...] = ("tabular", "deterministic", "gaussian")
+MODEL_TYPES: tuple[str, ...] = ("tabular", "deterministic", "gaussian", "ensemble")
 
 
 class WorldModel(ABC):
     """A transition model over a state space of dimension ``state_dim``.
 
     Attributes:
-        model_type: ``tabular``, ``deterministic`` or ``gaussian``.
+        model_type: ``tabular``, ``deterministic``, ``gaussian`` or ``ensemble`` (see
+            :mod:`plray.core.ensemble`).
         state_dim: d.
         num_actions: A for discrete actions, None for continuous ones.
         action_dim: dimension of a continuous action (1 for discrete).
@@ -97,7 +98,15 @@ class WorldModel(ABC):
         """Rebuild a model from :meth:`spec` and :meth:`to_arrays` output."""
         kind = spec.get("model_type")
         if kind == "tabular":
+            if "members" in arrays:
+                from plray.core.ensemble import TabularEnsemble
+
+                return TabularEnsemble.from_arrays(spec, arrays)
             return TabularWorldModel.from_arrays(spec, arrays)
+        if kind == "ensemble":
+            from plray.core.ensemble import PointEnsemble
+
+            return PointEnsemble.from_arrays(spec, arrays)
         if kind == "deterministic":
             return NeuralWorldModel.from_arrays(spec, arrays)
         if kind == "gaussian":

@@ -34,7 +34,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from plray.core.types import FloatArray
-from plray.core.validation import check_choice
+from plray.core.validation import PlrayInputError, check_choice
 from plray.envs.base import GoalTask, check_batch, check_count, check_rng
 
 GOALS: tuple[str, ...] = ("position", "velocity")
@@ -56,6 +56,10 @@ class MountainCarTask(GoalTask):
 
     Args:
         goal: ``"position"`` (goals on x) or ``"velocity"`` (goals on v).
+        num_goals: |G|; the paper's agents use 4.
+        placement: ``"spread"`` (evenly spaced over the goal dim's range, the paper's) or
+            ``"random"`` (uniform over that range, seeded).
+        seed: seeds the ``random`` placement.
 
     Attributes:
         goal: the goal family.
@@ -69,22 +73,30 @@ class MountainCarTask(GoalTask):
     max_episode_steps: ClassVar[int] = 200
     gamma: ClassVar[float] = 0.99
 
-    def __init__(self, goal: str = "position") -> None:
+    def __init__(
+        self, goal: str = "position", num_goals: int = NUM_GOALS, placement: str = "spread", seed: int = 0
+    ) -> None:
         check_choice(goal, "goal", GOALS)
+        check_choice(placement, "placement", ("spread", "random"))
+        if isinstance(num_goals, bool) or not isinstance(num_goals, int | np.integer) or num_goals < 1:
+            raise PlrayInputError(f"num_goals: expected a positive integer, got {num_goals!r}")
         self.goal = goal
         self.name = f"mountaincar-{goal}"  # type: ignore[misc]
         self.goal_index = 0 if goal == "position" else 1
         self.state_low = np.array([MIN_POSITION, -MAX_SPEED])
         self.state_high = np.array([MAX_POSITION, MAX_SPEED])
         if goal == "position":
-            self.training_goals = np.linspace(MIN_POSITION, MAX_POSITION, NUM_GOALS).reshape(-1, 1)
-            self.goal_tolerance = POSITION_TOLERANCE
+            low, high, self.goal_tolerance = MIN_POSITION, MAX_POSITION, POSITION_TOLERANCE
         else:
-            self.training_goals = np.linspace(-MAX_SPEED, MAX_SPEED, NUM_GOALS).reshape(-1, 1)
-            self.goal_tolerance = VELOCITY_TOLERANCE
+            low, high, self.goal_tolerance = -MAX_SPEED, MAX_SPEED, VELOCITY_TOLERANCE
+        if placement == "spread":
+            values = np.linspace(low, high, int(num_goals))
+        else:
+            values = np.sort(np.random.default_rng([seed, 5]).uniform(low, high, int(num_goals)))
+        self.training_goals = values.reshape(-1, 1)
 
     def __repr__(self) -> str:
-        return f"MountainCarTask(goal={self.goal!r})"
+        return f"MountainCarTask(goal={self.goal!r}, num_goals={len(self.training_goals)})"
 
     # ------------------------------------------------------------------ dynamics
     def reset_states(self, n: int, rng: np.random.Generator) -> FloatArray:

@@ -3,8 +3,9 @@
 Names: ``mountaincar-position``, ``mountaincar-velocity``, ``reacher`` (the paper's kinematic
 reacher), ``mujoco-reacher`` (gymnasium's ``Reacher-v5`` physics) and ``fourrooms`` (the tabular
 FourRooms as a goal task). A name fixes the continuous tasks completely; keyword arguments are
-passed on only where a task's constructor declares them (only ``fourrooms`` does: variant, goal
-count and family, seed), so the same name and arguments always mean the same dynamics and rewards.
+passed on only where a task's constructor declares them (``fourrooms``: variant, goal count and
+family, seed; the MountainCar tasks: goal count, placement and seed, defaulting to the paper's four
+evenly spaced goals), so the same name and arguments always mean the same dynamics and rewards.
 
 :func:`make_env` is the creator to register with ``ray.tune.register_env``. RLlib's
 ``SingleAgentEnvRunner`` calls it with the user's ``env_config`` for a single env and, for a vector
@@ -32,12 +33,12 @@ from plray.envs.reacher import KinematicReacherTask
 ENV_CONFIG_KEYS: tuple[str, ...] = ("task", "task_kwargs", "seed", "num_envs")
 
 
-def _mountaincar_position() -> MountainCarTask:
-    return MountainCarTask("position")
+def _mountaincar_position(num_goals: int = 4, placement: str = "spread", seed: int = 0) -> MountainCarTask:
+    return MountainCarTask("position", num_goals, placement, seed)
 
 
-def _mountaincar_velocity() -> MountainCarTask:
-    return MountainCarTask("velocity")
+def _mountaincar_velocity(num_goals: int = 4, placement: str = "spread", seed: int = 0) -> MountainCarTask:
+    return MountainCarTask("velocity", num_goals, placement, seed)
 
 
 TASKS: dict[str, Callable[..., GoalTask]] = {
@@ -54,7 +55,7 @@ def make_task(name: str, **kwargs: Any) -> GoalTask:
 
     Args:
         name: one of :data:`TASKS`.
-        **kwargs: constructor arguments the task declares (none of the built-in tasks take any).
+        **kwargs: constructor arguments the task declares (see the module docstring).
 
     Returns:
         a fresh task instance.

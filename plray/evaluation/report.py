@@ -9,6 +9,8 @@ from typing import Any
 
 def format_value(value: Any) -> str:
     """Numbers to short strings: integers as is, floats with 3 significant digits."""
+    if value is None:
+        return "-"
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, int):
@@ -21,7 +23,7 @@ def format_value(value: Any) -> str:
         if value == 0.0:
             return "0"
         if 1e-3 <= abs(value) < 1e4:
-            return f"{value:.3g}" if abs(value) >= 1 else f"{value:.3f}"
+            return f"{value:.3g}"
         return f"{value:.2e}"
     return str(value)
 

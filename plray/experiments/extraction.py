@@ -186,17 +186,36 @@ def _plots(task: GoalTask, model: WorldModel, out: Path) -> list[str]:
 
 
 def run_extraction(
-    cfg: ExtractionConfig, out_dir: str | Path, *, progress: Callable[[int, float], None] | None = None
+    cfg: ExtractionConfig,
+    out_dir: str | Path,
+    *,
+    progress: Callable[[int, float], None] | None = None,
+    source: Any = None,
 ) -> dict[str, Any]:
-    """Extract a world model, evaluate its one-step accuracy, write the artifact and a report."""
+    """Extract a world model, evaluate its one-step accuracy, write the artifact and a report.
+
+    Args:
+        cfg: the extraction.
+        out_dir: where the artifact, ``extraction.json`` and ``report.md`` go.
+        progress: called as ``progress(step, loss)`` every 100 P-learning steps.
+        source: an already loaded Q source for ``cfg.agent`` (extraction workers load each agent
+            once); its task, with the goal set the agent was trained on, is used.
+    """
     cfg.validate()
     out = Path(out_dir)
     task = make_task(cfg.task)
     torch.manual_seed(cfg.seed)
     if cfg.method == "supervised":  # fitted to true transitions: no agent involved
         source, source_info = None, {"agent": "none (true transitions)"}
+    elif source is not None:
+        if source.task.name != cfg.task:
+            raise ConfigError(f"agent: the given source was trained on {source.task.name!r}, not {cfg.task!r}")
+        task = source.task
+        meta = getattr(source, "metadata", {})
+        source_info = {"agent": str(cfg.agent), "agent_env_steps": meta.get("env_steps")}
     else:
         source, source_info = load_source(cfg, task)
+        task = getattr(source, "task", task)
     start = time.perf_counter()
     model, training = _extract_model(cfg, task, source, progress)
     seconds = time.perf_counter() - start

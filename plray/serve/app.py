@@ -697,7 +697,9 @@ def run(
         models = os.path.abspath(models)
     started_ray = not ray.is_initialized()
     if started_ray:
-        ray.init(address=address, include_dashboard=False) if address else ray.init(include_dashboard=False)
+        if address is None and "RAY_ADDRESS" not in os.environ:
+            address = "local"  # a fresh local Ray, even if a `ray start` cluster runs on this host
+        ray.init(address=address, include_dashboard=False)
     serve.start(http_options={"host": host, "port": port})
     args = {**(settings or {}), "models": models}
     if deployment:

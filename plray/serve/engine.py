@@ -153,7 +153,7 @@ def predict(
     """One-step predictions for validated inputs (see :func:`check_batch`).
 
     Returns:
-        ``next_states`` (B, d); ``std`` (B, d) for gaussian models if asked; ``samples`` (B, n, d)
+        ``next_states`` (B, d); ``std`` (B, d) for gaussian and ensemble models if asked; ``samples`` (B, n, d)
         if n > 0; ``distribution`` (B, S) for tabular models if asked.
     """
     B, d = states.shape
@@ -162,7 +162,7 @@ def predict(
     if n_samples * B * d > limits.max_output_elements:
         raise _too_large("samples B·n·d", n_samples * B * d, limits.max_output_elements)
     out: dict[str, np.ndarray] = {"next_states": _finite_output(_call(model.predict, states, actions), "next_states")}
-    if include_std and model.model_type == "gaussian":
+    if include_std and model.model_type in ("gaussian", "ensemble"):
         out["std"] = _finite_output(_call(model.std, states, actions), "std")
     if n_samples > 0:
         rng = np.random.default_rng(seed)

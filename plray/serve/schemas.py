@@ -81,7 +81,9 @@ class PredictParams(_Strict):
         0, ge=0, le=MAX_SAMPLES, description="n: draws of the next state per row (0: none); (B, n, d) in the answer."
     )
     seed: int | None = Field(None, ge=0, le=2**63 - 1, description="Seeds the samples (default: fresh entropy).")
-    include_std: bool = Field(True, description="Return `std` (B, d) for stochastic (gaussian) models.")
+    include_std: bool = Field(
+        True, description="Return `std` (B, d) for stochastic (gaussian) models and ensembles (member disagreement)."
+    )
     include_distribution: bool = Field(
         True, description="Return `distribution` (B, S), P(· | s, a), for finite (tabular) models."
     )
@@ -106,12 +108,15 @@ class PredictResponse(BaseModel):
 
     model: str = Field(description="Model id.")
     version: str = Field(description="The version that answered.")
-    model_type: Literal["tabular", "deterministic", "gaussian"] = Field(description="Kind of model.")
+    model_type: Literal["tabular", "deterministic", "gaussian", "ensemble"] = Field(description="Kind of model.")
     batch_size: int = Field(description="B.")
     next_states: Matrix = Field(
         description="Shape (B, d): the expected next state (gaussian: the mean; tabular: the most likely state)."
     )
-    std: Matrix | None = Field(None, description="Shape (B, d): per-dimension standard deviation (gaussian only).")
+    std: Matrix | None = Field(
+        None,
+        description="Shape (B, d): per-dimension standard deviation (gaussian: predicted; ensemble: across members).",
+    )
     samples: list[Matrix] | None = Field(None, description="Shape (B, n, d): draws of the next state (n_samples > 0).")
     distribution: Matrix | None = Field(None, description="Shape (B, S): P(s' | s, a) (tabular only).")
 
@@ -206,7 +211,7 @@ class ModelSummary(BaseModel):
 
     id: str = Field(description="Model id (a safe name).")
     version: str = Field(description="The version served.")
-    model_type: str = Field(description="tabular, deterministic or gaussian.")
+    model_type: str = Field(description="tabular, deterministic, gaussian or ensemble.")
     task: str | None = Field(None, description="The manifest's task name.")
     method: str | None = Field(None, description="How the model was made (manifest's method).")
     state_dim: int = Field(description="d.")

@@ -11,7 +11,7 @@ from plray.core import (
     project_simplex,
     score_function_gradient,
 )
-from plray.core.tabular import bellman_residual
+from plray.core.tabular import bellman_residual, sampled
 from plray.evaluation import tv_distance
 from tests.conftest import GAMMA, exact_agent
 
@@ -124,6 +124,24 @@ def test_sampled_is_deterministic_given_seed() -> None:
     c = extract_kernel(agent.Q, agent.M, "sampled", num_updates=50, seed=8)
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
+
+
+def test_sampled_resumes_from_a_checkpoint_exactly() -> None:
+    agent = exact_agent("windy", 4)
+    saved: list[dict] = []
+
+    def keep(state: dict) -> None:
+        saved.append({k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in state.items()})
+
+    full, info = sampled(agent.Q, agent.M, num_updates=120, seed=3, checkpoint=keep, checkpoint_every=50)
+    assert [s["update"] for s in saved] == [50, 100] and info["resumed_from"] == 0
+    resumed, rinfo = sampled(agent.Q, agent.M, num_updates=120, seed=3, state=saved[0])
+    np.testing.assert_array_equal(resumed, full)  # same draws, same optimiser state: same kernel
+    assert rinfo["resumed_from"] == 50
+    with pytest.raises(PlrayInputError, match="state"):
+        sampled(agent.Q, agent.M, num_updates=120, state={"update": 1})
+    with pytest.raises(PlrayInputError, match="state"):
+        sampled(agent.Q, agent.M, num_updates=30, state=saved[0])  # saved past the end of this run
 
 
 def test_project_simplex() -> None:

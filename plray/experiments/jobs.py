@@ -1,0 +1,426 @@
+"""The units of work of an experiment, as plain functions (no Ray here; the Ray layer calls them).
+
+* :func:`train_cell`: obtain one cell's agent (train it, or compute the exact Q*) and write
+  ``<run>/agents/<cell>/agent`` (an agent artifact) and ``<run>/agents/<cell>/result.json``.
+* :func:`run_job`: invert one agent with one method, evaluate the world model against the true
+  dynamics and write ``<run>/extractions/<job>/world_model`` and ``<run>/extractions/<job>/result.json``.
+
+Both are idempotent: a unit whose ``result.json`` exists returns it without running again, and
+every file is written under a temporary name and renamed into place, so an interrupted run leaves
+either a finished result or none. Iterative methods also keep ``checkpoint.npz`` next to the
+result while they run, and a retried job resumes from it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from plray.experiments.schema import Cell, ExperimentConfig
+from plray.utils.io import atomic_write_json
+
+Say = Callable[[str], None]
+
+AGENTS_DIR = "agents"
+EXTRACTIONS_DIR = "extractions"
+
+
+def _quiet(_msg: str) -> None:
+    return None
+
+
+def read_result(path: Path) -> dict[str, Any] | None:
+    """A finished unit's ``result.json``, or None if it is absent (or unreadable: the unit reruns)."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def node_info() -> dict[str, Any]:
+    """Where a unit ran: host, pid and (inside Ray) the node id, so reports show the spread."""
+    info: dict[str, Any] = {"host": os.uname().nodename, "pid": os.getpid()}
+    try:
+        import ray
+
+        if ray.is_initialized():
+            info["node_id"] = ray.get_runtime_context().get_node_id()
+    except Exception:  # pragma: no cover - Ray missing or not in a Ray process
+        pass
+    return info
+
+
+def gamma_of(cfg: ExperimentConfig) -> float:
+    if cfg.gamma is not None:
+        return cfg.gamma
+    from plray.envs.registry import TASKS
+
+    return float(TASKS[cfg.task]().gamma)
+
+
+# ====================================================================== agents
+def fourrooms_goals(cfg: ExperimentConfig, cell: Cell) -> tuple[Any, Any]:
+    """The FourRooms MDP and the cell's goal set."""
+    from plray.envs.fourrooms import FourRooms
+
+    mdp = FourRooms(cell.variant)
+    goals = mdp.goal_set(
+        cell.num_goals, cell.goal_family, placement=cell.placement, seed=cell.seed, noise=cfg.goals.noise
+    )
+    return mdp, goals
+
+
+def q_error(Q: np.ndarray, Q_star: np.ndarray) -> dict[str, float]:
+    """Q_NMSE (MSE over Var Q*), Q_MSE and max |Q − Q*| of a table against the exact one."""
+    mse = float(((Q - Q_star) ** 2).mean())
+    var = float(Q_star.var())
+    return {
+        "q_mse": mse,
+        "q_nmse": mse / var if var > 0 else float("nan"),
+        "q_max_error": float(np.abs(Q - Q_star).max()),
+    }
+
+
+def _train_fourrooms(cfg: ExperimentConfig, cell: Cell, out: Path, say: Say) -> dict[str, Any]:
+    from dataclasses import replace
+
+    from plray.agents.tabular import TabularQResult, save_tabular_agent, train_tabular_q
+    from plray.evaluation import value_iteration
+    from plray.experiments.fourrooms import perturb_q
+
+    mdp, goals = fourrooms_goals(cfg, cell)
+    gamma = gamma_of(cfg)
+    Q_star = value_iteration(mdp.kernel, goals.rewards, goals.dones, gamma).Q
+    start = time.perf_counter()
+    if cfg.agent.kind == "exact":
+        Q = perturb_q(Q_star, cfg.agent.exact_noise, np.random.default_rng([cell.seed, 2]))
+        visits = np.zeros(Q.shape[:2], dtype=np.int64)
+        result = TabularQResult(Q=Q, visits=visits, env_steps=0, seconds=0.0, steps_per_s=0.0)
+    else:
+        tcfg = replace(cfg.tabular_config(cell.variant), seed=cell.seed)
+        total = tcfg.env_steps
+        last = [0.0]
+
+        def progress(step: int) -> None:
+            now = time.perf_counter()
+            if now - last[0] > 10:
+                last[0] = now
+                say(f"  {cell.key}: {step:,}/{total:,} env steps")
+
+        result = train_tabular_q(mdp, goals, gamma, tcfg, progress=progress)
+    metadata = {"cell": cell.as_dict(), "experiment": cfg.name, "agent_kind": cfg.agent.kind}
+    config = None if cfg.agent.kind == "exact" else tcfg
+    save_tabular_agent(out / "agent", result, cell.variant, goals, gamma, metadata, config=config)
+    return {
+        **q_error(result.Q, Q_star),
+        "env_steps": int(result.env_steps),
+        "train_seconds": time.perf_counter() - start,
+    }
+
+
+def rllib_agent_config(cfg: ExperimentConfig, cell: Cell, base_dir: Path | None = None) -> Any:
+    """The :class:`plray.agents.config.AgentConfig` of a cell: the referenced file, the overrides, the cell."""
+    import yaml
+
+    from plray.agents.config import AgentConfig
+    from plray.utils.schema import ConfigError, from_mapping
+
+    path = Path(cfg.agent.rllib.config)
+    if not path.is_absolute() and base_dir is not None and (base_dir / path).is_file():
+        path = base_dir / path
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"agent.rllib.config: cannot read {path} ({exc})") from exc
+
+    def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+        out = dict(base)
+        for k, v in over.items():
+            out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        return out
+
+    data = merge(data, cfg.agent.rllib.overrides)
+    data |= {
+        "task": cfg.task,
+        "name": cell.key,
+        "seed": cell.seed,
+        "task_kwargs": {"num_goals": cell.num_goals, "placement": cell.placement, "seed": cell.seed},
+    }
+    if cfg.gamma is not None:
+        data["gamma"] = cfg.gamma
+    try:
+        return from_mapping(AgentConfig, data)
+    except ConfigError as exc:
+        raise ConfigError(f"agent.rllib ({path}): {exc}") from exc
+
+
+def _train_rllib(cfg: ExperimentConfig, cell: Cell, out: Path, say: Say, base_dir: Path | None) -> dict[str, Any]:
+    from plray.agents.train import train
+
+    agent_cfg = rllib_agent_config(cfg, cell, base_dir)
+    start = time.perf_counter()
+    metrics = train(agent_cfg, out, resume=True, progress=False)
+    keep = ("env_steps", "success_rate", "mean_return", "env_steps_per_s_this_call")
+    return {
+        **{k: metrics[k] for k in keep if k in metrics},
+        "train_seconds": time.perf_counter() - start,
+    }
+
+
+def train_cell(
+    cfg: ExperimentConfig, cell: Cell, run_dir: Path, *, say: Say = _quiet, base_dir: Path | None = None
+) -> dict[str, Any]:
+    """Obtain one cell's agent and write its artifact and result (see the module docstring).
+
+    Returns:
+        the cell's result: the cell fields, ``agent`` (artifact path), the agent's quality (Q error
+        against Q* for FourRooms; success rate for RLlib agents), env steps, seconds, node.
+    """
+    out = Path(run_dir) / AGENTS_DIR / cell.key
+    done = read_result(out / "result.json")
+    if done is not None:
+        return done
+    out.mkdir(parents=True, exist_ok=True)
+    if cfg.task == "fourrooms":
+        metrics = _train_fourrooms(cfg, cell, out, say)
+    else:
+        metrics = _train_rllib(cfg, cell, out, say, base_dir)
+    result = {"cell": cell.key, **cell.as_dict(), "agent": str(out / "agent"), **metrics, **node_info()}
+    atomic_write_json(out / "result.json", result)
+    return result
+
+
+# ====================================================================== extraction jobs
+@dataclass(frozen=True)
+class ExtractionJob:
+    """One extraction: a cell's agent and a method."""
+
+    cell: Cell
+    method: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.cell.key}--{self.method}"
+
+    def out_dir(self, run_dir: Path) -> Path:
+        return Path(run_dir) / EXTRACTIONS_DIR / self.key
+
+    def agent_dir(self, run_dir: Path) -> Path:
+        return Path(run_dir) / AGENTS_DIR / self.cell.key / "agent"
+
+
+def jobs_for(cfg: ExperimentConfig, cells: list[Cell]) -> list[ExtractionJob]:
+    """Every (cell, method) pair, grouped by cell so a worker reuses each loaded agent."""
+    return [ExtractionJob(cell, m) for cell in cells for m in cfg.extraction.methods]
+
+
+class SourceCache:
+    """Loaded agents by artifact path, so a worker reads each agent once for all its jobs."""
+
+    def __init__(self, capacity: int = 8) -> None:
+        self.capacity = capacity
+        self._items: dict[str, Any] = {}
+        self.loads = 0
+
+    def get(self, path: Path, load: Callable[[Path], Any]) -> Any:
+        key = str(path)
+        if key in self._items:
+            self._items[key] = self._items.pop(key)  # most recent last
+            return self._items[key]
+        value = load(path)
+        self.loads += 1
+        self._items[key] = value
+        while len(self._items) > self.capacity:
+            self._items.pop(next(iter(self._items)))
+        return value
+
+
+def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("wb") as fh:
+        np.savez(
+            fh,
+            update=np.array(state["update"]),
+            logits=state["logits"],
+            m=state["m"],
+            v=state["v"],
+            kernel_sum=state["kernel_sum"],
+            rng=np.array(json.dumps(state["rng"])),
+        )
+    os.replace(tmp, path)
+
+
+def _load_checkpoint(path: Path) -> dict[str, Any] | None:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {
+                "update": int(z["update"]),
+                **{k: z[k].copy() for k in ("logits", "m", "v", "kernel_sum")},
+                "rng": json.loads(str(z["rng"])),
+            }
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _fourrooms_job(
+    cfg: ExperimentConfig, job: ExtractionJob, run_dir: Path, cache: SourceCache, hooks: dict[str, Any]
+) -> tuple[Any, dict[str, Any]]:
+    from plray.agents.tabular import load_tabular_agent
+    from plray.core import bellman_matrix_from_q, extract
+    from plray.core.worldmodel import TabularWorldModel
+    from plray.evaluation import kernel_metrics, unseen_goal_returns
+
+    cell, method = job.cell, job.method
+    Q, _ = cache.get(job.agent_dir(run_dir), load_tabular_agent)
+    mdp, goals = fourrooms_goals(cfg, cell)
+    gamma = gamma_of(cfg)
+    M = bellman_matrix_from_q(Q, goals.rewards, gamma, goals.dones)
+    options: dict[str, Any] = {}
+    name = method
+    if method == "closed-form":
+        options["project"] = True
+    elif method == "simplex-local":
+        name, options["candidates"] = "simplex", mdp.local_candidates()
+    elif method == "wvf":
+        options |= {"candidates": mdp.local_candidates(), "goal_states": goals.states}
+    elif method == "sampled":
+        ckpt = job.out_dir(run_dir) / "checkpoint.npz"
+        state = _load_checkpoint(ckpt) if ckpt.is_file() else None
+        options |= {
+            "num_updates": cfg.extraction.sampled_updates,
+            "seed": cell.seed,
+            "state": state,
+            "checkpoint": lambda s: (_save_checkpoint(ckpt, s), hooks.get("on_checkpoint", _quiet)(str(s["update"]))),
+            "checkpoint_every": cfg.extraction.checkpoint_every,
+        }
+    ext = extract(Q, M, name, gamma=gamma, **options)
+    model = TabularWorldModel(ext.kernel)
+    P = mdp.kernel
+    diag = ext.diagnostics
+    metrics: dict[str, Any] = {**kernel_metrics(model.kernel(), P)}
+    if diag is not None:
+        metrics |= {"rank": diag.rank, "sigma_min": diag.sigma_min, "column_gap": diag.column_gap}
+    if "resumed_from" in ext.info:
+        metrics["resumed_from"] = int(ext.info["resumed_from"])
+    if cfg.evaluation.unseen:
+        tasks = [unseen_goal_returns(model.kernel(), P, t.rewards, t.dones, gamma, t.name) for t in mdp.unseen_tasks()]
+        return_wm = float(np.mean([t.return_wm for t in tasks]))
+        return_opt = float(np.mean([t.return_opt for t in tasks]))
+        metrics |= {
+            "return_wm": return_wm,
+            "return_opt": return_opt,
+            "return_ratio": return_wm / return_opt if return_opt else float("nan"),
+            "unseen": {t.task: {"return_wm": t.return_wm, "return_opt": t.return_opt} for t in tasks},
+        }
+    manifest = {
+        "task": "fourrooms",
+        "variant": cell.variant,
+        "method": method,
+        "goals": goals.states.tolist(),
+        "goal_family": goals.family,
+        "gamma": gamma,
+        "agent": str(job.agent_dir(run_dir)),
+        "metrics": {
+            k: None if isinstance(v, float) and not np.isfinite(v) else v for k, v in metrics.items() if k != "unseen"
+        },
+    }
+    return (model, manifest), metrics
+
+
+def _continuous_job(
+    cfg: ExperimentConfig, job: ExtractionJob, run_dir: Path, cache: SourceCache
+) -> tuple[Any, dict[str, Any]]:
+    from plray.agents.qsource import load_qsource
+    from plray.experiments.extraction import ExtractionConfig, run_evaluation, run_extraction
+
+    source = cache.get(job.agent_dir(run_dir), load_qsource)
+    out = job.out_dir(run_dir)
+    ecfg = ExtractionConfig(
+        task=cfg.task,
+        agent=str(job.agent_dir(run_dir)),
+        method=job.method,  # type: ignore[arg-type]
+        p_learning=dict(cfg.extraction.neural),
+        seed=job.cell.seed,
+    )
+    summary = run_extraction(ecfg, out, source=source)
+    metrics: dict[str, Any] = {
+        "wm_nmse": summary["wm_nmse"],
+        "wm_mse": summary["wm_mse_state"],
+        "p_learning_steps": summary["steps"],
+    }
+    if cfg.evaluation.unseen:
+        ev = run_evaluation(
+            Path(summary["artifact"]),
+            out / "evaluation",
+            resolution=cfg.evaluation.resolution,
+            num_starts=cfg.evaluation.num_starts,
+            seed=job.cell.seed,
+        )
+        rows = ev.get("unseen", [])
+        return_wm = float(np.mean([r["return_wm"] for r in rows]))
+        return_opt = float(np.mean([r["return_opt"] for r in rows]))
+        metrics |= {
+            "return_wm": return_wm,
+            "return_opt": return_opt,
+            "return_ratio": return_wm / return_opt if return_opt else float("nan"),
+            "unseen": {r["goal"]: {"return_wm": r["return_wm"], "return_opt": r["return_opt"]} for r in rows},
+        }
+    return None, metrics
+
+
+def run_job(
+    cfg: ExperimentConfig,
+    job: ExtractionJob,
+    run_dir: Path,
+    cache: SourceCache | None = None,
+    hooks: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Run (or return the finished result of) one extraction job; see the module docstring.
+
+    Args:
+        cfg: the experiment.
+        job: which agent and method.
+        run_dir: the run directory.
+        cache: loaded agents to reuse.
+        hooks: ``on_checkpoint(update)``: called after each saved checkpoint (progress, tests).
+
+    Returns:
+        the job's result: cell fields, method, kernel or WM errors, R_WM / R*, seconds, node.
+    """
+    from plray.core.worldmodel import save_world_model
+
+    out = job.out_dir(run_dir)
+    done = read_result(out / "result.json")
+    if done is not None:
+        return done
+    out.mkdir(parents=True, exist_ok=True)
+    cache = cache or SourceCache()
+    start = time.perf_counter()
+    if cfg.task == "fourrooms":
+        (model, manifest), metrics = _fourrooms_job(cfg, job, run_dir, cache, hooks or {})
+        save_world_model(out / "world_model", model, manifest)
+    else:
+        _, metrics = _continuous_job(cfg, job, run_dir, cache)
+    if "return_ratio" in metrics:
+        metrics["quasi_optimal"] = bool(metrics["return_ratio"] >= 1.0 - cfg.evaluation.within)
+    result = {
+        "job": job.key,
+        "cell": job.cell.key,
+        "group": job.cell.group,
+        **job.cell.as_dict(),
+        "method": job.method,
+        **metrics,
+        "world_model": str(out / "world_model"),
+        "seconds": time.perf_counter() - start,
+        **node_info(),
+    }
+    atomic_write_json(out / "result.json", result)
+    (out / "checkpoint.npz").unlink(missing_ok=True)
+    return result

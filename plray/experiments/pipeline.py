@@ -1,0 +1,181 @@
+"""``plray run``: one experiment from config to results, on an embedded local Ray or a cluster.
+
+Stages, each printed as it starts and as each unit finishes:
+
+1. **train**: one Tune trial per cell (:mod:`plray.experiments.sweep`);
+2. **extract**: every (agent, method) job on the extraction actor pool (:mod:`plray.experiments.actors`);
+3. **ensemble**: one ensemble world model per cell group and method, over seeds;
+4. **report**: Parquet tables, ``results.md`` and plots (:mod:`plray.experiments.results`).
+
+The run directory holds everything::
+
+    config.yaml            the validated experiment (a rerun checks it is unchanged)
+    agents/<cell>/         agent artifact + result.json (and RLlib checkpoints)
+    extractions/<job>/     world-model artifact + result.json (+ checkpoint.npz while running)
+    ensembles/<group>--<method>/world_model
+    tune/                  Tune's experiment state (resumed after an interrupted run)
+    results/               agents/extractions/summary/ensembles/goals_needed .parquet, results.md, plots
+
+Running the same config on the same run directory again resumes: finished trials and jobs are
+kept, unfinished ones are run, and the tables are rebuilt from what is on disk. On a cluster the
+run directory must be on storage every node sees (a shared volume), since workers write there.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from plray.experiments.schema import ExperimentConfig, experiment_from_mapping
+from plray.utils.io import atomic_write_text
+from plray.utils.schema import ConfigError, to_mapping
+
+Say = Callable[[str], None]
+
+
+@dataclass
+class RunSummary:
+    """What ``plray run`` reports at the end."""
+
+    run_dir: Path
+    results_dir: Path
+    table: str
+    agents: int
+    extractions: int
+    ensembles: int
+    failures: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    nodes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+def check_run_dir(cfg: ExperimentConfig, run_dir: Path) -> None:
+    """Write ``config.yaml``, or check that a run directory's existing one is the same experiment."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / "config.yaml"
+    if path.is_file():
+        try:
+            previous = experiment_from_mapping(yaml.safe_load(path.read_text(encoding="utf-8")))
+        except (ConfigError, yaml.YAMLError) as exc:
+            raise ConfigError(f"{path}: the run directory holds an unreadable config ({exc})") from exc
+        if to_mapping(previous) != to_mapping(cfg):
+            raise ConfigError(
+                f"{run_dir}: holds a run of a different configuration; resume it with its own config.yaml "
+                "(plray run <run>/config.yaml), or choose another --run-dir"
+            )
+        return
+    atomic_write_text(path, yaml.safe_dump(to_mapping(cfg), sort_keys=False))
+
+
+def connect(cfg: ExperimentConfig, address: str | None) -> bool:
+    """Join ``address`` (a cluster) or start an embedded local Ray; returns whether we started it."""
+    import ray
+
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    if ray.is_initialized():
+        return False
+    kwargs: dict[str, Any] = {"log_to_driver": False}
+    if address is None and "RAY_ADDRESS" not in os.environ:
+        # "local": a fresh embedded Ray, even if a `ray start` cluster runs on this host
+        address = "local"
+        kwargs |= {"include_dashboard": False, "num_cpus": cfg.resources.num_cpus}
+    ray.init(address=address, **kwargs)
+    return True
+
+
+def run_experiment(
+    cfg: ExperimentConfig,
+    run_dir: str | os.PathLike[str],
+    *,
+    address: str | None = None,
+    base_dir: Path | None = None,
+    say: Say = print,
+) -> RunSummary:
+    """Run (or resume) an experiment; see the module docstring.
+
+    Args:
+        cfg: the validated experiment.
+        run_dir: the run directory.
+        address: a Ray cluster to join (``auto``, ``ray://...`` or ``host:port``); None starts an
+            embedded local Ray (or joins the cluster of ``RAY_ADDRESS``, as under ``ray job submit``).
+        base_dir: where relative paths in the config (RLlib agent configs) resolve; default: cwd.
+        say: progress printer.
+    """
+    import ray
+
+    from plray.experiments.actors import ExtractionPool
+    from plray.experiments.jobs import jobs_for, read_result
+    from plray.experiments.results import build_ensembles, collect, write_results
+    from plray.experiments.sweep import run_sweep
+
+    cfg.validate()
+    run = Path(run_dir).resolve()
+    check_run_dir(cfg, run)
+    start = time.perf_counter()
+    stages: dict[str, float] = {}
+    cells = cfg.cells()
+    say(f"plray run: {cfg.name}: {len(cells)} agents x {len(cfg.extraction.methods)} methods -> {run}")
+    started = connect(cfg, address)
+    try:
+        res = ray.cluster_resources()
+        say(f"Ray: {len(ray.nodes())} node(s), {res.get('CPU', 0):g} CPUs")
+
+        t = time.perf_counter()
+        say("== stage 1/4: train agents (Ray Tune) ==")
+        failures = {f"train {k}": v for k, v in run_sweep(cfg, cells, run, say=say, base_dir=base_dir).items()}
+        stages["train"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        trained = [c for c in cells if read_result(run / "agents" / c.key / "result.json") is not None]
+        jobs = jobs_for(cfg, trained)
+        todo = [j for j in jobs if read_result(j.out_dir(run) / "result.json") is None]
+        say(f"== stage 2/4: extract world models ({len(todo)} of {len(jobs)} jobs to run) ==")
+        if todo:
+            pool = ExtractionPool(cfg, run, num_actors=min(cfg.resources.num_actors, len(todo)))
+            try:
+                report = pool.run(todo, say=say)
+            finally:
+                pool.shutdown()
+            failures |= {f"extract {k}": v for k, v in report.errors.items()}
+        stages["extract"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        agents, extractions = collect(run, cells, list(cfg.extraction.methods))
+        ensembles = []
+        if cfg.extraction.ensemble.enabled and len(cfg.seeds) > 1:
+            say("== stage 3/4: ensembles over seeds ==")
+            ensembles = build_ensembles(cfg, run, extractions)
+        else:
+            say("== stage 3/4: ensembles skipped (one seed, or disabled) ==")
+        stages["ensemble"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        say("== stage 4/4: results ==")
+        results_dir, table = write_results(cfg, run, agents, extractions, ensembles, failures)
+        stages["report"] = time.perf_counter() - t
+        nodes = sorted({r["node_id"] for r in agents + extractions if r.get("node_id")})
+    finally:
+        if started:
+            ray.shutdown()
+    return RunSummary(
+        run_dir=run,
+        results_dir=results_dir,
+        table=table,
+        agents=len(agents),
+        extractions=len(extractions),
+        ensembles=len(ensembles),
+        failures=failures,
+        seconds=time.perf_counter() - start,
+        stage_seconds=stages,
+        nodes=nodes,
+    )

@@ -1,0 +1,351 @@
+"""Results of an experiment: ensembles, tables (Parquet and markdown) and plots.
+
+Everything here reads the finished units' ``result.json`` files and world-model artifacts, so the
+tables can be rebuilt at any time from a run directory, and a unit counts once however often the
+run was interrupted. Files under ``<run>/results``:
+
+* ``agents.parquet``: one row per agent (cell): Q error against Q*, env steps, where it ran;
+* ``extractions.parquet``: one row per (agent, method): kernel or WM error, R_WM, R*, R_WM/R*;
+* ``summary.parquet``: mean and spread over seeds per (variant, |G|, family, placement, method);
+* ``ensembles.parquet``: one row per ensemble (all seeds of a cell): its error, its members'
+  disagreement, and how well the disagreement ranks the actual error (Spearman ρ over (s, a));
+* ``goals_needed.parquet``: per (variant, method), the smallest |G| whose mean R_WM/R* is within
+  ``evaluation.within`` of 1, next to the paper's;
+* ``results.md`` and plots (``kernel_error.png``, ``return_ratio.png``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from plray.evaluation.report import markdown_table
+from plray.experiments.jobs import AGENTS_DIR, EXTRACTIONS_DIR, read_result
+from plray.experiments.schema import Cell, ExperimentConfig
+from plray.utils.io import atomic_write_text
+
+PAPER_GOALS_NEEDED = {"deterministic": 1, "windy": 4, "teleport": 20}
+"""Goal counts at which the paper's FourRooms WM policies are within 5% of optimal (reference §1.5.4)."""
+
+PAPER_KERNEL_MSE = {
+    ("windy", 1): 6e-3,
+    ("windy", 2): 2.4e-3,
+    ("windy", 3): 1.9e-3,
+    ("windy", 4): 1.25e-3,
+    ("teleport", 5): 8.3e-3,
+    ("teleport", 10): 4.4e-3,
+    ("teleport", 20): 1.7e-3,
+    ("teleport", 68): 1.5e-4,
+    ("deterministic", 1): 0.0,
+}
+"""The paper's kernel MSE at 10M steps, read from its figures (approximate; reference §1.5.4)."""
+
+GROUP_FIELDS = ("variant", "num_goals", "goal_family", "placement", "method")
+METRICS = ("tv_mean", "kernel_mse", "wm_nmse", "return_wm", "return_opt", "return_ratio")
+
+
+def collect(run_dir: Path, cells: list[Cell], methods: list[str]) -> tuple[list[dict], list[dict]]:
+    """Finished agent and extraction results of the configured cells and methods, once each."""
+    agents, extractions = [], []
+    for cell in cells:
+        a = read_result(Path(run_dir) / AGENTS_DIR / cell.key / "result.json")
+        if a is not None:
+            agents.append(a)
+        for m in methods:
+            e = read_result(Path(run_dir) / EXTRACTIONS_DIR / f"{cell.key}--{m}" / "result.json")
+            if e is not None:
+                extractions.append(e)
+    return agents, extractions
+
+
+def _stats(values: list[float]) -> tuple[float, float, float, float]:
+    arr = np.asarray([v for v in values if v is not None and not math.isnan(v)], dtype=float)
+    if arr.size == 0:
+        return (math.nan,) * 4  # type: ignore[return-value]
+    return float(arr.mean()), float(arr.std()), float(arr.min()), float(arr.max())
+
+
+def summarise(extractions: list[dict], within: float) -> list[dict]:
+    """Mean, std, min and max over seeds per (variant, |G|, family, placement, method)."""
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for row in extractions:
+        groups[tuple(row[f] for f in GROUP_FIELDS)].append(row)
+    out = []
+    for key in sorted(groups, key=lambda k: (k[0], k[4], k[1], k[2], k[3])):
+        rows = groups[key]
+        summary: dict[str, Any] = dict(zip(GROUP_FIELDS, key, strict=True)) | {"seeds": len(rows)}
+        for metric in METRICS:
+            values = [r[metric] for r in rows if isinstance(r.get(metric), int | float)]
+            if values:
+                mean, std, lo, hi = _stats(values)
+                summary |= {metric: mean, f"{metric}_std": std, f"{metric}_min": lo, f"{metric}_max": hi}
+        if "return_ratio" in summary:
+            summary["quasi_optimal"] = bool(summary["return_ratio"] >= 1.0 - within)
+        paper = PAPER_KERNEL_MSE.get((key[0], key[1]))
+        if paper is not None:
+            summary["paper_kernel_mse"] = paper
+        out.append(summary)
+    return out
+
+
+def goals_needed(summary: list[dict]) -> list[dict]:
+    """Per (variant, method): the smallest swept |G| that is quasi-optimal, next to the paper's."""
+    by: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for row in summary:
+        if "quasi_optimal" in row:
+            by[(row["variant"], row["method"])].append(row)
+    out = []
+    for (variant, method), rows in sorted(by.items()):
+        ok = sorted(r["num_goals"] for r in rows if r["quasi_optimal"])
+        paper = PAPER_GOALS_NEEDED.get(variant)
+        needed = ok[0] if ok else None
+        out.append(
+            {
+                "variant": variant,
+                "method": method,
+                "swept": ",".join(str(n) for n in sorted({r["num_goals"] for r in rows})),
+                "goals_needed": needed,
+                "paper": paper,
+                "meets_paper": needed is not None and paper is not None and needed <= paper,
+            }
+        )
+    return out
+
+
+# ---------------------------------------------------------------------- ensembles
+def _finite_or_none(row: dict[str, Any]) -> dict[str, Any]:
+    """Manifests are strict JSON: undefined numbers (NaN) become null."""
+    return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in row.items()}
+
+
+def _spearman(x: np.ndarray, y: np.ndarray) -> float:
+    from scipy.stats import spearmanr
+
+    if np.ptp(x) == 0 or np.ptp(y) == 0:
+        return math.nan
+    return float(spearmanr(x, y).statistic)
+
+
+def build_ensembles(cfg: ExperimentConfig, run_dir: Path, extractions: list[dict]) -> list[dict]:
+    """One ensemble world model per (cell group, method) with two or more finished seeds.
+
+    Writes ``<run>/ensembles/<group>--<method>/world_model`` and returns one row per ensemble.
+    """
+    from plray.core.worldmodel import load_world_model, save_world_model
+
+    groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for row in extractions:
+        groups[(row["group"], row["method"])].append(row)
+    rows = []
+    for (group, method), members in sorted(groups.items()):
+        if len(members) < 2:
+            continue
+        members = sorted(members, key=lambda r: r["seed"])
+        out = Path(run_dir) / "ensembles" / f"{group}--{method}"
+        first = members[0]
+        base = {f: first[f] for f in GROUP_FIELDS} | {"members": len(members), "seeds": [m["seed"] for m in members]}
+        if cfg.task == "fourrooms":
+            row = _tabular_ensemble(cfg, members, out, load_world_model, save_world_model)
+        else:
+            row = _point_ensemble(cfg, members, out, load_world_model, save_world_model)
+        rows.append(base | row | {"world_model": str(out / "world_model")})
+    return rows
+
+
+def _tabular_ensemble(cfg: ExperimentConfig, members: list[dict], out: Path, load: Any, save: Any) -> dict:
+    from plray.core.ensemble import TabularEnsemble
+    from plray.envs.fourrooms import FourRooms
+    from plray.evaluation import kernel_metrics, tv_distance, unseen_goal_returns
+    from plray.experiments.jobs import gamma_of
+
+    kernels = np.stack([load(m["world_model"])[0].kernel() for m in members])
+    model = TabularEnsemble(kernels)
+    mdp = FourRooms(members[0]["variant"])
+    P = mdp.kernel
+    gamma = gamma_of(cfg)
+    spread = model.disagreement()
+    error = tv_distance(model.kernel(), P)
+    row: dict[str, Any] = {
+        **kernel_metrics(model.kernel(), P),
+        "member_tv_mean": float(np.mean([m["tv_mean"] for m in members])),
+        "disagreement_mean": float(spread.mean()),
+        "disagreement_error_spearman": _spearman(spread.ravel(), error.ravel()),
+    }
+    if cfg.evaluation.unseen:
+        tasks = [unseen_goal_returns(model.kernel(), P, t.rewards, t.dones, gamma, t.name) for t in mdp.unseen_tasks()]
+        wm, opt = float(np.mean([t.return_wm for t in tasks])), float(np.mean([t.return_opt for t in tasks]))
+        row |= {"return_wm": wm, "return_opt": opt, "return_ratio": wm / opt if opt else math.nan}
+    manifest = {
+        "task": "fourrooms",
+        "variant": members[0]["variant"],
+        "method": f"ensemble of {members[0]['method']}",
+        "members": [m["world_model"] for m in members],
+        "gamma": gamma,
+        "metrics": _finite_or_none(row),
+    }
+    save(out / "world_model", model, manifest)
+    return row
+
+
+def _point_ensemble(cfg: ExperimentConfig, members: list[dict], out: Path, load: Any, save: Any) -> dict:
+    from plray.core.ensemble import PointEnsemble
+    from plray.envs.registry import make_task
+    from plray.evaluation.wm_metrics import evaluation_states, wm_errors
+
+    model = PointEnsemble([load(m["world_model"])[0] for m in members])
+    task = make_task(cfg.task)
+    states = evaluation_states(task, 4096, np.random.default_rng(11), "uniform")
+    actions = np.random.default_rng(12).integers(task.num_actions or 1, size=len(states))
+    errs = wm_errors(model.predict, task, states, space="state")
+    truth = task.next_state(states, actions)
+    spread = model.std(states, actions).mean(axis=1)
+    error = np.abs(model.predict(states, actions) - truth).mean(axis=1)
+    row = {
+        "wm_nmse": errs["wm_nmse"],
+        "member_wm_nmse_mean": float(np.mean([m["wm_nmse"] for m in members])),
+        "disagreement_mean": float(spread.mean()),
+        "disagreement_error_spearman": _spearman(spread, error),
+    }
+    save(out / "world_model", model, {"task": cfg.task, "method": "ensemble", "metrics": _finite_or_none(row)})
+    return row
+
+
+# ---------------------------------------------------------------------- files
+def _flat(row: dict[str, Any]) -> dict[str, Any]:
+    """Nested values (per-task returns, lists) become JSON strings, so Parquet gets plain columns."""
+    return {k: json.dumps(v) if isinstance(v, dict | list) else v for k, v in row.items()}
+
+
+def write_parquet(rows: list[dict], path: Path) -> Path:
+    """Rows as a Parquet table, written atomically."""
+    import os
+    import tempfile
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    flat = [_flat(r) for r in rows]
+    columns: list[str] = []
+    for r in flat:
+        columns += [k for k in r if k not in columns]
+    table = pa.Table.from_pylist([{c: r.get(c) for c in columns} for r in flat]) if flat else pa.table({})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        pq.write_table(table, tmp)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return path
+
+
+def plot_study(summary: list[dict], out: Path) -> list[Path]:
+    """Kernel error and R_WM/R* against |G|, one panel per variant, one line per method."""
+    from plray.evaluation.plots import _figure, _save
+
+    plt = _figure()
+    made = []
+    variants = sorted({r["variant"] for r in summary})
+    for metric, label, fname, log in (
+        ("kernel_mse", "kernel MSE (mean over s, a, s')", "kernel_error.png", True),
+        ("wm_nmse", "WM_NMSE", "kernel_error.png", True),
+        ("return_ratio", "R_WM / R* on unseen goals", "return_ratio.png", False),
+    ):
+        rows = [r for r in summary if isinstance(r.get(metric), float)]
+        if not rows or any(p.name == fname for p in made):
+            continue
+        fig, axes = plt.subplots(1, len(variants), figsize=(4.2 * len(variants), 3.4), squeeze=False)
+        for ax, variant in zip(axes[0], variants, strict=True):
+            for method in sorted({r["method"] for r in rows if r["variant"] == variant}):
+                pts = sorted(
+                    (r for r in rows if r["variant"] == variant and r["method"] == method), key=lambda r: r["num_goals"]
+                )
+                x = [r["num_goals"] for r in pts]
+                y = np.array([r[metric] for r in pts])
+                yerr = np.array([r.get(f"{metric}_std", 0.0) for r in pts])
+                if log:
+                    y = np.maximum(y, 1e-12)
+                ax.errorbar(x, y, yerr=yerr, marker="o", capsize=3, label=method)
+            if metric == "kernel_mse":
+                paper = sorted((n, v) for (var, n), v in PAPER_KERNEL_MSE.items() if var == variant and v > 0)
+                if paper:
+                    ax.plot(*zip(*paper, strict=True), "k--", marker="x", label="paper (10M steps)")
+            if metric == "return_ratio":
+                ax.axhline(0.95, color="grey", lw=0.8, ls=":")
+            if log:
+                ax.set_yscale("log")
+            ax.set_xscale("log")
+            ticks = sorted({r["num_goals"] for r in rows if r["variant"] == variant})
+            ax.set_xticks(ticks, [str(t) for t in ticks])
+            ax.xaxis.set_minor_locator(plt.NullLocator())
+            ax.set_title(variant)
+            ax.set_xlabel("|G| (goals the agent was trained on)")
+            ax.set_ylabel(label)
+            ax.legend(fontsize=7)
+        made.append(_save(fig, out / fname))
+    return made
+
+
+def write_results(
+    cfg: ExperimentConfig,
+    run_dir: Path,
+    agents: list[dict],
+    extractions: list[dict],
+    ensembles: list[dict],
+    failures: dict[str, str],
+) -> tuple[Path, str]:
+    """Write every table and plot under ``<run>/results``; returns (directory, the summary table)."""
+    out = Path(run_dir) / "results"
+    summary = summarise(extractions, cfg.evaluation.within)
+    needed = goals_needed(summary) if cfg.task == "fourrooms" else []
+    write_parquet(agents, out / "agents.parquet")
+    write_parquet(extractions, out / "extractions.parquet")
+    write_parquet(summary, out / "summary.parquet")
+    write_parquet(ensembles, out / "ensembles.parquet")
+    if needed:
+        write_parquet(needed, out / "goals_needed.parquet")
+    plots = plot_study(summary, out) if summary else []
+    error_col = "kernel_mse" if cfg.task == "fourrooms" else "wm_nmse"
+    cols = ["variant", "num_goals", "method", "seeds", error_col, f"{error_col}_std"]
+    if cfg.task == "fourrooms":
+        cols += ["tv_mean", "paper_kernel_mse"]
+    if cfg.evaluation.unseen:
+        cols += ["return_ratio", "return_ratio_min", "quasi_optimal"]
+    table = markdown_table(summary, cols)
+    lines = [f"# Experiment `{cfg.name}` ({cfg.task}, agents: {cfg.agent.kind})", ""]
+    lines += [f"{len(agents)} agents, {len(extractions)} extractions, {len(ensembles)} ensembles.", ""]
+    lines += ["## Per reward-function set (mean over seeds; `_std`: spread over seeds)", "", table, ""]
+    if needed:
+        lines += ["## Goals needed for quasi-optimal unseen-goal planning", ""]
+        lines += [markdown_table(needed, ("variant", "method", "swept", "goals_needed", "paper", "meets_paper")), ""]
+    if ensembles:
+        ecols = [
+            "variant",
+            "num_goals",
+            "method",
+            "members",
+            error_col,
+            "disagreement_mean",
+            "disagreement_error_spearman",
+        ]
+        ecols += ["member_tv_mean", "return_ratio"] if cfg.task == "fourrooms" else ["member_wm_nmse_mean"]
+        lines += ["## Ensembles over seeds (disagreement: mean distance of members from the mixture)", ""]
+        lines += [markdown_table(ensembles, ecols), ""]
+    if agents:
+        acols = (
+            ["cell", "q_nmse", "q_max_error", "env_steps", "train_seconds"]
+            if cfg.task == "fourrooms"
+            else ["cell", "success_rate", "env_steps", "train_seconds"]
+        )
+        lines += ["## Agents", "", markdown_table(agents, acols), ""]
+    if failures:
+        lines += ["## Failures", ""] + [f"* `{k}`: {v}" for k, v in sorted(failures.items())] + [""]
+    lines += [f"![{p.name}]({p.name})" for p in plots]
+    atomic_write_text(out / "results.md", "\n".join(lines) + "\n")
+    return out, table
