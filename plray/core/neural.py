@@ -322,6 +322,66 @@ def batch_sampler(
     return draw
 
 
+@dataclass
+class Checkpointing:
+    """How an optimisation saves its state and where it resumes from.
+
+    The state is a flat dict of numpy arrays (no pickle): ``step``, ``losses``, the numpy and torch
+    generator states, ``model/<parameter>`` and ``adam/<index>/<exp_avg|exp_avg_sq|step>``. A run
+    resumed from it continues exactly as the uninterrupted run would have.
+
+    Attributes:
+        save: called with the state every ``every`` steps (not after the last step).
+        every: steps between saves.
+        state: a state to resume from (one ``save`` received), or None to start afresh.
+    """
+
+    save: Callable[[dict[str, np.ndarray]], None]
+    every: int = 1000
+    state: dict[str, np.ndarray] | None = None
+
+
+def _optimiser_state(
+    model: nn.Module, opt: torch.optim.Adam, step: int, losses: list[float], rng: np.random.Generator
+) -> dict[str, np.ndarray]:
+    import json
+
+    out: dict[str, np.ndarray] = {
+        "step": np.array(step),
+        "losses": np.asarray(losses, dtype=np.float64),
+        "rng": np.array(json.dumps(rng.bit_generator.state)),
+        "torch_rng": torch.get_rng_state().numpy().copy(),
+    }
+    out |= {f"model/{k}": v.detach().cpu().numpy().copy() for k, v in model.state_dict().items()}
+    for i, st in opt.state_dict()["state"].items():
+        out |= {f"adam/{i}/{k}": torch.as_tensor(v).detach().cpu().numpy().copy() for k, v in st.items()}
+    return out
+
+
+def _restore_optimiser(
+    state: dict[str, np.ndarray], model: nn.Module, opt: torch.optim.Adam, rng: np.random.Generator
+) -> tuple[int, list[float]]:
+    import json
+
+    try:
+        step = int(state["step"])
+        model.load_state_dict(
+            {k[6:]: torch.from_numpy(np.array(v)) for k, v in state.items() if k.startswith("model/")}
+        )
+        adam: dict[int, dict[str, Tensor]] = {}
+        for key, v in state.items():
+            if key.startswith("adam/"):
+                _, i, name = key.split("/")
+                adam.setdefault(int(i), {})[name] = torch.from_numpy(np.array(v))
+        opt.load_state_dict({"state": adam, "param_groups": opt.state_dict()["param_groups"]})
+        rng.bit_generator.state = json.loads(str(state["rng"]))
+        torch.set_rng_state(torch.from_numpy(np.array(state["torch_rng"], dtype=np.uint8)))
+        losses = [float(x) for x in state["losses"]]
+    except (KeyError, ValueError, RuntimeError, TypeError) as exc:
+        raise PlrayInputError(f"checkpoint state: does not fit this network and optimiser ({exc})") from exc
+    return step, losses
+
+
 def optimise(
     model: nn.Module,
     cfg: NeuralPConfig,
@@ -330,6 +390,7 @@ def optimise(
     *,
     name: str,
     progress: Callable[[int, float], None] | None = None,
+    checkpoint: Checkpointing | None = None,
 ) -> tuple[list[float], float]:
     """Adam with the configured step-size schedule over ``cfg.steps`` fresh batches.
 
@@ -340,15 +401,25 @@ def optimise(
         rng: the generator every batch is drawn from.
         name: what is trained, for the error raised when the loss stops being finite.
         progress: called as ``progress(step, loss)`` every 100 steps.
+        checkpoint: save the whole optimisation state periodically and/or resume from one.
 
     Returns:
         the loss of every step and the wall-clock seconds.
     """
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor(cfg))
+    factor = lr_factor(cfg)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
     losses: list[float] = []
+    first = 0
+    if checkpoint is not None and checkpoint.state is not None:
+        first, losses = _restore_optimiser(checkpoint.state, model, opt, rng)
+        if not 0 <= first <= cfg.steps or len(losses) != first:
+            raise PlrayInputError(f"checkpoint state: saved at step {first}, not a step of this run")
+        sched.last_epoch = first
+        for group in opt.param_groups:
+            group["lr"] = cfg.lr * factor(first)
     start = time.perf_counter()
-    for step in range(cfg.steps):
+    for step in range(first, cfg.steps):
         loss = batch_loss(rng)
         if not torch.isfinite(loss):
             raise PlrayInputError(f"{name}: the loss became {loss.item()} at step {step}; lower lr")
@@ -359,6 +430,8 @@ def optimise(
         losses.append(float(loss.detach()))
         if progress is not None and (step + 1) % 100 == 0:
             progress(step + 1, losses[-1])
+        if checkpoint is not None and (step + 1) % checkpoint.every == 0 and step + 1 < cfg.steps:
+            checkpoint.save(_optimiser_state(model, opt, step + 1, losses, rng))
     model.eval()
     return losses, time.perf_counter() - start
 
@@ -372,6 +445,7 @@ def train_successor(
     *,
     sample_actions: ActionSampler | None = None,
     progress: Callable[[int, float], None] | None = None,
+    checkpoint: Checkpointing | None = None,
 ) -> PLearningResult:
     """Deterministic neural P-learning (the official method; see the module docstring).
 
@@ -383,6 +457,7 @@ def train_successor(
         config: hyperparameters.
         sample_actions: ``sample_actions(rng, B)``; default uniform over the actions.
         progress: called as ``progress(step, loss)`` every 100 steps.
+        checkpoint: periodic saves of the optimisation state, and a state to resume from.
 
     Returns:
         the trained network and its loss curve and throughput.
@@ -400,5 +475,7 @@ def train_successor(
         s, a, g = draw(rng)
         return p_learning_loss(model, agent, task, s, a, g, cfg.loss)
 
-    losses, seconds = optimise(model, cfg, batch_loss, rng, name="neural P-learning", progress=progress)
+    losses, seconds = optimise(
+        model, cfg, batch_loss, rng, name="neural P-learning", progress=progress, checkpoint=checkpoint
+    )
     return PLearningResult.from_run(model, cfg, losses, seconds)

@@ -41,6 +41,7 @@ from torch import nn
 
 from plray.core.neural import (
     ActionSampler,
+    Checkpointing,
     NeuralPConfig,
     PLearningResult,
     QFunction,
@@ -265,6 +266,7 @@ def train_gaussian_successor(
     log_std_min: float = LOG_STD_MIN,
     log_std_max: float = LOG_STD_MAX,
     progress: Callable[[int, float], None] | None = None,
+    checkpoint: Checkpointing | None = None,
 ) -> GaussianPLearningResult:
     """Stochastic neural P-learning: fit a diagonal-Gaussian kernel by SGD on the squared Bellman residual.
 
@@ -285,6 +287,7 @@ def train_gaussian_successor(
         log_std_min: lower bound of log σ.
         log_std_max: upper bound of log σ.
         progress: called as ``progress(step, loss)`` every 100 steps.
+        checkpoint: periodic saves of the optimisation state, and a state to resume from.
 
     Returns:
         the trained kernel, its loss curve (sampled estimates: two-sample values can be negative)
@@ -319,5 +322,7 @@ def train_gaussian_successor(
         s, a, g = draw(rng)
         return stochastic_p_learning_loss(model, agent, task, s, a, g, estimator, noise)
 
-    losses, seconds = optimise(model, cfg, batch_loss, rng, name="stochastic P-learning", progress=progress)
+    losses, seconds = optimise(
+        model, cfg, batch_loss, rng, name="stochastic P-learning", progress=progress, checkpoint=checkpoint
+    )
     return GaussianPLearningResult.from_run(model, cfg, losses, seconds, estimator=estimator)

@@ -20,7 +20,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from plray.core.neural import NeuralPConfig
+from plray.core.neural import Checkpointing, NeuralPConfig
 from plray.core.validation import PlrayInputError
 from plray.core.worldmodel import NeuralWorldModel, WorldModel, load_world_model, save_world_model
 from plray.envs.base import GoalTask
@@ -139,7 +139,11 @@ def predict_fn(model: WorldModel) -> Callable[[np.ndarray, np.ndarray], np.ndarr
 
 
 def _extract_model(
-    cfg: ExtractionConfig, task: GoalTask, source: Any, progress: Callable[[int, float], None] | None
+    cfg: ExtractionConfig,
+    task: GoalTask,
+    source: Any,
+    progress: Callable[[int, float], None] | None,
+    checkpoint: Checkpointing | None = None,
 ) -> tuple[WorldModel, dict[str, Any]]:
     ncfg = cfg.neural_config()
     sampler = state_sampler(task, cfg.sampler_name)
@@ -147,7 +151,7 @@ def _extract_model(
     if cfg.method == "deterministic":
         from plray.core.neural import train_successor
 
-        res = train_successor(source, task, sampler, goals, ncfg, progress=progress)
+        res = train_successor(source, task, sampler, goals, ncfg, progress=progress, checkpoint=checkpoint)
         return NeuralWorldModel(res.network, ncfg), res.summary()
     if cfg.method == "supervised":
         from plray.core.neural_baselines import train_supervised_successor
@@ -157,7 +161,9 @@ def _extract_model(
     from plray.core.neural_stochastic import train_gaussian_successor
     from plray.core.worldmodel_gaussian import GaussianWorldModel
 
-    res = train_gaussian_successor(source, task, sampler, goals, replace(ncfg, loss="l2"))
+    res = train_gaussian_successor(
+        source, task, sampler, goals, replace(ncfg, loss="l2"), progress=progress, checkpoint=checkpoint
+    )
     return GaussianWorldModel(res.network, res.config), res.summary()
 
 
@@ -191,6 +197,7 @@ def run_extraction(
     *,
     progress: Callable[[int, float], None] | None = None,
     source: Any = None,
+    checkpoint: Checkpointing | None = None,
 ) -> dict[str, Any]:
     """Extract a world model, evaluate its one-step accuracy, write the artifact and a report.
 
@@ -200,6 +207,8 @@ def run_extraction(
         progress: called as ``progress(step, loss)`` every 100 P-learning steps.
         source: an already loaded Q source for ``cfg.agent`` (extraction workers load each agent
             once); its task, with the goal set the agent was trained on, is used.
+        checkpoint: save P-learning's state periodically / resume from a saved state (P-learning
+            methods only; the supervised reference trains from scratch).
     """
     cfg.validate()
     out = Path(out_dir)
@@ -217,7 +226,7 @@ def run_extraction(
         source, source_info = load_source(cfg, task)
         task = getattr(source, "task", task)
     start = time.perf_counter()
-    model, training = _extract_model(cfg, task, source, progress)
+    model, training = _extract_model(cfg, task, source, progress, checkpoint)
     seconds = time.perf_counter() - start
     metrics = wm_metrics(task, model, cfg)
     manifest = {

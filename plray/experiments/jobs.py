@@ -242,35 +242,47 @@ class SourceCache:
         return value
 
 
-def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+def save_state(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Write an optimiser state (plain arrays, no pickle) atomically."""
     tmp = path.with_name(path.name + ".tmp")
     with tmp.open("wb") as fh:
-        np.savez(
-            fh,
-            update=np.array(state["update"]),
-            logits=state["logits"],
-            m=state["m"],
-            v=state["v"],
-            kernel_sum=state["kernel_sum"],
-            rng=np.array(json.dumps(state["rng"])),
-        )
+        np.savez(fh, **arrays)
     os.replace(tmp, path)
 
 
-def _load_checkpoint(path: Path) -> dict[str, Any] | None:
+def load_state(path: Path) -> dict[str, np.ndarray] | None:
+    """A state written by :func:`save_state`, or None if there is none (or it is unreadable)."""
+    if not path.is_file():
+        return None
     try:
         with np.load(path, allow_pickle=False) as z:
-            return {
-                "update": int(z["update"]),
-                **{k: z[k].copy() for k in ("logits", "m", "v", "kernel_sum")},
-                "rng": json.loads(str(z["rng"])),
-            }
-    except (OSError, ValueError, KeyError):
+            return {k: z[k].copy() for k in z.files}
+    except (OSError, ValueError):
+        return None
+
+
+def _sampled_to_arrays(state: dict[str, Any]) -> dict[str, np.ndarray]:
+    return {
+        **{k: np.asarray(state[k]) for k in ("update", "logits", "m", "v", "kernel_sum")},
+        "rng": np.array(json.dumps(state["rng"])),
+    }
+
+
+def _sampled_from_arrays(arrays: dict[str, np.ndarray] | None) -> dict[str, Any] | None:
+    if arrays is None:
+        return None
+    try:
+        return {
+            "update": int(arrays["update"]),
+            **{k: arrays[k] for k in ("logits", "m", "v", "kernel_sum")},
+            "rng": json.loads(str(arrays["rng"])),
+        }
+    except (KeyError, ValueError):
         return None
 
 
 def _fourrooms_job(
-    cfg: ExperimentConfig, job: ExtractionJob, run_dir: Path, cache: SourceCache, hooks: dict[str, Any]
+    cfg: ExperimentConfig, job: ExtractionJob, run_dir: Path, cache: SourceCache
 ) -> tuple[Any, dict[str, Any]]:
     from plray.agents.tabular import load_tabular_agent
     from plray.core import bellman_matrix_from_q, extract
@@ -292,12 +304,11 @@ def _fourrooms_job(
         options |= {"candidates": mdp.local_candidates(), "goal_states": goals.states}
     elif method == "sampled":
         ckpt = job.out_dir(run_dir) / "checkpoint.npz"
-        state = _load_checkpoint(ckpt) if ckpt.is_file() else None
         options |= {
             "num_updates": cfg.extraction.sampled_updates,
             "seed": cell.seed,
-            "state": state,
-            "checkpoint": lambda s: (_save_checkpoint(ckpt, s), hooks.get("on_checkpoint", _quiet)(str(s["update"]))),
+            "state": _sampled_from_arrays(load_state(ckpt)),
+            "checkpoint": lambda state: save_state(ckpt, _sampled_to_arrays(state)),
             "checkpoint_every": cfg.extraction.checkpoint_every,
         }
     ext = extract(Q, M, name, gamma=gamma, **options)
@@ -338,6 +349,7 @@ def _continuous_job(
     cfg: ExperimentConfig, job: ExtractionJob, run_dir: Path, cache: SourceCache
 ) -> tuple[Any, dict[str, Any]]:
     from plray.agents.qsource import load_qsource
+    from plray.core.neural import Checkpointing
     from plray.experiments.extraction import ExtractionConfig, run_evaluation, run_extraction
 
     source = cache.get(job.agent_dir(run_dir), load_qsource)
@@ -349,11 +361,17 @@ def _continuous_job(
         p_learning=dict(cfg.extraction.neural),
         seed=job.cell.seed,
     )
-    summary = run_extraction(ecfg, out, source=source)
+    ckpt = out / "checkpoint.npz"
+    state = load_state(ckpt)
+    checkpointing = Checkpointing(
+        save=lambda arrays: save_state(ckpt, arrays), every=cfg.extraction.checkpoint_every, state=state
+    )
+    summary = run_extraction(ecfg, out, source=source, checkpoint=checkpointing)
     metrics: dict[str, Any] = {
         "wm_nmse": summary["wm_nmse"],
         "wm_mse": summary["wm_mse_state"],
         "p_learning_steps": summary["steps"],
+        "resumed_from": int(state["step"]) if state is not None else 0,
     }
     if cfg.evaluation.unseen:
         ev = run_evaluation(
@@ -380,7 +398,6 @@ def run_job(
     job: ExtractionJob,
     run_dir: Path,
     cache: SourceCache | None = None,
-    hooks: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Run (or return the finished result of) one extraction job; see the module docstring.
 
@@ -389,7 +406,6 @@ def run_job(
         job: which agent and method.
         run_dir: the run directory.
         cache: loaded agents to reuse.
-        hooks: ``on_checkpoint(update)``: called after each saved checkpoint (progress, tests).
 
     Returns:
         the job's result: cell fields, method, kernel or WM errors, R_WM / R*, seconds, node.
@@ -404,7 +420,7 @@ def run_job(
     cache = cache or SourceCache()
     start = time.perf_counter()
     if cfg.task == "fourrooms":
-        (model, manifest), metrics = _fourrooms_job(cfg, job, run_dir, cache, hooks or {})
+        (model, manifest), metrics = _fourrooms_job(cfg, job, run_dir, cache)
         save_world_model(out / "world_model", model, manifest)
     else:
         _, metrics = _continuous_job(cfg, job, run_dir, cache)

@@ -134,7 +134,8 @@ class ExtractionSection:
     sampled_updates: int = field(default=20_000, metadata={"check": positive})
     """Updates of the ``sampled`` method."""
     checkpoint_every: int = field(default=1000, metadata={"check": positive})
-    """Iterative methods save their state every this many updates, so a restarted actor resumes."""
+    """``sampled`` and neural P-learning save their whole state every this many updates (steps), so
+    a restarted actor resumes the job instead of starting it again."""
     neural: dict[str, Any] = field(default_factory=dict)
     """Overrides of :class:`plray.core.neural.NeuralPConfig` (steps, batch_size, lr, ...)."""
     ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)

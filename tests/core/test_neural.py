@@ -5,7 +5,14 @@ import pytest
 import torch
 
 from plray.core import PlrayInputError
-from plray.core.neural import NeuralPConfig, SuccessorNetwork, p_learning_loss, train_successor, wrap_dims
+from plray.core.neural import (
+    Checkpointing,
+    NeuralPConfig,
+    SuccessorNetwork,
+    p_learning_loss,
+    train_successor,
+    wrap_dims,
+)
 
 GAMMA = 0.9
 SIGMA = 0.5
@@ -111,6 +118,32 @@ def test_same_seed_same_model_and_initial_identity() -> None:
     fresh = SuccessorNetwork(2, 9)
     s = torch.rand(10, 2)
     assert (fresh(s, torch.zeros(10, dtype=torch.long)) - s).abs().max() < 0.05  # small output init: s' ≈ s
+
+
+def test_resumed_training_matches_the_uninterrupted_run() -> None:
+    task = LinearTask()
+    cfg = NeuralPConfig(hidden=16, steps=30, batch_size=64, seed=2, schedule="cosine")
+    saved: list[dict] = []
+    full = train_successor(
+        StayAgent(), task, sample_states, GOALS, cfg, checkpoint=Checkpointing(saved.append, every=10)
+    )
+    assert [int(st["step"]) for st in saved] == [10, 20]
+    torch.manual_seed(123)  # resuming restores every generator: the ambient state must not matter
+    resumed = train_successor(
+        StayAgent(), task, sample_states, GOALS, cfg, checkpoint=Checkpointing(lambda _s: None, state=saved[0])
+    )
+    for p, q in zip(full.network.parameters(), resumed.network.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=0, atol=0)
+    assert resumed.losses == full.losses
+    with pytest.raises(PlrayInputError, match="checkpoint state"):
+        train_successor(
+            StayAgent(),
+            task,
+            sample_states,
+            GOALS,
+            NeuralPConfig(hidden=8, steps=30, batch_size=64),
+            checkpoint=Checkpointing(lambda _s: None, state=saved[0]),
+        )
 
 
 def test_wrap_and_partial_output_dims() -> None:
