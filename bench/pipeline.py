@@ -2,7 +2,7 @@
 extraction throughput with 1 and 2 actors, and the end-to-end wall-clock of the demo config.
 
     python bench/pipeline.py                      # all three parts
-    python bench/pipeline.py --parts throughput   # one part (study, throughput, demo)
+    python bench/pipeline.py --parts throughput   # one part (study, throughput, demo); keeps the others
 
 Writes bench/results/pipeline.json and pipeline.md. The study runs
 configs/experiments/fourrooms-study.yaml into runs/bench-fourrooms-study (resumable: rerun to finish
@@ -13,6 +13,7 @@ process on a fresh run directory, as a newcomer's ``make demo`` does.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -25,7 +26,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import machine, write_results  # noqa: E402
+from bench.common import RESULTS, machine, write_results  # noqa: E402
 from plray.evaluation.report import markdown_table  # noqa: E402
 
 CONFIGS = ROOT / "configs" / "experiments"
@@ -219,7 +220,11 @@ def main() -> None:
     parser.add_argument("--study-dir", default=str(ROOT / "runs" / "bench-fourrooms-study"))
     parser.add_argument("--name", default="pipeline", help="results file name under bench/results")
     args = parser.parse_args()
-    payload: dict[str, Any] = {"machine": machine()}
+    payload: dict[str, Any] = {}
+    previous = RESULTS / f"{args.name}.json"
+    if previous.is_file():  # a run of some parts keeps the others' figures
+        payload = {k: v for k, v in json.loads(previous.read_text()).items() if k in ("study", "throughput", "demo")}
+    payload["machine"] = machine()
     if "throughput" in args.parts:
         payload["throughput"] = throughput()
     if "demo" in args.parts:

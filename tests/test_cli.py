@@ -110,3 +110,21 @@ def test_published_files_have_normal_permissions(tmp_path) -> None:
         os.umask(old)
     assert stat.S_IMODE(f.stat().st_mode) == 0o644
     assert stat.S_IMODE(d.stat().st_mode) == 0o755
+
+
+def test_run_rejects_a_bad_config_before_starting_anything(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nsweep:\n  - {variant: [stormy]}\n")
+    assert main(["run", str(bad), "--run-dir", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "bad.yaml: sweep[0].variant[0]: 'stormy' is not allowed" in err and "windy" in err
+    assert not (tmp_path / "run").exists(), "a rejected config leaves no run directory"
+    assert main(["run", str(tmp_path / "missing.yaml")]) == 2
+    assert "cannot read config" in capsys.readouterr().err
+
+
+def test_run_help_explains_the_pipeline() -> None:
+    out = subprocess.run([sys.executable, "-m", "plray.cli", "run", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0
+    for word in ("Tune", "actors", "--address", "--run-dir", "resumes"):
+        assert word in out.stdout

@@ -1,8 +1,10 @@
 """Distributed extraction: a pool of Ray actors, each loading agents once and running many jobs.
 
 Each :class:`ExtractionWorker` keeps the agents it has loaded (:class:`~plray.experiments.jobs.SourceCache`),
-and the pool hands an idle worker a job on an agent it already holds when there is one, so an
-agent with several methods is read once per worker. Fault tolerance comes in three layers:
+and the pool hands an idle worker a job on an agent it already holds when there is one, else a job
+on an agent no other worker holds, so an agent with several methods is usually read once.
+
+Fault tolerance comes in three layers:
 
 * the actor is created with ``max_restarts`` and ``max_task_retries``: if its process dies, Ray
   restarts it and re-runs the job that was in flight;
@@ -123,8 +125,11 @@ class ExtractionPool:
         total = len(jobs)
 
         def submit(w: int) -> None:
-            # prefer a job whose agent this worker already holds
-            pick = next((i for i, j in enumerate(pending) if j.cell.key in held[w]), 0)
+            # a job on an agent this worker holds; else one on an agent no other worker holds
+            others = set().union(*(h for i, h in enumerate(held) if i != w))
+            pick = next((i for i, j in enumerate(pending) if j.cell.key in held[w]), None)
+            if pick is None:
+                pick = next((i for i, j in enumerate(pending) if j.cell.key not in others), 0)
             job = pending.pop(pick)
             attempts[job.key] = attempts.get(job.key, 0) + 1
             held[w].add(job.cell.key)
