@@ -329,6 +329,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     print(f"results: {summary.results_dir / 'results.md'}")
     print(f"artifacts: {summary.run_dir}")
+    print(f"serve the world models: plray serve --models {summary.run_dir / 'models'}")
     if summary.failures:
         for key, err in sorted(summary.failures.items()):
             _print_err(f"{key}: {err}")

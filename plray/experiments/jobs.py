@@ -3,7 +3,9 @@
 * :func:`train_cell`: obtain one cell's agent (train it, or compute the exact Q*) and write
   ``<run>/agents/<cell>/agent`` (an agent artifact) and ``<run>/agents/<cell>/result.json``.
 * :func:`run_job`: invert one agent with one method, evaluate the world model against the true
-  dynamics and write ``<run>/extractions/<job>/world_model`` and ``<run>/extractions/<job>/result.json``.
+  dynamics and write ``<run>/models/<job>`` (the world-model artifact) and
+  ``<run>/extractions/<job>/result.json``. ``<run>/models`` is a model registry directory:
+  ``plray serve --models <run>/models`` serves every extracted world model.
 
 Both are idempotent: a unit whose ``result.json`` exists returns it without running again, and
 every file is written under a temporary name and renamed into place, so an interrupted run leaves
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,6 +33,8 @@ Say = Callable[[str], None]
 
 AGENTS_DIR = "agents"
 EXTRACTIONS_DIR = "extractions"
+MODELS_DIR = "models"
+"""World-model artifacts, laid out as a registry directory (``<models>/<id>/manifest.json``)."""
 
 
 def _quiet(_msg: str) -> None:
@@ -75,6 +80,18 @@ def fourrooms_goals(cfg: ExperimentConfig, cell: Cell) -> tuple[Any, Any]:
         cell.num_goals, cell.goal_family, placement=cell.placement, seed=cell.seed, noise=cfg.goals.noise
     )
     return mdp, goals
+
+
+def fourrooms_task_kwargs(cfg: ExperimentConfig, cell: Cell) -> dict[str, Any]:
+    """The :class:`plray.envs.fourrooms.FourRoomsTask` arguments of a cell (for manifests and Serve)."""
+    return {
+        "variant": cell.variant,
+        "num_goals": cell.num_goals,
+        "goal_family": cell.goal_family,
+        "placement": cell.placement,
+        "seed": cell.seed,
+        "noise": cfg.goals.noise,
+    }
 
 
 def q_error(Q: np.ndarray, Q_star: np.ndarray) -> dict[str, float]:
@@ -215,6 +232,10 @@ class ExtractionJob:
     def agent_dir(self, run_dir: Path) -> Path:
         return Path(run_dir) / AGENTS_DIR / self.cell.key / "agent"
 
+    def model_dir(self, run_dir: Path) -> Path:
+        """The world-model artifact, under the model id ``<job key>`` of ``<run>/models``."""
+        return Path(run_dir) / MODELS_DIR / self.key
+
 
 def jobs_for(cfg: ExperimentConfig, cells: list[Cell]) -> list[ExtractionJob]:
     """Every (cell, method) pair, grouped by cell so a worker reuses each loaded agent."""
@@ -332,6 +353,7 @@ def _fourrooms_job(
         }
     manifest = {
         "task": "fourrooms",
+        "task_kwargs": fourrooms_task_kwargs(cfg, cell),
         "variant": cell.variant,
         "method": method,
         "goals": goals.states.tolist(),
@@ -390,6 +412,11 @@ def _continuous_job(
             "return_ratio": return_wm / return_opt if return_opt else float("nan"),
             "unseen": {r["goal"]: {"return_wm": r["return_wm"], "return_opt": r["return_opt"]} for r in rows},
         }
+    # publish the artifact under the run's model registry (a rerun after a crash replaces it)
+    target = job.model_dir(run_dir)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(Path(summary["artifact"]), target)
     return None, metrics
 
 
@@ -421,7 +448,7 @@ def run_job(
     start = time.perf_counter()
     if cfg.task == "fourrooms":
         (model, manifest), metrics = _fourrooms_job(cfg, job, run_dir, cache)
-        save_world_model(out / "world_model", model, manifest)
+        save_world_model(job.model_dir(run_dir), model, manifest)
     else:
         _, metrics = _continuous_job(cfg, job, run_dir, cache)
     if "return_ratio" in metrics:
@@ -433,7 +460,7 @@ def run_job(
         **job.cell.as_dict(),
         "method": job.method,
         **metrics,
-        "world_model": str(out / "world_model"),
+        "world_model": str(job.model_dir(run_dir)),
         "seconds": time.perf_counter() - start,
         **node_info(),
     }

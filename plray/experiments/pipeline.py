@@ -11,8 +11,9 @@ The run directory holds everything::
 
     config.yaml            the validated experiment (a rerun checks it is unchanged)
     agents/<cell>/         agent artifact + result.json (and RLlib checkpoints)
-    extractions/<job>/     world-model artifact + result.json (+ checkpoint.npz while running)
-    ensembles/<group>--<method>/world_model
+    extractions/<job>/     result.json (+ checkpoint.npz while running; + reports for neural jobs)
+    models/<job>/          every world-model artifact, ensembles as models/<group>--<method>--ensemble:
+                           a registry directory, so `plray serve --models <run>/models` serves them
     tune/                  Tune's experiment state (resumed after an interrupted run)
     results/               agents/extractions/summary/ensembles/goals_needed .parquet, results.md, plots
 

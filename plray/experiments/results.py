@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from plray.evaluation.report import markdown_table
-from plray.experiments.jobs import AGENTS_DIR, EXTRACTIONS_DIR, read_result
+from plray.experiments.jobs import AGENTS_DIR, EXTRACTIONS_DIR, MODELS_DIR, read_result
 from plray.experiments.schema import Cell, ExperimentConfig
 from plray.utils.io import atomic_write_text
 
@@ -134,7 +134,7 @@ def _spearman(x: np.ndarray, y: np.ndarray) -> float:
 def build_ensembles(cfg: ExperimentConfig, run_dir: Path, extractions: list[dict]) -> list[dict]:
     """One ensemble world model per (cell group, method) with two or more finished seeds.
 
-    Writes ``<run>/ensembles/<group>--<method>/world_model`` and returns one row per ensemble.
+    Writes ``<run>/models/<group>--<method>--ensemble`` and returns one row per ensemble.
     """
     from plray.core.worldmodel import load_world_model, save_world_model
 
@@ -146,14 +146,14 @@ def build_ensembles(cfg: ExperimentConfig, run_dir: Path, extractions: list[dict
         if len(members) < 2:
             continue
         members = sorted(members, key=lambda r: r["seed"])
-        out = Path(run_dir) / "ensembles" / f"{group}--{method}"
+        out = Path(run_dir) / MODELS_DIR / f"{group}--{method}--ensemble"
         first = members[0]
         base = {f: first[f] for f in GROUP_FIELDS} | {"members": len(members), "seeds": [m["seed"] for m in members]}
         if cfg.task == "fourrooms":
             row = _tabular_ensemble(cfg, members, out, load_world_model, save_world_model)
         else:
             row = _point_ensemble(cfg, members, out, load_world_model, save_world_model)
-        rows.append(base | row | {"world_model": str(out / "world_model")})
+        rows.append(base | row | {"world_model": str(out)})
     return rows
 
 
@@ -182,13 +182,14 @@ def _tabular_ensemble(cfg: ExperimentConfig, members: list[dict], out: Path, loa
         row |= {"return_wm": wm, "return_opt": opt, "return_ratio": wm / opt if opt else math.nan}
     manifest = {
         "task": "fourrooms",
+        "task_kwargs": {"variant": members[0]["variant"]},
         "variant": members[0]["variant"],
         "method": f"ensemble of {members[0]['method']}",
         "members": [m["world_model"] for m in members],
         "gamma": gamma,
         "metrics": _finite_or_none(row),
     }
-    save(out / "world_model", model, manifest)
+    save(out, model, manifest)
     return row
 
 
@@ -211,7 +212,7 @@ def _point_ensemble(cfg: ExperimentConfig, members: list[dict], out: Path, load:
         "disagreement_mean": float(spread.mean()),
         "disagreement_error_spearman": _spearman(spread, error),
     }
-    save(out / "world_model", model, {"task": cfg.task, "method": "ensemble", "metrics": _finite_or_none(row)})
+    save(out, model, {"task": cfg.task, "method": "ensemble", "metrics": _finite_or_none(row)})
     return row
 
 

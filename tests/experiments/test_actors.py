@@ -68,9 +68,11 @@ def test_killed_worker_is_restarted_and_its_job_resumes(ray_local, tmp_path: Pat
     assert victim not in pids, "the killed process is still the worker"
     assert result["resumed_from"] >= 500, "the retried job started from scratch instead of its checkpoint"
     assert result["pid"] != victim
-    on_disk = read_result(Path(result["world_model"]).parent / "result.json")
+    job_dir = tmp_path / "extractions" / key
+    on_disk = read_result(job_dir / "result.json")
     assert on_disk == {k: v for k, v in result.items() if k != "worker_agent_loads"}
-    assert not (Path(result["world_model"]).parent / "checkpoint.npz").exists()
+    assert not (job_dir / "checkpoint.npz").exists()
+    assert Path(result["world_model"]) == tmp_path.resolve() / "models" / key
 
 
 def test_worker_dead_for_good_is_replaced_by_the_pool(ray_local, tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from plray.core.ensemble import TabularEnsemble
 from plray.core.worldmodel import load_world_model
 from plray.experiments.pipeline import run_experiment
 from plray.experiments.schema import experiment_from_mapping, load_experiment
+from plray.serve.registry import ModelRegistry
 from plray.utils.schema import ConfigError
 
 CONFIGS = Path(__file__).parents[2] / "configs" / "experiments"
@@ -59,6 +60,11 @@ def test_small_pipeline_end_to_end(ray_local, tmp_path: Path) -> None:
     model, _ = load_world_model(ens[0]["world_model"])
     assert isinstance(model, TabularEnsemble) and model.size == 2
     assert all(e["disagreement_mean"] >= 0 for e in ens)
+    # the run's models directory is a registry the Serve API reads as it is
+    registry = ModelRegistry(tmp_path / "run" / "models")
+    assert set(registry.ids()) == {j["job"] for j in jobs} | {Path(e["world_model"]).name for e in ens}
+    served = registry.get(jobs[0]["job"])
+    assert served.model.num_states == 68 and served.task().goals.num_goals == jobs[0]["num_goals"]
     summary_rows = pq.read_table(results / "summary.parquet").to_pylist()
     assert {(r["variant"], r["method"]) for r in summary_rows} >= {("windy", "simplex-local")}
     assert (results / "results.md").read_text().count("|") > 20
