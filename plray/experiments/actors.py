@@ -28,7 +28,7 @@ from typing import Any
 import ray
 
 from plray.experiments.jobs import ExtractionJob, SourceCache, run_job
-from plray.experiments.schema import Cell, ExperimentConfig, experiment_from_mapping
+from plray.experiments.schema import ExperimentConfig, experiment_from_mapping
 from plray.utils.schema import to_mapping
 
 Say = Callable[[str], None]
@@ -57,9 +57,9 @@ class ExtractionWorker:
             "jobs_run": self.jobs_run,
         }
 
-    def run(self, cell: dict[str, Any], method: str) -> dict[str, Any]:
-        """Run one job (or return its finished result)."""
-        job = ExtractionJob(Cell(**cell), method)
+    def run(self, job: dict[str, Any]) -> dict[str, Any]:
+        """Run one job (:meth:`ExtractionJob.as_dict`), or return its finished result."""
+        job = ExtractionJob.from_dict(job)
         result = run_job(self.cfg, job, self.run_dir, self.cache)
         self.jobs_run += 1
         return {**result, "worker_agent_loads": self.cache.loads}
@@ -119,7 +119,7 @@ class ExtractionPool:
         start = time.perf_counter()
         pending = list(jobs)
         attempts: dict[str, int] = {}
-        held: list[set[str]] = [set() for _ in self.workers]  # cells each worker has loaded
+        held: list[set[str]] = [set() for _ in self.workers]  # agents each worker has loaded
         in_flight: dict[Any, tuple[int, ExtractionJob]] = {}
         idle = list(range(len(self.workers)))
         total = len(jobs)
@@ -127,13 +127,14 @@ class ExtractionPool:
         def submit(w: int) -> None:
             # a job on an agent this worker holds; else one on an agent no other worker holds
             others = set().union(*(h for i, h in enumerate(held) if i != w))
-            pick = next((i for i, j in enumerate(pending) if j.cell.key in held[w]), None)
+            agent = lambda j: str(j.agent_dir(self.run_dir))  # noqa: E731
+            pick = next((i for i, j in enumerate(pending) if agent(j) in held[w]), None)
             if pick is None:
-                pick = next((i for i, j in enumerate(pending) if j.cell.key not in others), 0)
+                pick = next((i for i, j in enumerate(pending) if agent(j) not in others), 0)
             job = pending.pop(pick)
             attempts[job.key] = attempts.get(job.key, 0) + 1
-            held[w].add(job.cell.key)
-            in_flight[self.workers[w].run.remote(job.cell.as_dict(), job.method)] = (w, job)
+            held[w].add(agent(job))
+            in_flight[self.workers[w].run.remote(job.as_dict())] = (w, job)
 
         while pending or in_flight:
             while pending and idle:

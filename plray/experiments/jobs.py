@@ -131,10 +131,17 @@ def _train_fourrooms(cfg: ExperimentConfig, cell: Cell, out: Path, say: Say) -> 
                 last[0] = now
                 say(f"  {cell.key}: {step:,}/{total:,} env steps")
 
-        result = train_tabular_q(mdp, goals, gamma, tcfg, progress=progress)
+        result = train_tabular_q(mdp, goals, gamma, tcfg, progress=progress, snapshot_steps=snapshot_steps(cfg, cell))
     metadata = {"cell": cell.as_dict(), "experiment": cfg.name, "agent_kind": cfg.agent.kind}
     config = None if cfg.agent.kind == "exact" else tcfg
     save_tabular_agent(out / "agent", result, cell.variant, goals, gamma, metadata, config=config)
+    for step, Q_step in result.snapshots.items():
+        snap = TabularQResult(
+            Q=Q_step, visits=result.snapshot_visits[step], env_steps=step, seconds=0.0, steps_per_s=0.0
+        )
+        save_tabular_agent(
+            out / "snapshots" / f"step-{step}", snap, cell.variant, goals, gamma, metadata, config=config
+        )
     return {
         **q_error(result.Q, Q_star),
         "env_steps": int(result.env_steps),
@@ -217,29 +224,73 @@ def train_cell(
 # ====================================================================== extraction jobs
 @dataclass(frozen=True)
 class ExtractionJob:
-    """One extraction: a cell's agent and a method."""
+    """One extraction: a cell's agent (or one of its training snapshots), a goal subset, a method.
+
+    Attributes:
+        cell: whose agent.
+        method: the extraction method.
+        goals: extract from a seeded random subset of this many of the agent's goals (None: all).
+        step: extract from the agent's snapshot at this many env steps (None: the final agent).
+    """
 
     cell: Cell
     method: str
+    goals: int | None = None
+    step: int | None = None
 
     @property
     def key(self) -> str:
-        return f"{self.cell.key}--{self.method}"
+        suffix = (f"--k{self.goals}" if self.goals else "") + (f"--at{self.step}" if self.step else "")
+        return f"{self.cell.key}--{self.method}{suffix}"
+
+    @property
+    def ensemble_key(self) -> str:
+        """The key without the seed: jobs that differ only in seed form one ensemble."""
+        return self.key.replace(self.cell.key, self.cell.group, 1)
 
     def out_dir(self, run_dir: Path) -> Path:
         return Path(run_dir) / EXTRACTIONS_DIR / self.key
 
     def agent_dir(self, run_dir: Path) -> Path:
-        return Path(run_dir) / AGENTS_DIR / self.cell.key / "agent"
+        base = Path(run_dir) / AGENTS_DIR / self.cell.key
+        return base / "snapshots" / f"step-{self.step}" if self.step else base / "agent"
 
     def model_dir(self, run_dir: Path) -> Path:
         """The world-model artifact, under the model id ``<job key>`` of ``<run>/models``."""
         return Path(run_dir) / MODELS_DIR / self.key
 
+    def as_dict(self) -> dict[str, Any]:
+        return {"cell": self.cell.as_dict(), "method": self.method, "goals": self.goals, "step": self.step}
+
+    @staticmethod
+    def from_dict(data: dict[str, Any]) -> ExtractionJob:
+        return ExtractionJob(Cell(**data["cell"]), data["method"], data.get("goals"), data.get("step"))
+
+
+def final_env_steps(cfg: ExperimentConfig, cell: Cell) -> int | None:
+    """How long a cell's tabular agent trains (None for other agents)."""
+    if cfg.task != "fourrooms" or cfg.agent.kind != "tabular-q":
+        return None
+    return int(cfg.tabular_config(cell.variant).env_steps)
+
+
+def snapshot_steps(cfg: ExperimentConfig, cell: Cell) -> list[int]:
+    """The configured agent checkpoints that fall before the end of this cell's training."""
+    final = final_env_steps(cfg, cell)
+    return [] if final is None else sorted({s for s in cfg.extraction.checkpoints if s < final})
+
 
 def jobs_for(cfg: ExperimentConfig, cells: list[Cell]) -> list[ExtractionJob]:
-    """Every (cell, method) pair, grouped by cell so a worker reuses each loaded agent."""
-    return [ExtractionJob(cell, m) for cell in cells for m in cfg.extraction.methods]
+    """Every (cell, method) pair, with every smaller goal subset and earlier agent checkpoint,
+    grouped by agent so a worker reuses each loaded agent."""
+    jobs = []
+    for cell in cells:
+        subsets = [None, *sorted({k for k in cfg.extraction.goal_subsets if k < cell.num_goals})]
+        for m in cfg.extraction.methods:
+            jobs += [ExtractionJob(cell, m, goals=k) for k in subsets]
+        for step in snapshot_steps(cfg, cell):
+            jobs += [ExtractionJob(cell, m, step=step) for m in cfg.extraction.methods]
+    return jobs
 
 
 class SourceCache:
@@ -314,7 +365,12 @@ def _fourrooms_job(
     Q, _ = cache.get(job.agent_dir(run_dir), load_tabular_agent)
     mdp, goals = fourrooms_goals(cfg, cell)
     gamma = gamma_of(cfg)
-    M = bellman_matrix_from_q(Q, goals.rewards, gamma, goals.dones)
+    used = np.arange(goals.num_goals)
+    if job.goals:
+        used = np.sort(np.random.default_rng([cell.seed, 7]).choice(goals.num_goals, job.goals, replace=False))
+    Q = Q[:, :, used]
+    rewards, dones, goal_states = goals.rewards[:, used], goals.dones[:, used], goals.states[used]
+    M = bellman_matrix_from_q(Q, rewards, gamma, dones)
     options: dict[str, Any] = {}
     name = method
     if method == "closed-form":
@@ -322,7 +378,7 @@ def _fourrooms_job(
     elif method == "simplex-local":
         name, options["candidates"] = "simplex", mdp.local_candidates()
     elif method == "wvf":
-        options |= {"candidates": mdp.local_candidates(), "goal_states": goals.states}
+        options |= {"candidates": mdp.local_candidates(), "goal_states": goal_states}
     elif method == "sampled":
         ckpt = job.out_dir(run_dir) / "checkpoint.npz"
         options |= {
@@ -356,7 +412,7 @@ def _fourrooms_job(
         "task_kwargs": fourrooms_task_kwargs(cfg, cell),
         "variant": cell.variant,
         "method": method,
-        "goals": goals.states.tolist(),
+        "goals": goal_states.tolist(),
         "goal_family": goals.family,
         "gamma": gamma,
         "agent": str(job.agent_dir(run_dir)),
@@ -457,8 +513,11 @@ def run_job(
         "job": job.key,
         "cell": job.cell.key,
         "group": job.cell.group,
+        "ensemble_key": job.ensemble_key,
         **job.cell.as_dict(),
         "method": job.method,
+        "goals_used": job.goals or job.cell.num_goals,
+        "agent_steps": job.step or final_env_steps(cfg, job.cell),
         **metrics,
         "world_model": str(job.model_dir(run_dir)),
         "seconds": time.perf_counter() - start,

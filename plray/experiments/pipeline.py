@@ -151,7 +151,7 @@ def run_experiment(
         stages["extract"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        agents, extractions = collect(run, cells, list(cfg.extraction.methods))
+        agents, extractions = collect(cfg, run, cells)
         ensembles = []
         if cfg.extraction.ensemble.enabled and len(cfg.seeds) > 1:
             say("== stage 3/4: ensembles over seeds ==")

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from plray.evaluation.report import markdown_table
-from plray.experiments.jobs import AGENTS_DIR, EXTRACTIONS_DIR, MODELS_DIR, read_result
+from plray.experiments.jobs import AGENTS_DIR, MODELS_DIR, read_result
 from plray.experiments.schema import Cell, ExperimentConfig
 from plray.utils.io import atomic_write_text
 
@@ -45,22 +45,34 @@ PAPER_KERNEL_MSE = {
 }
 """The paper's kernel MSE at 10M steps, read from its figures (approximate; reference §1.5.4)."""
 
-GROUP_FIELDS = ("variant", "num_goals", "goal_family", "placement", "method")
+GROUP_FIELDS = ("variant", "num_goals", "goal_family", "placement", "method", "goals_used", "agent_steps")
 METRICS = ("tv_mean", "kernel_mse", "wm_nmse", "return_wm", "return_opt", "return_ratio")
 
 
-def collect(run_dir: Path, cells: list[Cell], methods: list[str]) -> tuple[list[dict], list[dict]]:
-    """Finished agent and extraction results of the configured cells and methods, once each."""
+def collect(cfg: ExperimentConfig, run_dir: Path, cells: list[Cell]) -> tuple[list[dict], list[dict]]:
+    """Finished agent and extraction results of the configured cells and jobs, once each."""
+    from plray.experiments.jobs import jobs_for
+
     agents, extractions = [], []
     for cell in cells:
         a = read_result(Path(run_dir) / AGENTS_DIR / cell.key / "result.json")
         if a is not None:
             agents.append(a)
-        for m in methods:
-            e = read_result(Path(run_dir) / EXTRACTIONS_DIR / f"{cell.key}--{m}" / "result.json")
-            if e is not None:
-                extractions.append(e)
+    for job in jobs_for(cfg, cells):
+        e = read_result(job.out_dir(run_dir) / "result.json")
+        if e is not None:
+            extractions.append(e)
     return agents, extractions
+
+
+def final_rows(rows: list[dict]) -> list[dict]:
+    """Extraction (or summary) rows from each reward-function set's final agents, not from snapshots."""
+    where = lambda r: (r["variant"], r["num_goals"], r["goal_family"], r["placement"])  # noqa: E731
+    last: dict[tuple, int] = {}
+    for r in rows:
+        if r.get("agent_steps") is not None:
+            last[where(r)] = max(last.get(where(r), 0), r["agent_steps"])
+    return [r for r in rows if r.get("agent_steps") is None or r["agent_steps"] == last[where(r)]]
 
 
 def _stats(values: list[float]) -> tuple[float, float, float, float]:
@@ -74,9 +86,9 @@ def summarise(extractions: list[dict], within: float) -> list[dict]:
     """Mean, std, min and max over seeds per (variant, |G|, family, placement, method)."""
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for row in extractions:
-        groups[tuple(row[f] for f in GROUP_FIELDS)].append(row)
+        groups[tuple(row.get(f) for f in GROUP_FIELDS)].append(row)
     out = []
-    for key in sorted(groups, key=lambda k: (k[0], k[4], k[1], k[2], k[3])):
+    for key in sorted(groups, key=lambda k: (k[0], k[4], k[1], k[5] or 0, k[6] or 0, k[2], k[3])):
         rows = groups[key]
         summary: dict[str, Any] = dict(zip(GROUP_FIELDS, key, strict=True)) | {"seeds": len(rows)}
         for metric in METRICS:
@@ -86,7 +98,7 @@ def summarise(extractions: list[dict], within: float) -> list[dict]:
                 summary |= {metric: mean, f"{metric}_std": std, f"{metric}_min": lo, f"{metric}_max": hi}
         if "return_ratio" in summary:
             summary["quasi_optimal"] = bool(summary["return_ratio"] >= 1.0 - within)
-        paper = PAPER_KERNEL_MSE.get((key[0], key[1]))
+        paper = PAPER_KERNEL_MSE.get((key[0], key[5])) if key[5] == key[1] else None
         if paper is not None:
             summary["paper_kernel_mse"] = paper
         out.append(summary)
@@ -94,21 +106,22 @@ def summarise(extractions: list[dict], within: float) -> list[dict]:
 
 
 def goals_needed(summary: list[dict]) -> list[dict]:
-    """Per (variant, method): the smallest swept |G| that is quasi-optimal, next to the paper's."""
+    """Per (variant, method): the fewest goals used in extraction that plan quasi-optimally (final
+    agents only), next to the paper's count."""
     by: dict[tuple[str, str], list[dict]] = defaultdict(list)
-    for row in summary:
+    for row in final_rows(summary):
         if "quasi_optimal" in row:
             by[(row["variant"], row["method"])].append(row)
     out = []
     for (variant, method), rows in sorted(by.items()):
-        ok = sorted(r["num_goals"] for r in rows if r["quasi_optimal"])
+        ok = sorted(r["goals_used"] for r in rows if r["quasi_optimal"])
         paper = PAPER_GOALS_NEEDED.get(variant)
         needed = ok[0] if ok else None
         out.append(
             {
                 "variant": variant,
                 "method": method,
-                "swept": ",".join(str(n) for n in sorted({r["num_goals"] for r in rows})),
+                "swept": ",".join(str(n) for n in sorted({r["goals_used"] for r in rows})),
                 "goals_needed": needed,
                 "paper": paper,
                 "meets_paper": needed is not None and paper is not None and needed <= paper,
@@ -132,23 +145,27 @@ def _spearman(x: np.ndarray, y: np.ndarray) -> float:
 
 
 def build_ensembles(cfg: ExperimentConfig, run_dir: Path, extractions: list[dict]) -> list[dict]:
-    """One ensemble world model per (cell group, method) with two or more finished seeds.
+    """One ensemble world model per job without its seed (cell group, method, goal subset, agent
+    step) with two or more finished seeds.
 
-    Writes ``<run>/models/<group>--<method>--ensemble`` and returns one row per ensemble.
+    Writes ``<run>/models/<ensemble key>--ensemble`` and returns one row per ensemble.
     """
     from plray.core.worldmodel import load_world_model, save_world_model
 
-    groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    groups: dict[str, list[dict]] = defaultdict(list)
     for row in extractions:
-        groups[(row["group"], row["method"])].append(row)
+        groups[row["ensemble_key"]].append(row)
     rows = []
-    for (group, method), members in sorted(groups.items()):
+    for key, members in sorted(groups.items()):
         if len(members) < 2:
             continue
         members = sorted(members, key=lambda r: r["seed"])
-        out = Path(run_dir) / MODELS_DIR / f"{group}--{method}--ensemble"
+        out = Path(run_dir) / MODELS_DIR / f"{key}--ensemble"
         first = members[0]
-        base = {f: first[f] for f in GROUP_FIELDS} | {"members": len(members), "seeds": [m["seed"] for m in members]}
+        base = {f: first.get(f) for f in GROUP_FIELDS} | {
+            "members": len(members),
+            "seeds": [m["seed"] for m in members],
+        }
         if cfg.task == "fourrooms":
             row = _tabular_ensemble(cfg, members, out, load_world_model, save_world_model)
         else:
@@ -246,33 +263,44 @@ def write_parquet(rows: list[dict], path: Path) -> Path:
     return path
 
 
+def _line_label(row: dict) -> str:
+    if row["goals_used"] == row["num_goals"]:
+        return row["method"]
+    return f"{row['method']}, subsets of the |G|={row['num_goals']} agents"
+
+
 def plot_study(summary: list[dict], out: Path) -> list[Path]:
-    """Kernel error and R_WM/R* against |G|, one panel per variant, one line per method."""
+    """Kernel error and R_WM/R* against the goals used, one panel per variant, one line per method;
+    with agent checkpoints, kernel error against training steps too."""
     from plray.evaluation.plots import _figure, _save
 
     plt = _figure()
-    made = []
-    variants = sorted({r["variant"] for r in summary})
+    made: list[Path] = []
+    final = final_rows(summary)
+    variants = sorted({r["variant"] for r in final})
     for metric, label, fname, log in (
         ("kernel_mse", "kernel MSE (mean over s, a, s')", "kernel_error.png", True),
         ("wm_nmse", "WM_NMSE", "kernel_error.png", True),
         ("return_ratio", "R_WM / R* on unseen goals", "return_ratio.png", False),
     ):
-        rows = [r for r in summary if isinstance(r.get(metric), float)]
+        rows = [r for r in final if isinstance(r.get(metric), float)]
         if not rows or any(p.name == fname for p in made):
             continue
         fig, axes = plt.subplots(1, len(variants), figsize=(4.2 * len(variants), 3.4), squeeze=False)
         for ax, variant in zip(axes[0], variants, strict=True):
-            for method in sorted({r["method"] for r in rows if r["variant"] == variant}):
-                pts = sorted(
-                    (r for r in rows if r["variant"] == variant and r["method"] == method), key=lambda r: r["num_goals"]
-                )
-                x = [r["num_goals"] for r in pts]
+            mine = [r for r in rows if r["variant"] == variant]
+            for line in sorted({_line_label(r) for r in mine}):
+                pts = sorted((r for r in mine if _line_label(r) == line), key=lambda r: r["goals_used"])
                 y = np.array([r[metric] for r in pts])
                 yerr = np.array([r.get(f"{metric}_std", 0.0) for r in pts])
-                if log:
-                    y = np.maximum(y, 1e-12)
-                ax.errorbar(x, y, yerr=yerr, marker="o", capsize=3, label=method)
+                ax.errorbar(
+                    [r["goals_used"] for r in pts],
+                    np.maximum(y, 1e-12) if log else y,
+                    yerr=yerr,
+                    marker="o",
+                    capsize=3,
+                    label=line,
+                )
             if metric == "kernel_mse":
                 paper = sorted((n, v) for (var, n), v in PAPER_KERNEL_MSE.items() if var == variant and v > 0)
                 if paper:
@@ -282,14 +310,36 @@ def plot_study(summary: list[dict], out: Path) -> list[Path]:
             if log:
                 ax.set_yscale("log")
             ax.set_xscale("log")
-            ticks = sorted({r["num_goals"] for r in rows if r["variant"] == variant})
+            ticks = sorted({r["goals_used"] for r in mine})
             ax.set_xticks(ticks, [str(t) for t in ticks])
             ax.xaxis.set_minor_locator(plt.NullLocator())
             ax.set_title(variant)
-            ax.set_xlabel("|G| (goals the agent was trained on)")
+            ax.set_xlabel("goals used by P-learning")
             ax.set_ylabel(label)
             ax.legend(fontsize=7)
         made.append(_save(fig, out / fname))
+    trained = [r for r in summary if r.get("agent_steps") and r["goals_used"] == r["num_goals"] and "kernel_mse" in r]
+    if len({r["agent_steps"] for r in trained}) > 1:
+        fig, axes = plt.subplots(1, len(variants), figsize=(4.2 * len(variants), 3.4), squeeze=False)
+        for ax, variant in zip(axes[0], variants, strict=True):
+            mine = [r for r in trained if r["variant"] == variant]
+            for n, method in sorted({(r["num_goals"], r["method"]) for r in mine}):
+                pts = sorted(
+                    (r for r in mine if (r["num_goals"], r["method"]) == (n, method)), key=lambda r: r["agent_steps"]
+                )
+                ax.plot(
+                    [r["agent_steps"] for r in pts],
+                    [max(r["kernel_mse"], 1e-12) for r in pts],
+                    marker="o",
+                    label=f"|G|={n} {method}",
+                )
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_title(variant)
+            ax.set_xlabel("agent training steps")
+            ax.set_ylabel("kernel MSE")
+            ax.legend(fontsize=6)
+        made.append(_save(fig, out / "kernel_error_vs_steps.png"))
     return made
 
 
@@ -313,7 +363,7 @@ def write_results(
         write_parquet(needed, out / "goals_needed.parquet")
     plots = plot_study(summary, out) if summary else []
     error_col = "kernel_mse" if cfg.task == "fourrooms" else "wm_nmse"
-    cols = ["variant", "num_goals", "method", "seeds", error_col, f"{error_col}_std"]
+    cols = ["variant", "num_goals", "goals_used", "agent_steps", "method", "seeds", error_col, f"{error_col}_std"]
     if cfg.task == "fourrooms":
         cols += ["tv_mean", "paper_kernel_mse"]
     if cfg.evaluation.unseen:
@@ -329,6 +379,8 @@ def write_results(
         ecols = [
             "variant",
             "num_goals",
+            "goals_used",
+            "agent_steps",
             "method",
             "members",
             error_col,

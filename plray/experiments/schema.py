@@ -136,6 +136,11 @@ class ExtractionSection:
     checkpoint_every: int = field(default=1000, metadata={"check": positive})
     """``sampled`` and neural P-learning save their whole state every this many updates (steps), so
     a restarted actor resumes the job instead of starting it again."""
+    goal_subsets: list[int] = field(default_factory=list)
+    """Also extract from seeded random subsets of this many of each agent's goals (FourRooms):
+    how many goals does P-learning need from one agent trained on many?"""
+    checkpoints: list[int] = field(default_factory=list)
+    """Also extract from each tabular agent's snapshot at these env steps (kernel error over training)."""
     neural: dict[str, Any] = field(default_factory=dict)
     """Overrides of :class:`plray.core.neural.NeuralPConfig` (steps, batch_size, lr, ...)."""
     ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
@@ -297,6 +302,14 @@ class ExperimentConfig:
                 )
         if len(set(self.extraction.methods)) != len(self.extraction.methods):
             raise ConfigError(f"extraction.methods: lists a method twice: {self.extraction.methods}")
+        for name in ("goal_subsets", "checkpoints"):
+            values = getattr(self.extraction, name)
+            if values and min(values) < 1:
+                raise ConfigError(f"extraction.{name}: must be integers >= 1, got {values}")
+        if self.extraction.goal_subsets and not fourrooms:
+            raise ConfigError("extraction.goal_subsets: only FourRooms agents can be inverted on goal subsets")
+        if self.extraction.checkpoints and self.agent.kind != "tabular-q":
+            raise ConfigError("extraction.checkpoints: only tabular-q agents keep training snapshots")
         if fourrooms:
             for variant in self.agent.tabular.by_variant:
                 if variant not in FOURROOMS_VARIANTS:

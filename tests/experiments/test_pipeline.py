@@ -33,22 +33,40 @@ def _small(**over):
     return experiment_from_mapping(base | over)
 
 
+def _jobs_of(cfg) -> int:
+    from plray.experiments.jobs import jobs_for
+
+    return len(jobs_for(cfg, cfg.cells()))
+
+
 def test_small_pipeline_end_to_end(ray_local, tmp_path: Path) -> None:
-    cfg = _small()
+    # jobs per seed: windy |G|=4: 2 methods x (all 4 goals, a 2-goal subset) + 2 at the 50k-step snapshot;
+    # deterministic |G|=1: 2 methods (no smaller subset) + 2 at the snapshot
+    cfg = _small(
+        extraction={"methods": ["simplex-local", "column-match"], "goal_subsets": [2], "checkpoints": [50_000]}
+    )
+    assert _jobs_of(cfg) == 20
     lines: list[str] = []
     summary = run_experiment(cfg, tmp_path / "run", say=lines.append)
     assert summary.ok, summary.failures
-    assert (summary.agents, summary.extractions, summary.ensembles) == (4, 8, 4)
+    assert (summary.agents, summary.extractions, summary.ensembles) == (4, 20, 10)
     text = "\n".join(lines)
-    for stage in ("stage 1/4", "stage 2/4", "stage 3/4", "stage 4/4", "[train 4/4]", "[extract 8/8]"):
+    for stage in ("stage 1/4", "stage 2/4", "stage 3/4", "stage 4/4", "[train 4/4]", "[extract 20/20]"):
         assert stage in text, f"no progress line {stage!r}"
     results = summary.results_dir
     agents = pq.read_table(results / "agents.parquet").to_pylist()
     jobs = pq.read_table(results / "extractions.parquet").to_pylist()
     assert sorted(a["cell"] for a in agents) == sorted(c.key for c in cfg.cells())
-    assert len({j["job"] for j in jobs}) == len(jobs) == 8
+    assert len({j["job"] for j in jobs}) == len(jobs) == 20
+    assert {(j["goals_used"], j["agent_steps"]) for j in jobs if j["variant"] == "windy"} == {
+        (4, 100_000),
+        (2, 100_000),
+        (4, 50_000),
+    }
+    subset = next(j for j in jobs if j["goals_used"] == 2)
+    assert len(load_world_model(subset["world_model"])[1]["goals"]) == 2
     # learned agents, measured against the truth
-    assert all(0 < a["q_nmse"] < 0.5 and a["env_steps"] == 100_000 for a in agents)
+    assert all(0 <= a["q_nmse"] < 0.5 and a["env_steps"] == 100_000 for a in agents)
     assert all(0 <= j["tv_mean"] <= 1 and j["return_opt"] > 0 for j in jobs)
     # a real extraction, even from a briefly trained agent: far nearer the truth than a uniform guess
     windy = [j for j in jobs if j["variant"] == "windy" and j["method"] == "simplex-local"]
@@ -69,15 +87,16 @@ def test_small_pipeline_end_to_end(ray_local, tmp_path: Path) -> None:
     assert {(r["variant"], r["method"]) for r in summary_rows} >= {("windy", "simplex-local")}
     assert (results / "results.md").read_text().count("|") > 20
     assert (results / "kernel_error.png").stat().st_size > 1000 and (results / "return_ratio.png").is_file()
+    assert (results / "kernel_error_vs_steps.png").is_file()
 
     # a rerun resumes: nothing is trained or extracted again, nothing is reported twice
     before = {p: p.stat().st_mtime_ns for p in (tmp_path / "run").glob("*/*/result.json")}
     lines.clear()
     again = run_experiment(cfg, tmp_path / "run", say=lines.append)
-    assert (again.agents, again.extractions) == (4, 8)
+    assert (again.agents, again.extractions) == (4, 20)
     assert {p: p.stat().st_mtime_ns for p in before} == before
     assert "all 4 agents already trained" in "\n".join(lines)
-    assert "0 of 8 jobs to run" in "\n".join(lines)
+    assert "0 of 20 jobs to run" in "\n".join(lines)
 
 
 def test_a_run_directory_refuses_another_config(ray_local, tmp_path: Path) -> None:

@@ -76,6 +76,8 @@ def test_cells_are_the_union_of_grids_times_seeds() -> None:
         ({"agent": {"tabular": {"by_variant": {"stormy": {}}}}}, r"agent.tabular.by_variant.stormy: unknown variant"),
         ({"agent": {"tabular": {"by_variant": {"windy": {"lr_power": "x"}}}}}, r"agent.tabular.by_variant.windy"),
         ({"agent": {"tabular": {"by_variant": {"windy": {"warp": 1}}}}}, r"by_variant.windy.warp: unknown field"),
+        ({"extraction": {"goal_subsets": [0]}}, r"extraction.goal_subsets: must be integers >= 1"),
+        ({"agent": {"kind": "exact"}, "extraction": {"checkpoints": [10]}}, r"extraction.checkpoints: only tabular-q"),
         ({"resources": {"num_actors": 0}}, r"resources.num_actors: must be > 0"),
         ({"gamma": 1.5}, r"gamma: must lie in \(0, 1\)"),
         ({"name": "a b"}, r"name: 'a b' must be"),
