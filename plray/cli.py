@@ -325,7 +325,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     stages = ", ".join(f"{k} {v:.0f} s" for k, v in summary.stage_seconds.items())
     print(
         f"{summary.agents} agents, {summary.extractions} world models, {summary.ensembles} ensembles in "
-        f"{summary.seconds:.0f} s ({stages}) on {len(summary.nodes)} Ray node(s)"
+        f"{summary.seconds:.0f} s ({stages}) on a Ray cluster of {summary.cluster_nodes} node(s)"
     )
     print(f"results: {summary.results_dir / 'results.md'}")
     print(f"artifacts: {summary.run_dir}")

@@ -53,7 +53,8 @@ class RunSummary:
     failures: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
     stage_seconds: dict[str, float] = field(default_factory=dict)
-    nodes: list[str] = field(default_factory=list)
+    cluster_nodes: int = 0
+    """Alive Ray nodes when the run started."""
 
     @property
     def ok(self) -> bool:
@@ -129,7 +130,8 @@ def run_experiment(
     started = connect(cfg, address)
     try:
         res = ray.cluster_resources()
-        say(f"Ray: {len(ray.nodes())} node(s), {res.get('CPU', 0):g} CPUs")
+        cluster_nodes = sum(1 for n in ray.nodes() if n.get("Alive"))
+        say(f"Ray: {cluster_nodes} node(s), {res.get('CPU', 0):g} CPUs")
 
         t = time.perf_counter()
         say("== stage 1/4: train agents (Ray Tune) ==")
@@ -164,7 +166,6 @@ def run_experiment(
         say("== stage 4/4: results ==")
         results_dir, table = write_results(cfg, run, agents, extractions, ensembles, failures)
         stages["report"] = time.perf_counter() - t
-        nodes = sorted({r["node_id"] for r in agents + extractions if r.get("node_id")})
     finally:
         if started:
             ray.shutdown()
@@ -178,5 +179,5 @@ def run_experiment(
         failures=failures,
         seconds=time.perf_counter() - start,
         stage_seconds=stages,
-        nodes=nodes,
+        cluster_nodes=cluster_nodes,
     )

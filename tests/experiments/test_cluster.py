@@ -145,7 +145,7 @@ def test_ray_job_submit_spreads_an_experiment_over_two_nodes(two_node_cluster, t
     )
     output = job.stdout + job.stderr
     assert job.returncode == 0, output[-4000:]
-    assert "succeeded" in output and "on 2 Ray node(s)" in output, output[-4000:]
+    assert "succeeded" in output and "on a Ray cluster of 2 node(s)" in output, output[-4000:]
     results = run / "results"
     agents = pq.read_table(results / "agents.parquet").to_pylist()
     jobs = pq.read_table(results / "extractions.parquet").to_pylist()
