@@ -145,6 +145,8 @@ def markdown(payload: dict[str, Any]) -> str:
         lines += [
             "## FourRooms study with learned agents (configs/experiments/fourrooms-study.yaml)",
             "",
+            f"Measured at commit {s.get('commit', m['commit'])}.",
+            "",
             f"{len(s['agents'])} learned tabular agents; wall-clock {s['seconds']:.0f} s "
             f"({', '.join(f'{k} {v:.0f} s' for k, v in s['stage_seconds'].items())}). Mean (std) over seeds; "
             "the paper's kernel MSE is read from its figures at 10M steps (reference §1.5.4).",
@@ -195,6 +197,8 @@ def markdown(payload: dict[str, Any]) -> str:
         lines += [
             "## Extraction throughput, 1 and 2 actors (same jobs, same run)",
             "",
+            f"Measured at commit {t.get('commit', m['commit'])}.",
+            "",
             f"Jobs: {t['jobs']}.",
             "",
             markdown_table(t["rows"], ("actors", "jobs", "seconds", "jobs_per_s", "agent_loads", "speedup_vs_1")),
@@ -204,6 +208,8 @@ def markdown(payload: dict[str, Any]) -> str:
         d = payload["demo"]
         lines += [
             "## Demo end to end (`plray run configs/experiments/demo.yaml`, fresh process and run directory)",
+            "",
+            f"Measured at commit {d.get('commit', m['commit'])}.",
             "",
             f"Wall-clock {d['seconds']:.0f} s including Ray start-up (target: under 600 s on 2 cores). "
             f"{d['summary_line']}",
@@ -225,12 +231,13 @@ def main() -> None:
     if previous.is_file():  # a run of some parts keeps the others' figures
         payload = {k: v for k, v in json.loads(previous.read_text()).items() if k in ("study", "throughput", "demo")}
     payload["machine"] = machine()
+    commit = payload["machine"]["commit"]
     if "throughput" in args.parts:
-        payload["throughput"] = throughput()
+        payload["throughput"] = throughput() | {"commit": commit}
     if "demo" in args.parts:
-        payload["demo"] = demo()
+        payload["demo"] = demo() | {"commit": commit}
     if "study" in args.parts:
-        payload["study"] = study(Path(args.study_dir))
+        payload["study"] = study(Path(args.study_dir)) | {"commit": commit}
     paths = write_results(args.name, payload, markdown(payload))
     print(f"wrote {paths[0]} and {paths[1]}")
 
