@@ -149,29 +149,49 @@ def _train_fourrooms(cfg: ExperimentConfig, cell: Cell, out: Path, say: Say) -> 
     }
 
 
-def rllib_agent_config(cfg: ExperimentConfig, cell: Cell, base_dir: Path | None = None) -> Any:
-    """The :class:`plray.agents.config.AgentConfig` of a cell: the referenced file, the overrides, the cell."""
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def embed_agent_config(cfg: ExperimentConfig, base_dir: Path | None = None) -> ExperimentConfig:
+    """Read ``agent.rllib.config`` (relative to ``base_dir``) into ``agent.rllib.overrides``.
+
+    The result names no file: trials on any node of a cluster, and a resume from the run
+    directory's own ``config.yaml``, need nothing but the experiment config itself.
+    """
+    from dataclasses import replace
+
     import yaml
 
-    from plray.agents.config import AgentConfig
-    from plray.utils.schema import ConfigError, from_mapping
+    from plray.utils.schema import ConfigError
 
-    path = Path(cfg.agent.rllib.config)
-    if not path.is_absolute() and base_dir is not None and (base_dir / path).is_file():
-        path = base_dir / path
+    rl = cfg.agent.rllib
+    if cfg.agent.kind != "rllib" or not rl.config:
+        return cfg
+    path = Path(rl.config)
+    if not path.is_absolute() and base_dir is not None:
+        path = Path(base_dir) / path
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"agent.rllib.config: cannot read {path} ({exc})") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"agent.rllib.config: {path} does not hold a mapping of agent settings")
+    embedded = replace(rl, config="", overrides=_merge(data, rl.overrides))
+    return replace(cfg, agent=replace(cfg.agent, rllib=embedded))
 
-    def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-        out = dict(base)
-        for k, v in over.items():
-            out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-        return out
 
-    data = merge(data, cfg.agent.rllib.overrides)
-    data |= {
+def rllib_agent_config(cfg: ExperimentConfig, cell: Cell) -> Any:
+    """The :class:`plray.agents.config.AgentConfig` of a cell (``cfg`` after :func:`embed_agent_config`)."""
+    from plray.agents.config import AgentConfig
+    from plray.utils.schema import ConfigError, from_mapping
+
+    if cfg.agent.rllib.config:
+        raise ConfigError("agent.rllib.config: the agent config file must be embedded before training")
+    data = dict(cfg.agent.rllib.overrides) | {
         "task": cfg.task,
         "name": cell.key,
         "seed": cell.seed,
@@ -182,13 +202,13 @@ def rllib_agent_config(cfg: ExperimentConfig, cell: Cell, base_dir: Path | None 
     try:
         return from_mapping(AgentConfig, data)
     except ConfigError as exc:
-        raise ConfigError(f"agent.rllib ({path}): {exc}") from exc
+        raise ConfigError(f"agent.rllib: {exc}") from exc
 
 
-def _train_rllib(cfg: ExperimentConfig, cell: Cell, out: Path, say: Say, base_dir: Path | None) -> dict[str, Any]:
+def _train_rllib(cfg: ExperimentConfig, cell: Cell, out: Path) -> dict[str, Any]:
     from plray.agents.train import train
 
-    agent_cfg = rllib_agent_config(cfg, cell, base_dir)
+    agent_cfg = rllib_agent_config(cfg, cell)
     start = time.perf_counter()
     metrics = train(agent_cfg, out, resume=True, progress=False)
     keep = ("env_steps", "success_rate", "mean_return", "env_steps_per_s_this_call")
@@ -198,9 +218,7 @@ def _train_rllib(cfg: ExperimentConfig, cell: Cell, out: Path, say: Say, base_di
     }
 
 
-def train_cell(
-    cfg: ExperimentConfig, cell: Cell, run_dir: Path, *, say: Say = _quiet, base_dir: Path | None = None
-) -> dict[str, Any]:
+def train_cell(cfg: ExperimentConfig, cell: Cell, run_dir: Path, *, say: Say = _quiet) -> dict[str, Any]:
     """Obtain one cell's agent and write its artifact and result (see the module docstring).
 
     Returns:
@@ -212,10 +230,7 @@ def train_cell(
     if done is not None:
         return done
     out.mkdir(parents=True, exist_ok=True)
-    if cfg.task == "fourrooms":
-        metrics = _train_fourrooms(cfg, cell, out, say)
-    else:
-        metrics = _train_rllib(cfg, cell, out, say, base_dir)
+    metrics = _train_fourrooms(cfg, cell, out, say) if cfg.task == "fourrooms" else _train_rllib(cfg, cell, out)
     result = {"cell": cell.key, **cell.as_dict(), "agent": str(out / "agent"), **metrics, **node_info()}
     atomic_write_json(out / "result.json", result)
     return result

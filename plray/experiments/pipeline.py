@@ -110,17 +110,19 @@ def run_experiment(
         run_dir: the run directory.
         address: a Ray cluster to join (``auto``, ``ray://...`` or ``host:port``); None starts an
             embedded local Ray (or joins the cluster of ``RAY_ADDRESS``, as under ``ray job submit``).
-        base_dir: where relative paths in the config (RLlib agent configs) resolve; default: cwd.
+        base_dir: where a relative ``agent.rllib.config`` resolves (the experiment file's folder);
+            default: the working directory. The file is read into the run's config
+            (:func:`plray.experiments.jobs.embed_agent_config`), so the run needs it only once.
         say: progress printer.
     """
     import ray
 
     from plray.experiments.actors import ExtractionPool
-    from plray.experiments.jobs import jobs_for, read_result
+    from plray.experiments.jobs import embed_agent_config, jobs_for, read_result
     from plray.experiments.results import build_ensembles, collect, write_results
     from plray.experiments.sweep import run_sweep
 
-    cfg.validate()
+    cfg = embed_agent_config(cfg.validate(), base_dir or Path.cwd())
     run = Path(run_dir).resolve()
     check_run_dir(cfg, run)
     start = time.perf_counter()
@@ -135,7 +137,7 @@ def run_experiment(
 
         t = time.perf_counter()
         say("== stage 1/4: train agents (Ray Tune) ==")
-        failures = {f"train {k}": v for k, v in run_sweep(cfg, cells, run, say=say, base_dir=base_dir).items()}
+        failures = {f"train {k}": v for k, v in run_sweep(cfg, cells, run, say=say).items()}
         stages["train"] = time.perf_counter() - t
 
         t = time.perf_counter()

@@ -97,7 +97,8 @@ class RLlibAgentConfig:
     """An RLlib agent (``agent.kind: rllib``): an agent config file plus overrides."""
 
     config: str = "configs/agents/mountaincar-position.yaml"
-    """Path of a ``plray train`` config (relative paths resolve against the experiment file)."""
+    """Path of a ``plray train`` config (relative paths resolve against the experiment file); the run
+    reads it into ``overrides`` and stores ``""`` here, so its own config.yaml is self-contained."""
     overrides: dict[str, Any] = field(default_factory=dict)
     """Nested overrides of that config, e.g. ``{training: {total_env_steps: 200000}}``."""
 

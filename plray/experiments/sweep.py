@@ -32,13 +32,13 @@ def pending_cells(cells: list[Cell], run_dir: Path) -> list[Cell]:
     return [c for c in cells if read_result(Path(run_dir) / AGENTS_DIR / c.key / "result.json") is None]
 
 
-def _trainable(config: dict[str, Any], experiment: dict[str, Any], run_dir: str, base_dir: str | None) -> None:
+def _trainable(config: dict[str, Any], experiment: dict[str, Any], run_dir: str) -> None:
     """Tune function trainable: train one cell and report its headline numbers."""
     from ray import tune
 
     cfg = experiment_from_mapping(experiment)
     cell = Cell(**config["cell"])
-    result = train_cell(cfg, cell, Path(run_dir), say=print, base_dir=Path(base_dir) if base_dir else None)
+    result = train_cell(cfg, cell, Path(run_dir), say=print)
     tune.report({k: v for k, v in result.items() if isinstance(v, int | float) and not isinstance(v, bool)})
 
 
@@ -83,7 +83,6 @@ def run_sweep(
     run_dir: Path,
     *,
     say: Say = print,
-    base_dir: Path | None = None,
 ) -> dict[str, str]:
     """Train every pending cell as a Tune trial; returns ``{cell key: error}`` for failed trials.
 
@@ -106,7 +105,6 @@ def run_sweep(
             _trainable,
             experiment=to_mapping(cfg),
             run_dir=str(run_dir),
-            base_dir=str(base_dir) if base_dir else None,
         ),
         {"cpu": cfg.resources.cpus_per_trial},
     )
@@ -151,5 +149,5 @@ def run_sweep(
         archive = storage / f"{EXPERIMENT_NAME}-{int(time.time())}"
         exp_dir.rename(archive)
         say(f"[train] {len(missing)} cells were not in the restored experiment; starting them")
-        errors |= run_sweep(cfg, missing, run_dir, say=say, base_dir=base_dir)
+        errors |= run_sweep(cfg, missing, run_dir, say=say)
     return errors

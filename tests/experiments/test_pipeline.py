@@ -116,6 +116,11 @@ def test_rllib_agents_run_through_the_same_pipeline(ray_local, tmp_path: Path) -
     agents = pq.read_table(summary.results_dir / "agents.parquet").to_pylist()
     jobs = pq.read_table(summary.results_dir / "extractions.parquet").to_pylist()
     assert sorted(a["num_goals"] for a in agents) == [1, 2]
+    # the agent config file was read into the run's own config: it resumes from that alone
+    stored = load_experiment(tmp_path / "mc" / "config.yaml")
+    assert stored.agent.rllib.config == "" and stored.agent.rllib.overrides["training"]["total_env_steps"] == 512
+    again = run_experiment(stored, tmp_path / "mc", base_dir=tmp_path, say=lambda _m: None)
+    assert (again.agents, again.extractions) == (2, 2)
     assert all(a["env_steps"] >= 512 for a in agents)
     for j in jobs:
         model, manifest = load_world_model(j["world_model"])

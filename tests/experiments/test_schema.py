@@ -121,3 +121,36 @@ def test_yaml_errors_name_the_file(tmp_path: Path) -> None:
 
 def test_default_config_is_valid() -> None:
     assert ExperimentConfig(name="x").validate().cells()[0].key == "deterministic-g4-generic-random-s0"
+
+
+def test_rllib_agent_config_is_embedded_into_the_experiment(tmp_path: Path) -> None:
+    from plray.experiments.jobs import embed_agent_config, rllib_agent_config
+
+    base = {
+        "name": "mc",
+        "task": "mountaincar-position",
+        "goals": {"family": "sparse"},
+        "sweep": [{"variant": ["none"], "num_goals": [2]}],
+        "extraction": {"methods": ["deterministic"]},
+    }
+    cfg = experiment_from_mapping(
+        base
+        | {
+            "agent": {
+                "kind": "rllib",
+                "rllib": {
+                    "config": "../agents/mountaincar-position.yaml",
+                    "overrides": {"training": {"total_env_steps": 1000}},
+                },
+            }
+        }
+    )
+    embedded = embed_agent_config(cfg, CONFIGS[0].parent)
+    assert embedded.agent.rllib.config == ""
+    agent = rllib_agent_config(embedded, embedded.cells()[0])
+    assert agent.training.total_env_steps == 1000 and agent.training.num_envs == 128  # override + file
+    assert agent.task_kwargs == {"num_goals": 2, "placement": "random", "seed": 0}
+    with pytest.raises(ConfigError, match="agent.rllib.config: cannot read"):
+        embed_agent_config(cfg, tmp_path)
+    with pytest.raises(ConfigError, match="must be embedded"):
+        rllib_agent_config(cfg, cfg.cells()[0])
