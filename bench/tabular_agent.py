@@ -37,8 +37,9 @@ from plray.core import bellman_matrix_from_q, extract
 from plray.core.types import FloatArray
 from plray.envs import FourRooms, GoalSet
 from plray.envs.fourrooms import DEFAULT_GAMMA
-from plray.evaluation import kernel_metrics, unseen_goal_returns, value_iteration
+from plray.evaluation import kernel_metrics, unseen_summary, value_iteration
 from plray.evaluation.report import markdown_table
+from plray.experiments.fourrooms import method_options
 
 STUDY: dict[str, tuple[int, ...]] = {"deterministic": (1, 3, 5), "windy": (1, 2, 3, 4), "teleport": (5, 10, 20, 68)}
 TARGET_GOALS = {"deterministic": 1, "windy": 4, "teleport": 20}
@@ -55,25 +56,15 @@ def evaluate(mdp: FourRooms, goals: GoalSet, Q: FloatArray, Q_star: FloatArray, 
     gamma = DEFAULT_GAMMA
     P = mdp.kernel
     M = bellman_matrix_from_q(Q, goals.rewards, gamma, goals.dones)
-    options: dict[str, Any] = {}
-    if method == "closed-form":
-        options["project"] = True
-    elif method == "simplex":
-        options["candidates"] = mdp.local_candidates()
-    ext = extract(Q, M, method, gamma=gamma, **options)
-    returns = [
-        unseen_goal_returns(ext.kernel, P, task.rewards, task.dones, gamma, task.name) for task in mdp.unseen_tasks()
-    ]
-    return_wm = float(np.mean([r.return_wm for r in returns]))
-    return_opt = float(np.mean([r.return_opt for r in returns]))
+    name, options = method_options(mdp, method, goals.states, local=True, project=True)
+    ext = extract(Q, M, name, gamma=gamma, **options)
+    unseen = unseen_summary(ext.kernel, mdp, gamma)
     err = Q - Q_star
     return {
         "q_max_abs": float(np.abs(err).max()),
         "q_rel_mse": float((err**2).sum() / (Q_star**2).sum()),
         **kernel_metrics(ext.kernel, P),
-        "return_wm": return_wm,
-        "return_opt": return_opt,
-        "return_ratio": return_wm / return_opt,
+        **{k: unseen[k] for k in ("return_wm", "return_opt", "return_ratio")},
         "extract_seconds": float(ext.info["seconds"]),
     }
 

@@ -2,7 +2,7 @@
 
 from plray.evaluation.ground_truth import ValueIterationResult, backup, policy_evaluation, value_iteration
 from plray.evaluation.metrics import kernel_metrics, kernel_mse, tv_distance
-from plray.evaluation.planning import TaskReturns, expected_return, greedy_policy, unseen_goal_returns
+from plray.evaluation.planning import TaskReturns, expected_return, greedy_policy, unseen_goal_returns, unseen_summary
 
 __all__ = [
     "TaskReturns",
@@ -15,5 +15,6 @@ __all__ = [
     "policy_evaluation",
     "tv_distance",
     "unseen_goal_returns",
+    "unseen_summary",
     "value_iteration",
 ]

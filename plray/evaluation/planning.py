@@ -17,6 +17,7 @@ the gymnasium environment agree with it within their standard error (see the tes
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -97,3 +98,27 @@ def unseen_goal_returns(
         policy_wm=pi_wm,
         policy_opt=pi_opt,
     )
+
+
+def unseen_summary(P_hat: FloatArray, mdp: Any, gamma: float) -> dict[str, Any]:
+    """R_WM next to R* on every unseen task of a finite MDP, and their means.
+
+    Args:
+        P_hat: extracted kernel, shape (S, A, S).
+        mdp: the true MDP: its ``kernel`` (S, A, S) and ``unseen_tasks()`` (e.g. :class:`plray.envs.FourRooms`).
+        gamma: discount.
+
+    Returns:
+        ``return_wm`` and ``return_opt`` (means over tasks), ``return_ratio`` (their ratio; NaN if
+        R* = 0) and ``unseen``: per task ``{"return_wm", "return_opt"}``.
+    """
+    P = mdp.kernel
+    tasks = [unseen_goal_returns(P_hat, P, t.rewards, t.dones, gamma, t.name) for t in mdp.unseen_tasks()]
+    return_wm = float(np.mean([t.return_wm for t in tasks]))
+    return_opt = float(np.mean([t.return_opt for t in tasks]))
+    return {
+        "return_wm": return_wm,
+        "return_opt": return_opt,
+        "return_ratio": return_wm / return_opt if return_opt else float("nan"),
+        "unseen": {t.task: {"return_wm": t.return_wm, "return_opt": t.return_opt} for t in tasks},
+    }

@@ -27,7 +27,7 @@ from typing import Any
 
 import ray
 
-from plray.experiments.jobs import ExtractionJob, SourceCache, run_job
+from plray.experiments.jobs import ExtractionJob, SourceCache, node_info, run_job
 from plray.experiments.schema import ExperimentConfig, experiment_from_mapping
 from plray.utils.schema import to_mapping
 
@@ -48,11 +48,8 @@ class ExtractionWorker:
 
     def info(self) -> dict[str, Any]:
         """The worker's process and node, and how many agents it has loaded."""
-        import os
-
         return {
-            "pid": os.getpid(),
-            "node_id": ray.get_runtime_context().get_node_id(),
+            **node_info(),
             "agent_loads": self.cache.loads,
             "jobs_run": self.jobs_run,
         }

@@ -19,7 +19,7 @@ from plray.core import bellman_matrix_from_q, extract
 from plray.core.types import KERNEL_METHODS, VALUE_MODES, FloatArray
 from plray.core.validation import PlrayInputError, check_choice, check_gamma
 from plray.envs.fourrooms import DEFAULT_GAMMA, GOAL_FAMILIES, GOAL_PLACEMENTS, VARIANTS, FourRooms
-from plray.evaluation import kernel_metrics, unseen_goal_returns, value_iteration
+from plray.evaluation import kernel_metrics, unseen_summary, value_iteration
 
 
 @dataclass(frozen=True)
@@ -81,6 +81,28 @@ def perturb_q(Q: FloatArray, eps: float, rng: np.random.Generator) -> FloatArray
     return Q + E
 
 
+def method_options(
+    mdp: FourRooms, method: str, goal_states: Any, *, local: bool = False, project: bool = False
+) -> tuple[str, dict[str, Any]]:
+    """The :func:`plray.core.extract` method and options of a FourRooms extraction method name.
+
+    ``simplex-local`` is ``simplex`` with ``local``: each state's successors restricted to its
+    neighbours and the teleport targets (``wvf`` always uses that candidate set and the goal states).
+    ``project`` projects the closed form onto the simplex. Iterative methods' own options (updates,
+    seeds, checkpoints) are the caller's.
+    """
+    if method == "simplex-local":
+        method, local = "simplex", True
+    options: dict[str, Any] = {}
+    if method == "closed-form":
+        options["project"] = project
+    elif method == "wvf":
+        options |= {"candidates": mdp.local_candidates(), "goal_states": goal_states}
+    elif method == "simplex" and local:
+        options["candidates"] = mdp.local_candidates()
+    return method, options
+
+
 def run_fourrooms(spec: FourRoomsSpec, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run one extraction and evaluate it; returns a flat, JSON-ready result dict."""
     spec.validate()
@@ -93,27 +115,16 @@ def run_fourrooms(spec: FourRoomsSpec, progress: Callable[[str], None] | None = 
     Q = value_iteration(P, goals.rewards, goals.dones, spec.gamma).Q
     Q_agent = perturb_q(Q, spec.q_noise, np.random.default_rng([spec.seed, 2]))
     M = bellman_matrix_from_q(Q_agent, goals.rewards, spec.gamma, goals.dones, value_mode=spec.value_mode)  # type: ignore[arg-type]
-    options: dict[str, Any] = {}
-    if spec.method == "closed-form":
-        options["project"] = spec.project
-    elif spec.method == "sampled":
+    _, options = method_options(env, spec.method, goals.states, local=spec.local, project=spec.project)
+    if spec.method == "sampled":
         options["seed"] = spec.seed
         if spec.updates is not None:
             options["num_updates"] = spec.updates
-    elif spec.method == "wvf":
-        options |= {"candidates": env.local_candidates(), "goal_states": goals.states}
-    elif spec.method == "simplex" and spec.local:
-        options["candidates"] = env.local_candidates()
     say(f"[{spec.variant} |G|={spec.num_goals} {spec.goal_family}] extracting with {spec.method}")
     ext = extract(Q_agent, M, spec.method, gamma=spec.gamma, eps=spec.q_noise, **options)
     diag = ext.diagnostics
     assert diag is not None
-    tasks = {}
-    for task in env.unseen_tasks():
-        r = unseen_goal_returns(ext.kernel, P, task.rewards, task.dones, spec.gamma, task.name)
-        tasks[task.name] = {"return_wm": r.return_wm, "return_opt": r.return_opt}
-    return_wm = float(np.mean([t["return_wm"] for t in tasks.values()]))
-    return_opt = float(np.mean([t["return_opt"] for t in tasks.values()]))
+    unseen = unseen_summary(ext.kernel, env, spec.gamma)
     return {
         **asdict(spec),
         **kernel_metrics(ext.kernel, P),
@@ -125,10 +136,7 @@ def run_fourrooms(spec: FourRoomsSpec, progress: Callable[[str], None] | None = 
         "identifiable_deterministic": diag.identifiable_deterministic,
         "tv_bound": 0.5 * diag.stochastic_bound,
         "column_match_tolerance": diag.column_match_tolerance,
-        "return_wm": return_wm,
-        "return_opt": return_opt,
-        "return_ratio": return_wm / return_opt if return_opt else float("nan"),
-        "unseen": tasks,
+        **unseen,
         "extract_info": {k: v for k, v in ext.info.items() if isinstance(v, int | float | bool | str)},
         "seconds": time.perf_counter() - t0,
     }

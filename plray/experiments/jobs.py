@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from plray.experiments.schema import Cell, ExperimentConfig
-from plray.utils.io import atomic_write_json
+from plray.utils.io import atomic_write_json, finite_or_none
 
 Say = Callable[[str], None]
 
@@ -374,7 +374,8 @@ def _fourrooms_job(
     from plray.agents.tabular import load_tabular_agent
     from plray.core import bellman_matrix_from_q, extract
     from plray.core.worldmodel import TabularWorldModel
-    from plray.evaluation import kernel_metrics, unseen_goal_returns
+    from plray.evaluation import kernel_metrics, unseen_summary
+    from plray.experiments.fourrooms import method_options
 
     cell, method = job.cell, job.method
     Q, _ = cache.get(job.agent_dir(run_dir), load_tabular_agent)
@@ -386,15 +387,8 @@ def _fourrooms_job(
     Q = Q[:, :, used]
     rewards, dones, goal_states = goals.rewards[:, used], goals.dones[:, used], goals.states[used]
     M = bellman_matrix_from_q(Q, rewards, gamma, dones)
-    options: dict[str, Any] = {}
-    name = method
-    if method == "closed-form":
-        options["project"] = True
-    elif method == "simplex-local":
-        name, options["candidates"] = "simplex", mdp.local_candidates()
-    elif method == "wvf":
-        options |= {"candidates": mdp.local_candidates(), "goal_states": goal_states}
-    elif method == "sampled":
+    name, options = method_options(mdp, method, goal_states, project=True)
+    if method == "sampled":
         ckpt = job.out_dir(run_dir) / "checkpoint.npz"
         options |= {
             "num_updates": cfg.extraction.sampled_updates,
@@ -413,15 +407,7 @@ def _fourrooms_job(
     if "resumed_from" in ext.info:
         metrics["resumed_from"] = int(ext.info["resumed_from"])
     if cfg.evaluation.unseen:
-        tasks = [unseen_goal_returns(model.kernel(), P, t.rewards, t.dones, gamma, t.name) for t in mdp.unseen_tasks()]
-        return_wm = float(np.mean([t.return_wm for t in tasks]))
-        return_opt = float(np.mean([t.return_opt for t in tasks]))
-        metrics |= {
-            "return_wm": return_wm,
-            "return_opt": return_opt,
-            "return_ratio": return_wm / return_opt if return_opt else float("nan"),
-            "unseen": {t.task: {"return_wm": t.return_wm, "return_opt": t.return_opt} for t in tasks},
-        }
+        metrics |= unseen_summary(model.kernel(), mdp, gamma)
     manifest = {
         "task": "fourrooms",
         "task_kwargs": fourrooms_task_kwargs(cfg, cell),
@@ -431,9 +417,7 @@ def _fourrooms_job(
         "goal_family": goals.family,
         "gamma": gamma,
         "agent": str(job.agent_dir(run_dir)),
-        "metrics": {
-            k: None if isinstance(v, float) and not np.isfinite(v) else v for k, v in metrics.items() if k != "unseen"
-        },
+        "metrics": finite_or_none({k: v for k, v in metrics.items() if k != "unseen"}),
     }
     return (model, manifest), metrics
 

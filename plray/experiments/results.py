@@ -27,7 +27,7 @@ import numpy as np
 from plray.evaluation.report import markdown_table
 from plray.experiments.jobs import AGENTS_DIR, MODELS_DIR, read_result
 from plray.experiments.schema import Cell, ExperimentConfig
-from plray.utils.io import atomic_write_text
+from plray.utils.io import atomic_write_text, finite_or_none
 
 PAPER_GOALS_NEEDED = {"deterministic": 1, "windy": 4, "teleport": 20}
 """Goal counts at which the paper's FourRooms WM policies are within 5% of optimal (reference §1.5.4)."""
@@ -131,11 +131,6 @@ def goals_needed(summary: list[dict]) -> list[dict]:
 
 
 # ---------------------------------------------------------------------- ensembles
-def _finite_or_none(row: dict[str, Any]) -> dict[str, Any]:
-    """Manifests are strict JSON: undefined numbers (NaN) become null."""
-    return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in row.items()}
-
-
 def _spearman(x: np.ndarray, y: np.ndarray) -> float:
     from scipy.stats import spearmanr
 
@@ -177,7 +172,7 @@ def build_ensembles(cfg: ExperimentConfig, run_dir: Path, extractions: list[dict
 def _tabular_ensemble(cfg: ExperimentConfig, members: list[dict], out: Path, load: Any, save: Any) -> dict:
     from plray.core.ensemble import TabularEnsemble
     from plray.envs.fourrooms import FourRooms
-    from plray.evaluation import kernel_metrics, tv_distance, unseen_goal_returns
+    from plray.evaluation import kernel_metrics, tv_distance, unseen_summary
     from plray.experiments.jobs import gamma_of
 
     kernels = np.stack([load(m["world_model"])[0].kernel() for m in members])
@@ -194,9 +189,7 @@ def _tabular_ensemble(cfg: ExperimentConfig, members: list[dict], out: Path, loa
         "disagreement_error_spearman": _spearman(spread.ravel(), error.ravel()),
     }
     if cfg.evaluation.unseen:
-        tasks = [unseen_goal_returns(model.kernel(), P, t.rewards, t.dones, gamma, t.name) for t in mdp.unseen_tasks()]
-        wm, opt = float(np.mean([t.return_wm for t in tasks])), float(np.mean([t.return_opt for t in tasks]))
-        row |= {"return_wm": wm, "return_opt": opt, "return_ratio": wm / opt if opt else math.nan}
+        row |= {k: v for k, v in unseen_summary(model.kernel(), mdp, gamma).items() if k != "unseen"}
     manifest = {
         "task": "fourrooms",
         "task_kwargs": {"variant": members[0]["variant"]},
@@ -204,7 +197,7 @@ def _tabular_ensemble(cfg: ExperimentConfig, members: list[dict], out: Path, loa
         "method": f"ensemble of {members[0]['method']}",
         "members": [m["world_model"] for m in members],
         "gamma": gamma,
-        "metrics": _finite_or_none(row),
+        "metrics": finite_or_none(row),
     }
     save(out, model, manifest)
     return row
@@ -229,7 +222,7 @@ def _point_ensemble(cfg: ExperimentConfig, members: list[dict], out: Path, load:
         "disagreement_mean": float(spread.mean()),
         "disagreement_error_spearman": _spearman(spread, error),
     }
-    save(out, model, {"task": cfg.task, "method": "ensemble", "metrics": _finite_or_none(row)})
+    save(out, model, {"task": cfg.task, "method": "ensemble", "metrics": finite_or_none(row)})
     return row
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -22,6 +23,11 @@ def default_mode(directory: bool = False) -> int:
     them must be readable like any other file, e.g. by a Serve replica running as another user.
     """
     return (0o777 if directory else 0o666) & ~_umask()
+
+
+def finite_or_none(row: dict[str, Any]) -> dict[str, Any]:
+    """A flat mapping for strict JSON (artifact manifests): NaN and infinite floats become None."""
+    return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in row.items()}
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
