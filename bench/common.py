@@ -23,6 +23,14 @@ def machine() -> dict[str, Any]:
         commit = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
         ).stdout.strip()
+        changed = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", "plray", "bench", "configs"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        if changed:  # code not yet committed ran: say so rather than name a commit it differs from
+            commit += "+uncommitted"
     except (OSError, subprocess.CalledProcessError):
         commit = "unknown"
     return {

@@ -79,7 +79,8 @@ def main() -> None:
             run_dir = out / task / label
             print(f"[{task}] {label}: {steps} steps x {batch}", flush=True)
             s = extract(task, agent, method, steps, batch, run_dir, args.seed)
-            row = {"task": task, "source": label, **{k: s[k] for k in ("wm_nmse", "wm_nmse_state", "samples_per_s")}}
+            keys = ("wm_nmse", "wm_nmse_state", "wm_nmse_off_wall", "samples_per_s")
+            row = {"task": task, "source": label, **{k: s.get(k) for k in keys}}
             row |= {"steps": steps, "batch": batch, "wall_clock_s": s["wall_clock_s"]}
             if label == "agent":
                 from plray.agents.qsource import load_qsource
@@ -128,7 +129,18 @@ def main() -> None:
         "",
         markdown_table(
             rows,
-            ("task", "source", "wm_nmse", "wm_nmse_state", "q_nmse", "steps", "batch", "samples_per_s", "wall_clock_s"),
+            (
+                "task",
+                "source",
+                "wm_nmse",
+                "wm_nmse_state",
+                "wm_nmse_off_wall",
+                "q_nmse",
+                "steps",
+                "batch",
+                "samples_per_s",
+                "wall_clock_s",
+            ),
         ),
         "",
         "Paper (10 seeds, H100): Reacher WM_NMSE 1.2e-4 (agent Q_NMSE 0.57); "

@@ -82,6 +82,10 @@ class TrainingConfig:
     """Adam learning rate."""
     lr_final: float | None = field(default=None, metadata={"check": lambda v: positive(v) if v is not None else None})
     """Learning rate reached linearly at total_env_steps (the paper decays to ~0); None: constant."""
+    start_states: Literal["reset", "uniform"] = "reset"
+    """Where training episodes start: the task's reset distribution, or uniform over its state box
+    (exploring starts: the agent learns Q on every state P-learning and Q_NMSE query, not only on
+    those reachable soon after a reset; evaluation always starts from the reset distribution)."""
     torch_threads: int = field(default=1, metadata={"check": positive})
     """torch intra-op threads in the trainer (one is fastest for these small networks on few cores)."""
     grad_clip: float | None = 10.0

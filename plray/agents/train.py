@@ -153,7 +153,13 @@ def algorithm_config(cfg: AgentConfig) -> Any:
         )
     return (
         algo_cfg.environment(
-            ENV_NAME, env_config={"task": cfg.task, "task_kwargs": dict(cfg.task_kwargs), "seed": cfg.seed}
+            ENV_NAME,
+            env_config={
+                "task": cfg.task,
+                "task_kwargs": dict(cfg.task_kwargs),
+                "seed": cfg.seed,
+                "start_states": tr.start_states,
+            },
         )
         .env_runners(
             num_env_runners=tr.num_env_runners,

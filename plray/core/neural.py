@@ -92,6 +92,12 @@ class NeuralPConfig:
     """State dims the network reads (None: all)."""
     output_dims: tuple[int, ...] | None = None
     """State dims the network predicts; the others are copied from s (None: all)."""
+    input_low: tuple[float, ...] | None = None
+    """Lower corner of the state box (d values); with ``input_high``, the network reads each state dim
+    rescaled to [−1, 1] over the box. Dims of very different scales (MountainCar's v spans 0.14
+    against x's 1.8) then train alike. None: raw states (the official method)."""
+    input_high: tuple[float, ...] | None = None
+    """Upper corner of the state box (d values); see ``input_low``."""
     loss: Literal["l1", "l2"] = "l1"
     """Bellman-residual norm."""
     lr: float = 1e-4
@@ -110,6 +116,14 @@ class NeuralPConfig:
             raise PlrayInputError("hidden, steps and batch_size must be >= 1 and layers >= 0")
         if not self.lr > 0:
             raise PlrayInputError(f"lr: must be > 0, got {self.lr}")
+        if (self.input_low is None) != (self.input_high is None):
+            raise PlrayInputError("input_low, input_high: give both (the state box) or neither")
+        if self.input_low is not None and self.input_high is not None:
+            lo, hi = np.asarray(self.input_low, dtype=float), np.asarray(self.input_high, dtype=float)
+            if lo.shape != hi.shape or lo.ndim != 1 or not (np.isfinite(lo).all() and np.isfinite(hi).all()):
+                raise PlrayInputError(f"input_low, input_high: need two finite vectors of one length, got {lo}, {hi}")
+            if not (hi > lo).all():
+                raise PlrayInputError(f"input_high: must exceed input_low in every dim, got {lo} and {hi}")
         for name, value, allowed in (
             ("loss", self.loss, ("l1", "l2")),
             ("schedule", self.schedule, ("constant", "linear", "cosine")),
@@ -165,6 +179,18 @@ def init_layout(
             raise PlrayInputError(f"{name}: entries must lie in [0, {state_dim}), got {dims}")
     module.register_buffer("input_index", torch.tensor(in_dims, dtype=torch.long))
     module.register_buffer("output_index", torch.tensor(out_dims, dtype=torch.long))
+    if cfg.input_low is not None and cfg.input_high is not None:
+        if len(cfg.input_low) != state_dim:
+            raise PlrayInputError(
+                f"input_low, input_high: need {state_dim} values (the state dims), got {len(cfg.input_low)}"
+            )
+        lo = torch.tensor(cfg.input_low, dtype=torch.float32)[in_dims]
+        hi = torch.tensor(cfg.input_high, dtype=torch.float32)[in_dims]
+        module.register_buffer("input_center", (hi + lo) / 2)
+        module.register_buffer("input_halfwidth", (hi - lo) / 2)
+    else:  # None buffers stay out of the state dict: artifacts without a box load as before
+        module.register_buffer("input_center", None)
+        module.register_buffer("input_halfwidth", None)
     return in_dims, out_dims
 
 
@@ -172,7 +198,8 @@ def network_inputs(module: nn.Module, states: Tensor, actions: Tensor) -> Tensor
     """A successor network's input: the selected state dims and the encoded action, (B, in + A).
 
     Checks states (B, d) and that there is one action per state; discrete actions (B,) become
-    one-hot, continuous ones (B, action_dim) are used as floats.
+    one-hot, continuous ones (B, action_dim) are used as floats. With a state box in the config the
+    state dims are rescaled to [−1, 1] over it.
     """
     if states.ndim != 2 or states.shape[1] != module.state_dim:
         raise PlrayInputError(f"states: expected shape (B, {module.state_dim}), got {tuple(states.shape)}")
@@ -183,7 +210,10 @@ def network_inputs(module: nn.Module, states: Tensor, actions: Tensor) -> Tensor
         encoded = nn.functional.one_hot(actions.long().reshape(-1), module.num_actions).float()
     else:
         encoded = actions.float().reshape(-1, module.action_dim)
-    return torch.cat([states.index_select(-1, module.input_index), encoded], dim=-1)
+    x = states.index_select(-1, module.input_index)
+    if module.input_center is not None:
+        x = (x - module.input_center) / module.input_halfwidth
+    return torch.cat([x, encoded], dim=-1)
 
 
 def lr_factor(cfg: NeuralPConfig) -> Callable[[int], float]:

@@ -176,7 +176,9 @@ def train_supervised_successor(
 
     Each step draws fresh s ~ ``sample_states`` and a ~ ``sample_actions`` (the same sampling
     distribution as :func:`plray.core.neural.train_successor`), queries s' = task.next_state(s, a)
-    and minimises mean_B ‖wrap(f_φ(s, a) − s')‖² (angle dims compared by wrapped difference).
+    and minimises mean_B ‖wrap(f_φ(s, a) − s') / h‖² (angle dims compared by wrapped difference),
+    with h the half-widths of the config's state box (``input_low``/``input_high``) so that dims of
+    very different scales weigh alike (MountainCar's v against x), or h = 1 without a box.
     Always the squared error, whatever ``config.loss`` says (that field names the Bellman-residual
     norm); every other field (architecture, lr, schedule, steps, batch, seed) is used as given, so
     the same config gives a like-for-like reference.
@@ -198,6 +200,9 @@ def train_supervised_successor(
     rng = np.random.default_rng(cfg.seed)
     model = SuccessorNetwork(task.state_dim, task.num_actions, task.action_dim, task.angle_dims, cfg)
     act = sample_actions or uniform_action_sampler(task)
+    scale = torch.ones(task.state_dim)
+    if cfg.input_low is not None and cfg.input_high is not None:
+        scale = (torch.tensor(cfg.input_high) - torch.tensor(cfg.input_low)).float() / 2
 
     def batch_loss(rng: np.random.Generator) -> Tensor:
         s_np = np.asarray(sample_states(rng, cfg.batch_size), dtype=np.float64)
@@ -207,7 +212,7 @@ def train_supervised_successor(
             raise PlrayInputError(f"task.next_state: expected shape {s_np.shape}, got {nxt.shape}")
         s = torch.as_tensor(s_np, dtype=torch.float32)
         target = torch.as_tensor(nxt, dtype=torch.float32)
-        diff = wrap_dims(model(s, torch.as_tensor(a_np)) - target, task.angle_dims)
+        diff = wrap_dims(model(s, torch.as_tensor(a_np)) - target, task.angle_dims) / scale
         return (diff**2).sum(-1).mean()
 
     losses, seconds = optimise(model, cfg, batch_loss, rng, name="supervised successor", progress=progress)

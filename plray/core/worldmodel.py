@@ -187,7 +187,7 @@ def _network_spec(net: SuccessorNetwork, config: NeuralPConfig) -> dict[str, Any
 
 def _config_from_spec(spec: dict[str, Any]) -> NeuralPConfig:
     cfg = dict(spec["config"])
-    for key in ("input_dims", "output_dims"):
+    for key in ("input_dims", "output_dims", "input_low", "input_high"):
         if cfg.get(key) is not None:
             cfg[key] = tuple(cfg[key])
     return NeuralPConfig(**cfg)

@@ -202,6 +202,10 @@ class GoalTask(ABC):
         return np.clip(actions, self.action_low, self.action_high)
 
 
+START_STATES = ("reset", "uniform")
+"""Where :class:`GoalVectorEnv` episodes start: the task's reset distribution, or its whole state box."""
+
+
 class GoalVectorEnv(VectorEnv):
     """B goal-conditioned episodes stepped at once with numpy (NEXT_STEP autoreset, as RLlib expects).
 
@@ -213,12 +217,25 @@ class GoalVectorEnv(VectorEnv):
         num_envs: B.
         goals: goal set to draw from, shape (G, k).
         seed: seeds reset states and goal draws.
+        start_states: where episodes start: ``"reset"`` (the task's reset distribution) or
+            ``"uniform"`` (uniform over the task's state box: exploring starts, a training choice that
+            covers states the reset distribution rarely reaches).
     """
 
     metadata: ClassVar[dict[str, Any]] = {"autoreset_mode": AutoresetMode.NEXT_STEP}
 
-    def __init__(self, task: GoalTask, num_envs: int, goals: FloatArray | None = None, seed: int | None = None):
+    def __init__(
+        self,
+        task: GoalTask,
+        num_envs: int,
+        goals: FloatArray | None = None,
+        seed: int | None = None,
+        start_states: str = "reset",
+    ):
+        if start_states not in START_STATES:
+            raise PlrayInputError(f"start_states: unknown {start_states!r}; choose one of {', '.join(START_STATES)}")
         self.task = task
+        self.start_states = start_states
         self.num_envs = int(num_envs)
         self.goals = np.asarray(task.training_goals if goals is None else goals, dtype=np.float64)
         if self.goals.ndim != 2 or self.goals.shape[1] != task.goal_dim:
@@ -236,7 +253,10 @@ class GoalVectorEnv(VectorEnv):
     def _reset_some(self, mask: np.ndarray) -> None:
         n = int(mask.sum())
         if n:
-            self._states[mask] = self.task.reset_states(n, self._rng)
+            if self.start_states == "uniform":
+                self._states[mask] = self.task.sample_states(n, self._rng)
+            else:
+                self._states[mask] = self.task.reset_states(n, self._rng)
             self._goal[mask] = self.goals[self._rng.integers(len(self.goals), size=n)]
             self._t[mask] = 0
 

@@ -133,6 +133,23 @@ class MountainCarTask(GoalTask):
         v_next = np.where((x_next == MIN_POSITION) & (v_next < 0.0), 0.0, v_next)
         return np.stack([x_next, v_next], axis=-1)
 
+    def left_wall_contact(self, states: FloatArray, actions: np.ndarray) -> np.ndarray:
+        """Where a step hits the left wall: x' is clipped to −1.2 and v' is zeroed, shape (B,) bool.
+
+        There the successor jumps (v' = 0 instead of the free v' < 0), and the value at the free
+        successor is flat in v' (every such state leads to (−1.2, 0) a step later), so gradient-based
+        P-learning gets no signal there; evaluation reports errors inside and outside this set.
+
+        Args:
+            states: [x, v] rows, shape (B, 2).
+            actions: integers in {0, 1, 2}, shape (B,).
+        """
+        states = check_batch(states, "states", 2, "d")
+        actions = self.check_actions(actions, len(states))
+        x, v = states[:, 0], states[:, 1]
+        v_free = np.clip(v + (actions - 1) * FORCE - np.cos(3.0 * x) * GRAVITY, -MAX_SPEED, MAX_SPEED)
+        return (x + v_free <= MIN_POSITION) & (v_free < 0.0)
+
     def observe(self, states: FloatArray) -> FloatArray:
         """The observation [x, v] (the state itself), shape (B, 2)."""
         return check_batch(states, "states", 2, "d").copy()

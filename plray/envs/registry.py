@@ -30,7 +30,7 @@ from plray.envs.mountaincar import MountainCarTask
 from plray.envs.mujoco_reacher import MujocoReacherTask
 from plray.envs.reacher import KinematicReacherTask
 
-ENV_CONFIG_KEYS: tuple[str, ...] = ("task", "task_kwargs", "seed", "num_envs")
+ENV_CONFIG_KEYS: tuple[str, ...] = ("task", "task_kwargs", "seed", "num_envs", "start_states")
 
 
 def _mountaincar_position(num_goals: int = 4, placement: str = "spread", seed: int = 0) -> MountainCarTask:
@@ -87,7 +87,9 @@ def make_env(env_config: Mapping[str, Any]) -> GoalEnv | GoalVectorEnv:
             * ``"task_kwargs"``: dict of keyword arguments for :func:`make_task`;
             * ``"seed"``: non-negative int seeding reset states and goal draws (default: fresh
               entropy);
-            * ``"num_envs"``: B ≥ 1; added by RLlib when it wants a vector env.
+            * ``"num_envs"``: B ≥ 1; added by RLlib when it wants a vector env;
+            * ``"start_states"``: ``"reset"`` (default) or ``"uniform"`` (vector envs only; see
+              :class:`GoalVectorEnv`).
 
     Returns:
         ``GoalVectorEnv(task, num_envs, seed=seed)`` if ``"num_envs"`` is present, else
@@ -115,7 +117,9 @@ def make_env(env_config: Mapping[str, Any]) -> GoalEnv | GoalVectorEnv:
         num_envs = env_config["num_envs"]
         if isinstance(num_envs, bool) or not isinstance(num_envs, int | np.integer) or num_envs < 1:
             raise PlrayInputError(f"env_config['num_envs']: expected a positive integer, got {num_envs!r}")
-        return GoalVectorEnv(task, int(num_envs), seed=seed)
+        return GoalVectorEnv(task, int(num_envs), seed=seed, start_states=str(env_config.get("start_states", "reset")))
+    if env_config.get("start_states", "reset") != "reset":
+        raise PlrayInputError("env_config['start_states']: only vector envs (with 'num_envs') take other start states")
     env = GoalEnv(task)
     if seed is not None:
         env.np_random = np.random.default_rng(seed)

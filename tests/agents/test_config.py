@@ -14,6 +14,7 @@ def test_defaults_and_shipped_configs_load() -> None:
     assert shipped, "configs/agents ships agent configs"
     for path in shipped:
         load_config(path)
+    assert load_config("configs/agents/mountaincar-position.yaml").training.start_states == "uniform"
 
 
 @pytest.mark.parametrize(
@@ -35,6 +36,7 @@ def test_defaults_and_shipped_configs_load() -> None:
         ({"task": "fourrooms", "task_kwargs": {"num_goals": 4}}, "use the 'random' relabelling strategy"),
         ({"task": "fourrooms", "task_kwargs": {"colour": "red"}}, "task_kwargs"),
         ({"task": "reacher", "training": {"train_batch_size": 3}}, "at least her.k + 1"),
+        ({"task": "reacher", "training": {"start_states": "edge"}}, "training.start_states: 'edge' is not allowed"),
     ],
 )
 def test_bad_configs_name_the_field(data: dict, message: str) -> None:
@@ -53,3 +55,15 @@ def test_yaml_errors(tmp_path) -> None:
     bad.write_text("- just\n- a list\n")
     with pytest.raises(ConfigError, match="expected a mapping"):
         load_config(bad)
+
+
+def test_start_states_reach_the_training_env() -> None:
+    from plray.agents.train import algorithm_config
+    from plray.envs.base import GoalVectorEnv
+    from plray.envs.registry import make_env
+
+    cfg = from_mapping(AgentConfig, {"task": "mountaincar-position", "training": {"start_states": "uniform"}})
+    env_config = dict(algorithm_config(cfg).env_config)
+    assert env_config["start_states"] == "uniform"
+    env = make_env({**env_config, "num_envs": 3})
+    assert isinstance(env, GoalVectorEnv) and env.start_states == "uniform"

@@ -9,6 +9,7 @@ from plray.core.neural import (
     Checkpointing,
     NeuralPConfig,
     SuccessorNetwork,
+    network_inputs,
     p_learning_loss,
     train_successor,
     wrap_dims,
@@ -162,3 +163,48 @@ def test_bad_arguments() -> None:
         SuccessorNetwork(2, 3, config=NeuralPConfig(input_dims=(0, 5)))
     with pytest.raises(PlrayInputError, match="goals"):
         train_successor(StayAgent(), LinearTask(), sample_states, np.zeros(3), NeuralPConfig(steps=1))
+
+
+def test_state_box_rescales_the_network_input() -> None:
+    lo, hi = (-1.2, -0.07), (0.6, 0.07)
+    cfg = NeuralPConfig(hidden=8, input_low=lo, input_high=hi)
+    boxed = SuccessorNetwork(2, 3, config=cfg)
+    s = torch.tensor([[-1.2, -0.07], [0.6, 0.07], [-0.3, 0.0]])
+    a = torch.tensor([0, 1, 2])
+    x = network_inputs(boxed, s, a)
+    torch.testing.assert_close(x[:, :2], torch.tensor([[-1.0, -1.0], [1.0, 1.0], [0.0, 0.0]]))
+    torch.testing.assert_close(x[:, 2:], torch.eye(3))
+    raw = SuccessorNetwork(2, 3, config=NeuralPConfig(hidden=8))
+    torch.testing.assert_close(network_inputs(raw, s, a)[:, :2], s)
+    assert "input_center" in boxed.state_dict() and "input_center" not in raw.state_dict()
+    # the selected input dims only
+    part = SuccessorNetwork(2, 3, config=NeuralPConfig(hidden=8, input_dims=(1,), input_low=lo, input_high=hi))
+    torch.testing.assert_close(network_inputs(part, s, a)[:, 0], torch.tensor([-1.0, 1.0, 0.0]))
+
+
+def test_box_normalised_p_learning_recovers_linear_dynamics() -> None:
+    task = LinearTask()
+    cfg = NeuralPConfig(
+        hidden=32, lr=3e-3, steps=600, batch_size=256, schedule="linear", input_low=(-1, -1), input_high=(1, 1)
+    )
+    res = train_successor(StayAgent(), task, sample_states, GOALS, cfg)
+    assert nmse_per_action_dim(res.network, task).mean() < 1e-4
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"input_low": (0.0, 0.0)}, "give both"),
+        ({"input_low": (0.0, 1.0), "input_high": (1.0, 1.0)}, "must exceed input_low"),
+        ({"input_low": (0.0,), "input_high": (1.0, 2.0)}, "one length"),
+        ({"input_low": (0.0, float("nan")), "input_high": (1.0, 2.0)}, "finite"),
+    ],
+)
+def test_bad_state_box(kwargs: dict, match: str) -> None:
+    with pytest.raises(PlrayInputError, match=match):
+        NeuralPConfig(**kwargs).validate()
+
+
+def test_state_box_of_the_wrong_dimension() -> None:
+    with pytest.raises(PlrayInputError, match="need 2 values"):
+        SuccessorNetwork(2, 3, config=NeuralPConfig(input_low=(0.0, 0.0, 0.0), input_high=(1.0, 1.0, 1.0)))

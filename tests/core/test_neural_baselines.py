@@ -25,6 +25,16 @@ def test_supervised_reaches_low_nmse_on_the_linear_toy() -> None:
     assert res.summary()["steps"] == 600
 
 
+def test_supervised_loss_weighs_dims_by_the_state_box() -> None:
+    """With a box the first step's loss is the squared error in box half-widths, dim by dim."""
+    task = LinearTask()
+    box = {"input_low": (-1.0, -0.1), "input_high": (1.0, 0.1)}
+    plain = train_supervised_successor(task, sample_states, NeuralPConfig(hidden=8, steps=1, batch_size=512))
+    boxed = train_supervised_successor(task, sample_states, NeuralPConfig(hidden=8, steps=1, batch_size=512, **box))
+    # the fresh model is s' ≈ s, so the error is ≈ 0.1 u(a) per dim: dim 1 weighs 100x more with the box
+    assert boxed.losses[0] == pytest.approx(plain.losses[0] * (1 + 100) / 2, rel=0.15)
+
+
 class RotorTask:
     """One angle: s' = wrap(s + 0.5 u(a)), u ∈ {−1, 0, 1}: transitions cross the ±π seam."""
 

@@ -48,9 +48,16 @@ def test_neural_model_validates_and_wraps() -> None:
         wm.predict(np.zeros((2, 3)), np.zeros(3, dtype=int))
 
 
-@pytest.mark.parametrize("model", ["tabular", "neural"])
+def _boxed() -> NeuralWorldModel:
+    torch.manual_seed(1)
+    cfg = NeuralPConfig(hidden=16, output_init_scale=1.0, input_low=(-4.0, -1.0, -2.0), input_high=(4.0, 1.0, 2.0))
+    return NeuralWorldModel(SuccessorNetwork(3, 4, angle_dims=(0,), config=cfg), cfg)
+
+
+@pytest.mark.parametrize("model", ["tabular", "neural", "neural-boxed"])
 def test_round_trip(tmp_path, model: str) -> None:
-    wm = TabularWorldModel(FourRooms("teleport").kernel) if model == "tabular" else _neural()
+    makers = {"tabular": lambda: TabularWorldModel(FourRooms("teleport").kernel), "neural": _neural}
+    wm = makers.get(model, _boxed)()
     path = save_world_model(tmp_path / "wm", wm, {"task": "x", "method": "closed-form", "metrics": {"tv": 0.0}})
     loaded, manifest = load_world_model(path)
     assert manifest["kind"] == "world-model" and manifest["metrics"] == {"tv": 0.0}
@@ -100,3 +107,12 @@ def test_nan_tensors_are_refused(tmp_path) -> None:
     path = save_world_model(tmp_path / "wm", wm, {"task": "x"})
     with pytest.raises(ArtifactError, match="NaN or infinity"):
         load_world_model(path)
+
+
+def test_state_box_travels_in_the_manifest(tmp_path) -> None:
+    path = save_world_model(tmp_path / "wm", _boxed(), {"task": "x", "method": "m"})
+    manifest = json.loads((path / "manifest.json").read_text())
+    assert manifest["model"]["config"]["input_low"] == [-4.0, -1.0, -2.0]
+    assert manifest["model"]["config"]["input_high"] == [4.0, 1.0, 2.0]
+    loaded, _ = load_world_model(path)
+    assert loaded.config.input_low == (-4.0, -1.0, -2.0)

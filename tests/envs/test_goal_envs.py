@@ -185,7 +185,7 @@ def test_make_env_through_gymnasium_make_vec_like_rllib() -> None:
 @pytest.mark.parametrize(
     ("config", "match"),
     [
-        ({"task": "reacher", "seeds": 1}, r"unknown keys \['seeds'\].*task, task_kwargs, seed, num_envs"),
+        ({"task": "reacher", "seeds": 1}, r"unknown keys \['seeds'\].*task, task_kwargs, seed, num_envs, start_states"),
         ({"seed": 1}, "missing 'task'.*reacher"),
         ({"task": "pendulum"}, "unknown task 'pendulum'"),
         ({"task": "reacher", "num_envs": 0}, "num_envs"),
@@ -194,6 +194,8 @@ def test_make_env_through_gymnasium_make_vec_like_rllib() -> None:
         ({"task": "reacher", "seed": "0"}, "seed"),
         ({"task": "reacher", "task_kwargs": [1]}, "task_kwargs"),
         ({"task": "reacher", "task_kwargs": {"dt": 0.1}}, "task_kwargs"),
+        ({"task": "reacher", "num_envs": 2, "start_states": "edge"}, "start_states: unknown 'edge'.*reset, uniform"),
+        ({"task": "reacher", "start_states": "uniform"}, "only vector envs"),
     ],
 )
 def test_make_env_errors(config: dict[str, Any], match: str) -> None:
@@ -224,3 +226,21 @@ def test_fourrooms_goal_task_through_registry() -> None:
     assert stepped_rows < 300 * 8, "some episodes ended and reset"
     with pytest.raises(PlrayInputError, match="random"):
         task.achieved_goal(np.zeros((1, 1)))
+
+
+def test_uniform_start_states_cover_the_state_box() -> None:
+    task = MountainCarTask("position")
+    reset = make_env({"task": "mountaincar-position", "num_envs": 4000, "seed": 0})
+    uniform = make_env({"task": "mountaincar-position", "num_envs": 4000, "seed": 0, "start_states": "uniform"})
+    assert isinstance(uniform, GoalVectorEnv) and uniform.start_states == "uniform"
+    s_reset = reset.reset()[1]["state"]
+    s_uni = uniform.reset()[1]["state"]
+    assert np.all(s_reset[:, 1] == 0.0) and s_reset[:, 0].min() >= -0.6 and s_reset[:, 0].max() <= -0.4
+    assert np.all(s_uni >= task.state_low) and np.all(s_uni <= task.state_high)
+    # spread over the box: every quarter of x and both signs of v are hit
+    assert np.histogram(s_uni[:, 0], bins=4, range=(-1.2, 0.6))[0].min() > 800
+    assert (s_uni[:, 1] < 0).mean() == pytest.approx(0.5, abs=0.05)
+    # episodes that end restart uniformly too (autoreset goes through the same path)
+    uniform._needs_reset[:] = True
+    uniform.step(np.zeros(4000, dtype=np.int64))
+    assert (uniform._states[:, 0] > -0.4).mean() > 0.5

@@ -147,3 +147,20 @@ def test_input_validation() -> None:
     with pytest.raises(PlrayInputError, match="obs"):
         task.achieved_goal_from_obs(np.zeros(2))
     assert task.reset_states(0, rng).shape == (0, 2)
+
+
+def test_left_wall_contact_is_where_the_velocity_is_zeroed() -> None:
+    task = MountainCarTask("position")
+    rng = np.random.default_rng(3)
+    states = task.sample_states(50_000, rng)
+    states[:2000, 0] = rng.uniform(-1.2, -1.1, 2000)  # plenty of states by the wall
+    actions = rng.integers(3, size=len(states))
+    hit = task.left_wall_contact(states, actions)
+    nxt = task.next_state(states, actions)
+    assert 0 < hit.mean() < 0.1
+    np.testing.assert_array_equal(nxt[hit], np.tile([-1.2, 0.0], (int(hit.sum()), 1)))
+    # elsewhere v' is the free update: position x' = clip(x + v') and v' unchanged by the wall
+    free_v = np.clip(states[:, 1] + (actions - 1) * 0.001 - np.cos(3 * states[:, 0]) * 0.0025, -0.07, 0.07)
+    np.testing.assert_allclose(nxt[~hit, 1], free_v[~hit])
+    assert not task.left_wall_contact(np.array([[-1.2, 0.07]]), np.array([2]))[0]
+    assert task.left_wall_contact(np.array([[-1.19, -0.05]]), np.array([0]))[0]

@@ -76,3 +76,18 @@ def test_agent_of_another_task_is_refused(tmp_path) -> None:
 def test_cli_rejects_bad_artifact(tmp_path, capsys) -> None:
     assert main(["evaluate", str(tmp_path)]) == 2
     assert "not a plray artifact" in capsys.readouterr().err
+
+
+def test_mountaincar_metrics_split_off_the_left_wall(tmp_path) -> None:
+    s = run_extraction(
+        ExtractionConfig(task="mountaincar-position", p_learning={"steps": 30, "batch_size": 64}, eval_states=4000),
+        tmp_path / "mc",
+    )
+    manifest = json.loads((tmp_path / "mc" / "world_model" / "manifest.json").read_text())
+    off = manifest["metrics"]["state_off_wall"]
+    assert 0.0 < off["wall_fraction"] < 0.05
+    assert s["wm_nmse_off_wall"] == off["wm_nmse"] and np.isfinite(off["wm_nmse"])
+    # the network reads states rescaled over the task's box (ExtractionConfig.normalize_inputs)
+    assert manifest["model"]["config"]["input_low"] == [-1.2, -0.07]
+    raw = ExtractionConfig(task="mountaincar-position", normalize_inputs=False).neural_config()
+    assert raw.input_low is None
