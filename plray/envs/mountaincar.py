@@ -51,6 +51,12 @@ POSITION_TOLERANCE = 0.1
 VELOCITY_TOLERANCE = 0.01
 
 
+def _free_velocity(states: FloatArray, actions: np.ndarray) -> FloatArray:
+    """v' before the wall: clip(v + (a − 1) force − cos(3x) gravity, ±max speed), shape (B,)."""
+    x, v = states[:, 0], states[:, 1]
+    return np.clip(v + (actions - 1) * FORCE - np.cos(3.0 * x) * GRAVITY, -MAX_SPEED, MAX_SPEED)
+
+
 class MountainCarTask(GoalTask):
     """Goal-conditioned MountainCar with gymnax physics; see the module docstring.
 
@@ -127,8 +133,8 @@ class MountainCarTask(GoalTask):
         """
         states = check_batch(states, "states", 2, "d")
         actions = self.check_actions(actions, len(states))
-        x, v = states[:, 0], states[:, 1]
-        v_next = np.clip(v + (actions - 1) * FORCE - np.cos(3.0 * x) * GRAVITY, -MAX_SPEED, MAX_SPEED)
+        x = states[:, 0]
+        v_next = _free_velocity(states, actions)
         x_next = np.clip(x + v_next, MIN_POSITION, MAX_POSITION)
         v_next = np.where((x_next == MIN_POSITION) & (v_next < 0.0), 0.0, v_next)
         return np.stack([x_next, v_next], axis=-1)
@@ -146,9 +152,8 @@ class MountainCarTask(GoalTask):
         """
         states = check_batch(states, "states", 2, "d")
         actions = self.check_actions(actions, len(states))
-        x, v = states[:, 0], states[:, 1]
-        v_free = np.clip(v + (actions - 1) * FORCE - np.cos(3.0 * x) * GRAVITY, -MAX_SPEED, MAX_SPEED)
-        return (x + v_free <= MIN_POSITION) & (v_free < 0.0)
+        v_free = _free_velocity(states, actions)
+        return (states[:, 0] + v_free <= MIN_POSITION) & (v_free < 0.0)
 
     def observe(self, states: FloatArray) -> FloatArray:
         """The observation [x, v] (the state itself), shape (B, 2)."""
