@@ -51,6 +51,7 @@ FULL_RUNS: list[tuple[str, str, int, str]] = [
     ("reacher-short", "reacher.yaml", 150_000, "reacher"),
     ("reacher-long", "reacher.yaml", 500_000, "reacher"),
     ("mc-position-long", "mountaincar-position.yaml", 1_000_000, "mc"),
+    ("reacher-1m", "reacher.yaml", 1_000_000, "reacher"),
 ]
 QUICK_RUNS: list[tuple[str, str, int, str]] = [
     ("mc-position-quick", "mountaincar-position.yaml", 20_000, "mc"),
