@@ -154,7 +154,15 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--method", choices=("deterministic", "gaussian", "supervised"), default="deterministic")
     ex.add_argument("--steps", type=_positive_int, default=None, help="gradient steps (default: the task's)")
     ex.add_argument("--batch-size", type=_positive_int, default=None, help="samples per step (default: the task's)")
-    ex.add_argument("--lr", type=_float, default=None, help="Adam step size (default 1e-4)")
+    ex.add_argument(
+        "--lr", type=_float, default=None, help="Adam step size (default: the task's, 1e-3 MountainCar, 1e-4 Reacher)"
+    )
+    ex.add_argument(
+        "--raw-inputs",
+        action="store_true",
+        help="feed the network raw states, as the official code (default: states rescaled to [-1, 1] over the "
+        "task's state box)",
+    )
     ex.add_argument("--sampler", choices=("reset", "uniform"), default=None, help="state distribution")
     ex.add_argument("--oracle-resolution", type=_positive_int, default=None, help="oracle grid points per dim")
     ex.add_argument("--seed", type=int, default=0)
@@ -373,6 +381,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
         sampler=args.sampler,
         oracle_resolution=args.oracle_resolution,
         p_learning=overrides,
+        normalize_inputs=not args.raw_inputs,
         seed=args.seed,
     ).validate()
     steps = cfg.neural_config().steps

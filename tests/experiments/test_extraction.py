@@ -36,6 +36,7 @@ def test_extract_and_evaluate_mountaincar_from_the_oracle(tmp_path, capsys) -> N
     assert summary["wm_nmse"] < 0.1, "even a short run learns most of the dynamics"
     model, manifest = load_world_model(out / "world_model")
     assert manifest["task"] == "mountaincar-position" and manifest["source"]["agent"] == "oracle"
+    assert model.config.input_low == (-1.2, -0.07), "states are rescaled over the box by default"
     assert manifest["goals"] == [[-1.2], [-0.6], [0.0], [0.6]]
     assert "![quiver.png](quiver.png)" in (out / "report.md").read_text()
     assert (out / "quiver.png").stat().st_size > 1000
@@ -49,6 +50,14 @@ def test_extract_and_evaluate_mountaincar_from_the_oracle(tmp_path, capsys) -> N
     assert goals == {"fast_car", "gentle_car", "shortest_path"}
     for u in result["unseen"]:
         assert np.isfinite(u["return_wm"]) and np.isfinite(u["return_opt"])
+
+
+def test_extract_with_raw_inputs(tmp_path, capsys) -> None:
+    out = tmp_path / "raw"
+    args = ["extract", "--task", "mountaincar-velocity", "--oracle-resolution", "30", "--steps", "20"]
+    assert main([*args, "--batch-size", "64", "--raw-inputs", "--out", str(out), "--quiet"]) == 0
+    model, manifest = load_world_model(out / "world_model")
+    assert model.config.input_low is None and manifest["model"]["config"]["lr"] == 1e-3
 
 
 def test_supervised_reference_and_config_errors(tmp_path) -> None:
