@@ -68,7 +68,8 @@ def test_closed_form_error_within_stated_bound(seed: int, S: int, A: int, extra_
     Q = value_iteration(P, R, D, gamma).Q
     eps = 10.0**log_eps
     Q_hat = perturb_q(Q, eps, rng)
-    assert np.abs(Q_hat - Q).sum(axis=2).max() <= eps * (1 + 1e-9)
+    # perturb_q puts exactly eps of l1 noise on each (s, a); Q_hat - Q loses a few ulps of |Q| to rounding
+    assert np.abs(Q_hat - Q).sum(axis=2).max() <= eps * (1 + 1e-9) + 1e-13 * max(1.0, np.abs(Q).max())
     M_hat = bellman_matrix_from_q(Q_hat, R, gamma, D)
     d = identifiability(M_hat, A, gamma, eps)
     assume(d.identifiable_stochastic)
