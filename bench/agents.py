@@ -3,7 +3,7 @@
     python bench/agents.py [--quick] [--out DIR] [--only LABEL ...] [--reacher-resolution 20]
 
 Trains MountainCar-position (configs/agents/mountaincar-position.yaml) and the kinematic Reacher
-(configs/agents/reacher.yaml) each at several env-step budgets with ``plray.agents.train.train``
+(configs/agents/reacher.yaml with DQN, configs/agents/reacher-pqn.yaml with PQN) each at several env-step budgets with ``plray.agents.train.train``
 (one run at a time; each starts and stops its own local Ray). Per run it records env steps,
 wall-clock, env steps/s, the greedy success rate per training goal (metrics.json, 64 episodes per
 goal), and Q_MSE / Q_NMSE against Q^π of the agent's own greedy policy on a grid under the true
@@ -52,10 +52,13 @@ FULL_RUNS: list[tuple[str, str, int, str]] = [
     ("reacher-long", "reacher.yaml", 500_000, "reacher"),
     ("mc-position-long", "mountaincar-position.yaml", 1_000_000, "mc"),
     ("reacher-1m", "reacher.yaml", 1_000_000, "reacher"),
+    ("reacher-pqn-1m", "reacher-pqn.yaml", 1_000_000, "reacher"),
+    ("reacher-pqn-4m", "reacher-pqn.yaml", 4_000_000, "reacher"),
 ]
 QUICK_RUNS: list[tuple[str, str, int, str]] = [
     ("mc-position-quick", "mountaincar-position.yaml", 20_000, "mc"),
     ("reacher-quick", "reacher.yaml", 15_000, "reacher"),
+    ("reacher-pqn-quick", "reacher-pqn.yaml", 40_000, "reacher"),
 ]
 
 
@@ -95,6 +98,9 @@ def run_one(label: str, config: str, steps: int, resolution: int, out_root: Path
         "q_eval_s": acc["seconds"],
         "q_accuracy": acc,
         "hyperparameters": {
+            "algorithm": cfg.algorithm,
+            "optimizer": tr.optimizer or ("radam" if cfg.algorithm == "pqn" else "adam"),
+            "num_epochs": tr.num_epochs,
             "hiddens": list(cfg.network.hiddens),
             "input_dims": cfg.network.input_dims,
             "her": f"{cfg.her.strategy} k={cfg.her.k}",
@@ -115,6 +121,7 @@ def markdown(payload: dict[str, Any]) -> str:
         {
             "run": r["label"],
             "task": r["task"],
+            "algorithm": r["hyperparameters"].get("algorithm", "dqn"),
             "env steps": r["env_steps"],
             "train s": round(r["train_wall_s"], 1),
             "steps/s": round(r["env_steps_per_s"]),

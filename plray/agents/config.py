@@ -73,11 +73,15 @@ class TrainingConfig:
     num_env_runners: int = field(default=0, metadata={"check": non_negative})
     """Remote sampling actors (0: sample in the driver process)."""
     rollout_fragment_length: int = field(default=4, metadata={"check": positive})
-    """Steps per environment per sampling round."""
+    """Steps per environment per sampling round (pqn: the rollout length, the paper's NUM_STEPS = 64)."""
     train_batch_size: int = field(default=256, metadata={"check": positive})
-    """Transitions per gradient step (relabelled copies included)."""
+    """Transitions per gradient step (relabelled copies included); for pqn, the minibatch size."""
+    num_epochs: int = field(default=1, metadata={"check": positive})
+    """pqn: passes over each relabelled rollout (the paper: 1)."""
+    optimizer: Literal["adam", "radam"] | None = None
+    """pqn: adam or radam; None: radam for pqn (the paper's agents), RLlib's Adam for dqn and sac."""
     training_intensity: float | None = None
-    """Replayed / sampled transitions ratio; None: RLlib's default (one update per round)."""
+    """dqn, sac: replayed / sampled transitions ratio; None: RLlib's default (one update per round)."""
     lr: float = field(default=3e-4, metadata={"check": positive})
     """Adam learning rate."""
     lr_final: float | None = field(default=None, metadata={"check": lambda v: positive(v) if v is not None else None})
@@ -91,15 +95,15 @@ class TrainingConfig:
     grad_clip: float | None = 10.0
     """Global gradient-norm clip (the paper's agents: 10); None: off."""
     replay_capacity: int = field(default=500_000, metadata={"check": positive})
-    """Replay buffer capacity in transitions."""
+    """dqn, sac: replay buffer capacity in transitions."""
     learning_starts: int = field(default=2_000, metadata={"check": non_negative})
-    """Steps sampled before the first update."""
+    """dqn, sac: steps sampled before the first update."""
     epsilon_start: float = field(default=1.0, metadata={"check": unit_interval})
-    """DQN: initial exploration rate."""
+    """dqn, pqn: initial exploration rate."""
     epsilon_end: float = field(default=0.1, metadata={"check": unit_interval})
-    """DQN: final exploration rate (the paper's agents: 0.1)."""
+    """dqn, pqn: final exploration rate (the paper's agents: 0.1)."""
     epsilon_fraction: float = field(default=0.5, metadata={"check": unit_interval})
-    """DQN: fraction of total_env_steps over which epsilon decays linearly (the paper: 0.5)."""
+    """dqn, pqn: fraction of total_env_steps over which epsilon decays linearly (the paper: 0.5)."""
     target_update_freq: int = field(default=500, metadata={"check": positive})
     """DQN: steps between target-network updates."""
     double_q: bool = True
@@ -136,8 +140,9 @@ class AgentConfig:
     """Run name (defaults to the task name)."""
     task_kwargs: dict[str, Any] = field(default_factory=dict)
     """Task constructor arguments (``fourrooms``: variant, num_goals, goal_family, seed, ...)."""
-    algorithm: Literal["dqn", "sac"] = "dqn"
-    """dqn for discrete actions, sac for continuous actions."""
+    algorithm: Literal["dqn", "pqn", "sac"] = "dqn"
+    """dqn (replay buffer, target network) or pqn (the paper's agent: no replay, no target network,
+    one pass over each relabelled rollout) for discrete actions; sac for continuous actions."""
     seed: int = 0
     """Seeds RLlib, the environments and the relabelling."""
     gamma: float | None = field(default=None, metadata={"check": lambda v: open_unit_interval(v) if v else None})
@@ -158,8 +163,8 @@ class AgentConfig:
         except PlrayInputError as exc:
             raise ConfigError(str(exc)) from exc
         discrete = task.num_actions is not None
-        if discrete and self.algorithm != "dqn":
-            raise ConfigError(f"algorithm: task {self.task!r} has discrete actions; use dqn")
+        if discrete and self.algorithm not in ("dqn", "pqn"):
+            raise ConfigError(f"algorithm: task {self.task!r} has discrete actions; use dqn or pqn")
         if not discrete and self.algorithm != "sac":
             raise ConfigError(f"algorithm: task {self.task!r} has continuous actions; use sac")
         if self.her.strategy != "random" and self.her.k > 0:
@@ -173,6 +178,8 @@ class AgentConfig:
                 raise ConfigError(
                     f"network.input_dims: entries must index the task's {task.obs_dim} observation dims, got {bad}"
                 )
+        if self.training.optimizer == "radam" and self.algorithm != "pqn":
+            raise ConfigError("training.optimizer: radam is available for pqn only (dqn and sac use RLlib's Adam)")
         if self.training.train_batch_size < self.her.k + 1:
             raise ConfigError(f"training.train_batch_size: must be at least her.k + 1 = {self.her.k + 1}")
 

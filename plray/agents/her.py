@@ -87,6 +87,87 @@ def relabel(
     return obs, next_obs, rewards, terminateds
 
 
+def relabel_fragments(
+    task: GoalTask,
+    observations: list[FloatArray],
+    actions: list[np.ndarray],
+    rewards: list[FloatArray],
+    terminated: list[bool],
+    strategy: str,
+    k: int,
+    rng: np.random.Generator,
+) -> dict[str, np.ndarray]:
+    """Flat one-step transitions of rollout fragments, with k hindsight copies of each (on-policy learners).
+
+    A fragment is a contiguous piece of one episode as sampled in one rollout: observations o_0..o_T
+    and T actions and rewards. ``future``, ``final`` and ``episode`` pick achieved goals inside the
+    fragment (the paper's PQN relabels within its rollout window); ``random`` draws training goals.
+
+    Args:
+        task: the goal-conditioned task.
+        observations: per fragment, flat agent observations, shape (T_i + 1, o + k).
+        actions: per fragment, shape (T_i,).
+        rewards: per fragment, the environment's rewards, shape (T_i,).
+        terminated: per fragment, whether its last step ended the episode at the goal.
+        strategy: ``future``, ``final``, ``episode`` or ``random``.
+        k: relabelled copies per real transition (0: none).
+        rng: random generator (goal draws).
+
+    Returns:
+        ``obs``, ``next_obs`` (N, o + k) float32, ``actions`` (N,), ``rewards`` (N,) float32 and
+        ``terminateds`` (N,) bool, N = (k + 1) Σ T_i: the real transitions first, then the copies.
+    """
+    check_choice(strategy, "her strategy", HER_STRATEGIES)
+    if not isinstance(k, int) or k < 0:
+        raise PlrayInputError(f"her k: relabelled goals per transition must be an integer >= 0, got {k!r}")
+    if not (len(observations) == len(actions) == len(rewards) == len(terminated)):
+        raise PlrayInputError("relabel_fragments: observations, actions, rewards and terminated differ in length")
+    lengths = np.array([len(a) for a in actions], dtype=np.int64)
+    keep = lengths > 0
+    for i in np.flatnonzero(keep):
+        if len(observations[i]) != lengths[i] + 1 or len(rewards[i]) != lengths[i]:
+            raise PlrayInputError(f"relabel_fragments: fragment {i} needs T + 1 observations and T rewards")
+    frags = np.flatnonzero(keep)
+    if frags.size == 0:
+        raise PlrayInputError("relabel_fragments: no transitions (every fragment is empty)")
+    all_obs = np.concatenate([np.asarray(observations[i], dtype=np.float64) for i in frags])
+    starts = np.concatenate([[0], np.cumsum(lengths[frags] + 1)[:-1]])  # offset of each fragment's o_0
+    frag_of = np.repeat(np.arange(frags.size), lengths[frags])  # fragment of each transition
+    t = np.arange(frag_of.size) - np.repeat(np.cumsum(lengths[frags]) - lengths[frags], lengths[frags])
+    first = starts[frag_of] + t
+    obs, next_obs = all_obs[first], all_obs[first + 1]
+    acts = np.concatenate([np.asarray(actions[i]) for i in frags])
+    rews = np.concatenate([np.asarray(rewards[i], dtype=np.float64) for i in frags])
+    terms = np.zeros(frag_of.size, dtype=bool)
+    ends = np.cumsum(lengths[frags]) - 1
+    terms[ends] = np.asarray(terminated, dtype=bool)[frags]
+    parts_obs, parts_next, parts_rew, parts_term = [obs], [next_obs], [rews], [terms]
+    n = frag_of.size
+    if k > 0:
+        reps = np.tile(np.arange(n), k)
+        if strategy == "random":
+            pool = np.asarray(task.training_goals, dtype=np.float64)
+            goals = pool[rng.integers(len(pool), size=reps.size)]
+        else:
+            T = lengths[frags][frag_of[reps]]
+            j = relabel_indices(strategy, t[reps], T, rng)
+            chosen = all_obs[starts[frag_of[reps]] + j, : -task.goal_dim]
+            goals = task.achieved_goal_from_obs(chosen)
+        r_obs, r_next, r_rew, r_term = relabel(task, obs[reps], next_obs[reps], goals)
+        parts_obs.append(r_obs)
+        parts_next.append(r_next)
+        parts_rew.append(r_rew)
+        parts_term.append(r_term)
+        acts = np.tile(acts, k + 1)
+    return {
+        "obs": np.concatenate(parts_obs).astype(np.float32),
+        "next_obs": np.concatenate(parts_next).astype(np.float32),
+        "actions": acts,
+        "rewards": np.concatenate(parts_rew).astype(np.float32),
+        "terminateds": np.concatenate(parts_term).astype(bool),
+    }
+
+
 def _import_rllib() -> tuple[Any, Any]:
     from ray.rllib.env.single_agent_episode import SingleAgentEpisode
     from ray.rllib.utils.replay_buffers.episode_replay_buffer import EpisodeReplayBuffer

@@ -38,6 +38,10 @@ from plray.envs.fourrooms import FourRoomsTask
 Tensor = torch.Tensor
 
 
+NETWORK_ALGORITHMS = ("dqn", "pqn")
+"""Agent algorithms whose artifact is one goal Q-network (:class:`NetworkQSource`)."""
+
+
 def _as_tensor(x: Any, name: str, dim: int) -> Tensor:
     t = x if isinstance(x, Tensor) else torch.as_tensor(np.asarray(x), dtype=torch.float32)
     if t.ndim != 2 or t.shape[1] != dim:
@@ -141,8 +145,8 @@ class NetworkQSource(QSource):
         from plray.envs.registry import make_task
 
         manifest, tensors = load_agent(path)
-        if manifest.get("algorithm") != "dqn" or "q" not in tensors:
-            raise ArtifactError(f"{path}: not a discrete-action (dqn) agent artifact")
+        if manifest.get("algorithm") not in NETWORK_ALGORITHMS or "q" not in tensors:
+            raise ArtifactError(f"{path}: not a discrete-action (dqn or pqn) agent artifact")
         try:
             task = make_task(manifest["task"], **manifest.get("task_kwargs", {}))
             net = GoalQNetwork(task.obs_dim + task.goal_dim, int(task.num_actions or 0), **manifest["network"])
@@ -331,13 +335,13 @@ class SACQSource(QSource):
 
 
 def load_qsource(path: str | os.PathLike[str]) -> QSource:
-    """Load any agent artifact, pickle-free: ``plray train``'s (DQN or SAC) or a FourRooms Q table
+    """Load any agent artifact, pickle-free: ``plray train``'s (DQN, PQN or SAC) or a FourRooms Q table
     (algorithm ``tabular-q``, :func:`plray.agents.tabular.save_tabular_agent`)."""
     manifest, tensors = load_agent(path)
     algorithm = manifest.get("algorithm")
     if algorithm == "tabular-q":
         return TabularQSource.from_artifact(path)
-    if algorithm == "dqn":
+    if algorithm in NETWORK_ALGORITHMS:
         return NetworkQSource.from_artifact(path)
     if algorithm == "sac":
         return SACQSource.from_manifest(manifest, tensors, path)

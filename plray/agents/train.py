@@ -80,7 +80,7 @@ def network_config(cfg: AgentConfig, task: GoalTask) -> dict[str, Any]:
 
 
 def algorithm_config(cfg: AgentConfig) -> Any:
-    """The RLlib ``AlgorithmConfig`` of a run (DQN or SAC, HER buffer, vectorised goal env)."""
+    """The RLlib ``AlgorithmConfig`` of a run (DQN or SAC with the HER buffer, or PQN; vectorised goal env)."""
     from ray.rllib.core.rl_module.rl_module import RLModuleSpec
     from ray.tune.registry import register_env
 
@@ -113,12 +113,34 @@ def algorithm_config(cfg: AgentConfig) -> Any:
     }
     if tr.training_intensity is not None:
         common_training["training_intensity"] = tr.training_intensity
-    if cfg.algorithm == "dqn":
+    decay_steps = max(1, int(tr.epsilon_fraction * tr.total_env_steps))
+    epsilon = [(0, tr.epsilon_start), (decay_steps, tr.epsilon_end)]
+    if cfg.algorithm == "pqn":
+        from plray.agents.pqn import PQNConfig
+
+        algo_cfg = PQNConfig().training(
+            lr=lr,
+            gamma=gamma,
+            grad_clip=tr.grad_clip,
+            grad_clip_by="global_norm",
+            her={
+                "task": cfg.task,
+                "task_kwargs": dict(cfg.task_kwargs),
+                "strategy": cfg.her.strategy,
+                "k": cfg.her.k,
+                "seed": cfg.seed,
+            },
+            epsilon=epsilon,
+            num_epochs=tr.num_epochs,
+            minibatch_size=tr.train_batch_size,
+            optimizer=tr.optimizer or "radam",
+        )
+        algo_cfg = algo_cfg.rl_module(model_config=network_config(cfg, task))
+    elif cfg.algorithm == "dqn":
         from ray.rllib.algorithms.dqn import DQNConfig
 
         from plray.agents.rllib_module import GoalQTorchRLModule
 
-        decay_steps = max(1, int(tr.epsilon_fraction * tr.total_env_steps))
         algo_cfg = (
             DQNConfig()
             .rl_module(
@@ -129,7 +151,7 @@ def algorithm_config(cfg: AgentConfig) -> Any:
                 double_q=tr.double_q,
                 dueling=False,
                 num_atoms=1,
-                epsilon=[(0, tr.epsilon_start), (decay_steps, tr.epsilon_end)],
+                epsilon=epsilon,
                 target_network_update_freq=tr.target_update_freq,
             )
         )
@@ -151,6 +173,7 @@ def algorithm_config(cfg: AgentConfig) -> Any:
             )
             .training(**common_training, target_network_update_freq=1)
         )
+    rounds = 1 if cfg.algorithm == "pqn" else 8  # sampling rounds per iteration (pqn: one rollout)
     return (
         algo_cfg.environment(
             ENV_NAME,
@@ -168,7 +191,7 @@ def algorithm_config(cfg: AgentConfig) -> Any:
             rollout_fragment_length=tr.rollout_fragment_length,
         )
         .fault_tolerance(restart_failed_env_runners=False)
-        .reporting(min_sample_timesteps_per_iteration=tr.num_envs * tr.rollout_fragment_length * 8)
+        .reporting(min_sample_timesteps_per_iteration=tr.num_envs * tr.rollout_fragment_length * rounds)
         .debugging(seed=cfg.seed, log_level="ERROR")
     )
 
@@ -272,10 +295,12 @@ def _save_checkpoint(algo: Any, ckpt_root: Path, iteration: int, env_steps: int,
 
 
 def build_algorithm(cfg: AgentConfig) -> Any:
-    """Build the RLlib algorithm of a run, with the hindsight replay buffer in place."""
+    """Build the RLlib algorithm of a run, with the hindsight replay buffer in place (dqn, sac)."""
     from plray.agents.her import HindsightEpisodeReplayBuffer
 
     algo = algorithm_config(cfg).build_algo()
+    if cfg.algorithm == "pqn":
+        return algo
     if not isinstance(algo.local_replay_buffer, HindsightEpisodeReplayBuffer):
         algo.local_replay_buffer = HindsightEpisodeReplayBuffer(
             task=cfg.task,
@@ -400,13 +425,13 @@ def train(
             "wall_clock_s_this_call": wall,
             "env_steps_per_s_this_call": (env_steps - steps_at_start) / wall if wall > 0 else None,
         }
-        if cfg.algorithm == "dqn":
+        if cfg.algorithm in ("dqn", "pqn"):
             net = _dqn_network(algo)
             manifest = {
                 "task": cfg.task,
                 "task_kwargs": dict(cfg.task_kwargs),
                 "gamma": gamma,
-                "algorithm": "dqn",
+                "algorithm": cfg.algorithm,
                 "value_mode": "max",
                 "network": network_config(cfg, task),
                 "env_steps": env_steps,

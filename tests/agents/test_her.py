@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from ray.rllib.env.single_agent_episode import SingleAgentEpisode
 
-from plray.agents.her import HindsightEpisodeReplayBuffer, relabel, relabel_indices
+from plray.agents.her import HindsightEpisodeReplayBuffer, relabel, relabel_fragments, relabel_indices
 from plray.core import PlrayInputError
 from plray.envs.mountaincar import MountainCarTask
 from plray.envs.reacher import KinematicReacherTask
@@ -118,3 +118,58 @@ def test_buffer_is_reproducible_and_rejects_multistep() -> None:
         HindsightEpisodeReplayBuffer(task="mountaincar-position", strategy="past", capacity=10)
     with pytest.raises(PlrayInputError, match="integer >= 0"):
         HindsightEpisodeReplayBuffer(task="mountaincar-position", k=-1, capacity=10)
+
+
+# ---------------------------------------------------------------- rollout fragments (PQN)
+def _fragments() -> tuple[list, list, list, list]:
+    """Two fragments, goal x = 0.0: XS (3 steps, truncated) and one that ends at the goal (2 steps)."""
+    second = [-0.2, -0.05, 0.02]
+    obs = [np.array([[x, 0.01, 0.0] for x in xs]) for xs in (XS, second)]
+    actions = [np.array([2, 2, 2]), np.array([1, 0])]
+    return obs, actions, [np.array([0.0, 1.0, 0.0]), np.array([1.0, 1.0])], [False, True]
+
+
+def test_relabel_fragments_real_transitions_first() -> None:
+    obs, acts, rews, terms = _fragments()
+    out = relabel_fragments(TASK, obs, acts, rews, terms, "future", 0, np.random.default_rng(0))
+    np.testing.assert_allclose(out["obs"][:, 0], [-0.5, -0.3, 0.05, -0.2, -0.05])
+    np.testing.assert_allclose(out["next_obs"][:, 0], [-0.3, 0.05, 0.55, -0.05, 0.02])
+    np.testing.assert_array_equal(out["actions"], [2, 2, 2, 1, 0])
+    np.testing.assert_array_equal(out["rewards"], [0.0, 1.0, 0.0, 1.0, 1.0])  # the environment's own rewards
+    np.testing.assert_array_equal(out["terminateds"], [False, False, False, False, True])  # only a fragment's end
+
+
+@pytest.mark.parametrize("strategy", ["future", "final", "episode"])
+def test_relabel_fragments_goals_come_from_the_same_fragment(strategy: str) -> None:
+    obs, acts, rews, terms = _fragments()
+    out = relabel_fragments(TASK, obs, acts, rews, terms, strategy, 4, np.random.default_rng(1))
+    n = 5
+    assert len(out["actions"]) == 5 * n
+    np.testing.assert_array_equal(out["actions"][n:], np.tile(out["actions"][:n], 4))
+    copies_goal = out["obs"][n:, 2].reshape(4, n)
+    own = {0: XS, 1: XS, 2: XS, 3: [-0.2, -0.05, 0.02], 4: [-0.2, -0.05, 0.02]}
+    t = [0, 1, 2, 0, 1]
+    for i in range(n):
+        xs = np.array(own[i], dtype=np.float32)
+        allowed = {"future": xs[t[i] + 1 :], "final": xs[-1:], "episode": xs}[strategy]
+        assert np.isin(copies_goal[:, i], allowed).all(), (strategy, i, copies_goal[:, i], allowed)
+    # relabelled rewards and terminations are recomputed: |x' - g| < 0.1
+    x_next = out["next_obs"][n:, 0]
+    hit = np.abs(x_next - out["obs"][n:, 2]) < 0.1
+    np.testing.assert_array_equal(out["rewards"][n:], hit.astype(np.float32))
+    np.testing.assert_array_equal(out["terminateds"][n:], hit)
+    np.testing.assert_array_equal(out["obs"][n:, 2], out["next_obs"][n:, 2])
+
+
+def test_relabel_fragments_random_goals_and_errors() -> None:
+    obs, acts, rews, terms = _fragments()
+    out = relabel_fragments(TASK, obs, acts, rews, terms, "random", 2, np.random.default_rng(2))
+    goals = out["obs"][5:, 2]
+    assert np.isclose(goals[:, None], [-1.2, -0.6, 0.0, 0.6], atol=1e-6).any(-1).all() and len(set(goals)) > 1
+    with pytest.raises(PlrayInputError, match="T \\+ 1 observations"):
+        relabel_fragments(TASK, [obs[0][:2]], [acts[0]], [rews[0]], [False], "future", 1, np.random.default_rng(0))
+    with pytest.raises(PlrayInputError, match="no transitions"):
+        empty = np.array([])
+        relabel_fragments(TASK, [obs[0][:1]], [empty], [empty], [False], "future", 1, np.random.default_rng(0))
+    with pytest.raises(PlrayInputError, match="differ in length"):
+        relabel_fragments(TASK, obs, acts[:1], rews, terms, "future", 1, np.random.default_rng(0))

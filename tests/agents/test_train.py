@@ -75,6 +75,55 @@ def test_dqn_trains_checkpoints_resumes_and_exports(ray_local, tmp_path) -> None
     )
 
 
+TINY_PQN = {
+    "task": "reacher",
+    "algorithm": "pqn",
+    "seed": 5,
+    "her": {"strategy": "future", "k": 2},
+    "network": {"hiddens": [32, 32]},
+    "training": {"total_env_steps": 1600, "num_envs": 16, "rollout_fragment_length": 25, "train_batch_size": 128},
+    "checkpoint": {"every_iters": 1, "keep": 1},
+    "evaluation": {"episodes_per_goal": 4},
+}
+
+
+def test_pqn_trains_learns_checkpoints_resumes_and_exports(ray_local, tmp_path) -> None:
+    cfg = from_mapping(AgentConfig, TINY_PQN)
+    run = tmp_path / "pqn"
+    seen: list[dict] = []
+    first = train(cfg, run, max_iterations=2, progress=False, on_iteration=lambda i, summary: seen.append(summary))
+    assert first["iterations"] == 2 and not first["finished"]
+    # one rollout of 16 envs x 25 steps per iteration (a few more where episodes ended and restarted)
+    steps = [s["env_steps"] for s in seen]
+    assert 400 <= steps[0] < 450 and 800 <= steps[1] < 900
+    assert all(s["loss"] is not None and np.isfinite(s["loss"]) for s in seen)
+    before = load_qsource(run / "agent")
+    second = train(cfg, run, progress=False)
+    assert second["finished"] and second["iterations"] == 4 and 1600 <= second["env_steps"] < 1800
+    after = load_qsource(run / "agent")
+    assert after.metadata["algorithm"] == "pqn" and after.metadata["network"]["sigmoid"]
+    obs = np.array([[0.1, -0.2, 0.3, 0.0, 1.2, 0.4], [2.0, 1.0, -1.0, 0.5, -0.9, 1.1]])
+    goals = np.array([[1.0, 0.0], [0.0, -1.0]])
+    q_before, q_after = before.q_values(obs, goals), after.q_values(obs, goals)
+    assert q_after.shape == (2, 9) and ((q_after > 0) & (q_after < 1)).all()
+    assert not torch.allclose(q_before, q_after)  # the resumed run kept training
+    fresh = _fresh_process(run / "agent", obs.tolist(), goals.tolist())
+    assert fresh["type"] == "NetworkQSource" and not fresh["ray_imported"]
+    np.testing.assert_allclose(np.array(fresh["q"]), q_after.numpy(), rtol=1e-5, atol=1e-6)
+    ckpt = run / "checkpoints" / json.loads((run / "checkpoints" / "latest.json").read_text())["name"]
+    from_ckpt = rllib_qsource(ckpt, after.task, 0.99, allow_pickle=True)
+    np.testing.assert_allclose(from_ckpt.q_values(obs, goals).numpy(), q_after.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_pqn_config_errors() -> None:
+    with pytest.raises(ConfigError, match="radam is available for pqn only"):
+        from_mapping(AgentConfig, {"task": "reacher", "training": {"optimizer": "radam"}})
+    with pytest.raises(ConfigError, match="use sac"):
+        from_mapping(AgentConfig, {"task": "mujoco-reacher", "algorithm": "pqn"})
+    with pytest.raises(ConfigError, match="num_epochs"):
+        from_mapping(AgentConfig, {"task": "reacher", "algorithm": "pqn", "training": {"num_epochs": 0}})
+
+
 def test_fourrooms_dqn_with_random_relabelling(ray_local, tmp_path) -> None:
     cfg = from_mapping(
         AgentConfig,
