@@ -3,11 +3,12 @@
     python bench/agents.py [--quick] [--out DIR] [--only LABEL ...] [--reacher-resolution 20]
 
 Trains MountainCar-position (configs/agents/mountaincar-position.yaml) and the kinematic Reacher
-(configs/agents/reacher.yaml with DQN, configs/agents/reacher-pqn.yaml with PQN) each at several env-step budgets with ``plray.agents.train.train``
-(one run at a time; each starts and stops its own local Ray). Per run it records env steps,
-wall-clock, env steps/s, the greedy success rate per training goal (metrics.json, 64 episodes per
-goal), and Q_MSE / Q_NMSE against Q^π of the agent's own greedy policy on a grid under the true
-dynamics (plray.evaluation.q_accuracy; MountainCar 200², Reacher ``--reacher-resolution``⁴).
+(configs/agents/reacher.yaml with DQN, configs/agents/reacher-pqn.yaml with PQN) each at several
+env-step budgets with ``plray.agents.train.train`` (one run at a time; each starts and stops its own
+local Ray). Per run it records env steps, wall-clock, env steps/s, the greedy success rate per
+training goal (metrics.json, 64 episodes per goal), and Q_MSE / Q_NMSE against Q^π of the agent's
+own greedy policy on a grid under the true dynamics (plray.evaluation.q_accuracy; MountainCar 200²,
+Reacher ``--reacher-resolution``⁴).
 
 Run directories go under ``--out`` (default /tmp/plray-bench-agents), never into the repository.
 Results are rewritten after every run to bench/results/agents.{json,md} (``--quick``:
