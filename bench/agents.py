@@ -55,6 +55,7 @@ FULL_RUNS: list[tuple[str, str, int, str]] = [
     ("reacher-1m", "reacher.yaml", 1_000_000, "reacher"),
     ("reacher-pqn-1m", "reacher-pqn.yaml", 1_000_000, "reacher"),
     ("reacher-pqn-4m", "reacher-pqn.yaml", 4_000_000, "reacher"),
+    ("reacher-pqn-10m", "reacher-pqn.yaml", 10_000_000, "reacher"),
 ]
 QUICK_RUNS: list[tuple[str, str, int, str]] = [
     ("mc-position-quick", "mountaincar-position.yaml", 20_000, "mc"),
