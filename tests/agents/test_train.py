@@ -115,6 +115,17 @@ def test_pqn_trains_learns_checkpoints_resumes_and_exports(ray_local, tmp_path) 
     np.testing.assert_allclose(from_ckpt.q_values(obs, goals).numpy(), q_after.numpy(), rtol=1e-5, atol=1e-6)
 
 
+def test_pqn_same_seed_same_agent(ray_local, tmp_path) -> None:
+    small = {**TINY_PQN, "training": {**TINY_PQN["training"], "total_env_steps": 800}}
+    obs = np.array([[0.1, -0.2, 0.3, 0.0, 1.2, 0.4]])
+    goals = np.array([[1.0, 0.0]])
+    q = []
+    for name in ("a", "b"):
+        train(from_mapping(AgentConfig, small), tmp_path / name, progress=False)
+        q.append(load_qsource(tmp_path / name / "agent").q_values(obs, goals))
+    torch.testing.assert_close(q[0], q[1], rtol=0, atol=0)
+
+
 def test_pqn_config_errors() -> None:
     with pytest.raises(ConfigError, match="radam is available for pqn only"):
         from_mapping(AgentConfig, {"task": "reacher", "training": {"optimizer": "radam"}})
