@@ -124,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     tr = sub.add_parser(
         "train",
-        help="train a goal-conditioned agent on RLlib (DQN or SAC with hindsight relabelling)",
+        help="train a goal-conditioned agent on RLlib (DQN, PQN or SAC, with hindsight relabelling)",
         description=(
             "Train one goal-conditioned agent from a YAML config (see configs/agents/). Writes config.yaml, "
             "checkpoints/ (resumable), agent/ (pickle-free Q-network artifact for P-learning), progress.jsonl "

@@ -26,7 +26,7 @@ def test_defaults_and_shipped_configs_load() -> None:
         ({"task": "reacher", "training": {"lr": -1.0}}, "training.lr: must be > 0"),
         ({"task": "reacher", "trainng": {}}, "trainng: unknown field; allowed fields here: task"),
         ({"task": "reacher", "her": {"strategy": "later"}}, "her.strategy: unknown strategy 'later'"),
-        ({"task": "reacher", "algorithm": "ppo"}, "algorithm: 'ppo' is not allowed; choose one of dqn, sac"),
+        ({"task": "reacher", "algorithm": "ppo"}, "algorithm: 'ppo' is not allowed; choose one of dqn, pqn, sac"),
         ({"task": "reacher", "algorithm": "sac"}, "discrete actions; use dqn"),
         ({"task": "mujoco-reacher"}, "continuous actions; use sac"),
         ({"task": "reacher", "gamma": 1.5}, "gamma: must lie in the open interval"),
