@@ -40,7 +40,7 @@ from bench.common import RESULTS, machine, write_results
 from plray.agents.config import AgentConfig
 from plray.agents.qsource import NetworkQSource
 from plray.agents.train import load_config, train
-from plray.evaluation.q_accuracy import q_accuracy
+from plray.evaluation.q_accuracy import q_accuracy, q_accuracy_rollout
 from plray.evaluation.report import markdown_table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,20 +64,47 @@ QUICK_RUNS: list[tuple[str, str, int, str]] = [
 ]
 
 
+ROLLOUT_STATES = 2048
+"""States (uniform over the box) of the grid-free Q_NMSE by exact rollouts of the greedy policy."""
+
+
+def finished_run(run_dir: Path, cfg: AgentConfig) -> bool:
+    """Whether ``run_dir`` holds a finished run of exactly ``cfg`` (metrics.json, agent/, same config.yaml)."""
+    import yaml
+
+    from plray.utils.schema import to_mapping
+
+    try:
+        metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
+        saved = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
+    except (OSError, ValueError, yaml.YAMLError):
+        return False
+    return bool(metrics.get("finished")) and (run_dir / "agent").is_dir() and saved == to_mapping(cfg)
+
+
 def with_budget(cfg: AgentConfig, steps: int) -> AgentConfig:
     """``cfg`` with ``training.total_env_steps = steps``."""
     return dataclasses.replace(cfg, training=dataclasses.replace(cfg.training, total_env_steps=steps))
 
 
-def run_one(label: str, config: str, steps: int, resolution: int, out_root: Path) -> dict[str, Any]:
-    """Train one agent from scratch, then evaluate its Q accuracy on the grid."""
+def run_one(
+    label: str, config: str, steps: int, resolution: int, out_root: Path, reuse: bool = False
+) -> dict[str, Any]:
+    """Train one agent from scratch (or, with ``reuse``, take a finished run of the same config), then
+    evaluate its Q accuracy on the grid and by exact rollouts."""
     cfg = with_budget(load_config(CONFIGS / config), steps)
     run_dir = out_root / label
     t0 = time.perf_counter()
-    metrics = train(cfg, run_dir, resume=False, progress=False)
-    train_wall = time.perf_counter() - t0
+    reused = reuse and finished_run(run_dir, cfg)
+    if reused:
+        metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
+        print(f"[bench] {label}: reusing the finished run in {run_dir}", file=sys.stderr, flush=True)
+    else:
+        metrics = train(cfg, run_dir, resume=False, progress=False)
+    train_wall = metrics["wall_clock_s_this_call"] if reused else time.perf_counter() - t0
     source = NetworkQSource.from_artifact(run_dir / "agent")
     acc = q_accuracy(source, resolution)
+    roll = q_accuracy_rollout(source, ROLLOUT_STATES, seed=0)
     tr = cfg.training
     return {
         "label": label,
@@ -99,6 +126,9 @@ def run_one(label: str, config: str, steps: int, resolution: int, out_root: Path
         "q_num_nodes": acc["num_nodes"],
         "q_eval_s": acc["seconds"],
         "q_accuracy": acc,
+        "q_nmse_rollout": roll["q_nmse"],
+        "q_mse_rollout": roll["q_mse"],
+        "q_accuracy_rollout": roll,
         "hyperparameters": {
             "algorithm": cfg.algorithm,
             "optimizer": tr.optimizer or ("radam" if cfg.algorithm == "pqn" else "adam"),
@@ -114,6 +144,7 @@ def run_one(label: str, config: str, steps: int, resolution: int, out_root: Path
             "target_update_freq": tr.target_update_freq,
         },
         "run_dir": str(run_dir),
+        "reused_finished_run": reused,
         "equivalent_command": f"plray train {run_dir}/config.yaml --out {run_dir} --no-resume",
     }
 
@@ -130,6 +161,7 @@ def markdown(payload: dict[str, Any]) -> str:
             "success": round(r["success_rate"], 3),
             "success per goal": " / ".join(f"{x:.2f}" for x in r["success_per_goal"]),
             "Q_NMSE": round(r["q_nmse"], 4),
+            "Q_NMSE rollouts": round(r["q_nmse_rollout"], 4) if "q_nmse_rollout" in r else "-",
             "Q_MSE": f"{r['q_mse']:.3g}",
             "grid": "x".join(str(n) for n in r["q_resolution"]),
             "command": f"`{r.get('command', payload['command'])}`",
@@ -147,7 +179,10 @@ def markdown(payload: dict[str, Any]) -> str:
         f"{m['date']}.",
         "",
         "Success: greedy, 64 episodes per training goal (MountainCar goals x = -1.2, -0.6, 0.0, 0.6; Reacher "
-        "fingertip goals (1,0), (0,1), (-1,0), (0,-1)). Q_NMSE / Q_MSE: the agent's Q vs Q^pi of its own greedy "
+        "fingertip goals (1,0), (0,1), (-1,0), (0,-1)). Q_NMSE rollouts: the same NMSE on 2048 states uniform "
+        "over the state box against Q^pi from exact rollouts of the greedy policy on the true dynamics (no grid, "
+        "so no interpolation error; plray.evaluation.q_accuracy.q_accuracy_rollout). "
+        "Q_NMSE / Q_MSE: the agent's Q vs Q^pi of its own greedy "
         "policy by grid policy evaluation under the true dynamics (N-linear interpolation, tol 1e-10), "
         "MSE / Var(Q^pi) averaged over goals and actions (reference §1.5.3). Paper targets: MountainCar-position "
         "Q_NMSE 0.10 (PQN, 5e6 steps, GPU); Reacher success >= 90%.",
@@ -169,6 +204,11 @@ def main() -> None:
     parser.add_argument("--out", default="/tmp/plray-bench-agents", help="root of the run directories")
     parser.add_argument("--only", nargs="*", default=None, help="run only these labels")
     parser.add_argument("--reacher-resolution", type=int, default=20, help="Reacher Q grid nodes per dim")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="evaluate finished runs of the same config found under --out again instead of retraining them",
+    )
     parser.add_argument("--mc-resolution", type=int, default=200, help="MountainCar Q grid nodes per dim")
     args = parser.parse_args()
 
@@ -200,7 +240,7 @@ def main() -> None:
     order = {r[0]: i for i, r in enumerate(QUICK_RUNS if args.quick else FULL_RUNS)}
     for label, config, steps, key in runs:
         print(f"[bench] {label}: {config} for {steps} env steps", file=sys.stderr, flush=True)
-        row = run_one(label, config, steps, resolutions[key], out_root)
+        row = run_one(label, config, steps, resolutions[key], out_root, reuse=args.reuse)
         row["command"] = payload["command"]
         row["machine"] = payload["machine"] | {"torch_threads": payload["torch_threads"]}
         payload["runs"] = sorted([*payload["runs"], row], key=lambda r: order.get(r["label"], len(order)))

@@ -12,7 +12,7 @@ from plray.agents.qsource import QSource
 from plray.core.validation import PlrayInputError
 from plray.envs.mountaincar import MountainCarTask
 from plray.evaluation.grid import GridSolution, task_grid, task_policy_evaluation, task_value_iteration
-from plray.evaluation.q_accuracy import q_accuracy
+from plray.evaluation.q_accuracy import q_accuracy, q_accuracy_rollout, rollout_q_pi
 
 RES = 24
 
@@ -123,3 +123,59 @@ def test_bad_inputs_raise(
 def test_non_source_raises() -> None:
     with pytest.raises(PlrayInputError, match="source"):
         q_accuracy(object(), 10)  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------ grid-free Q^pi by rollouts
+class ConstantPolicySource(QSource):
+    """Q that makes one action greedy everywhere (all other actions lower), with a constant value."""
+
+    def __init__(self, task: MountainCarTask, action: int, value: float = 0.5) -> None:
+        super().__init__(task, task.gamma)
+        self.action, self.value = action, value
+
+    def q_values(self, obs: Any, goals: Any) -> torch.Tensor:
+        out = torch.full((len(obs), int(self.task.num_actions or 0)), self.value - 0.1, dtype=torch.float64)
+        out[:, self.action] = self.value
+        return out
+
+
+def test_rollout_q_pi_by_hand_near_the_goal() -> None:
+    task = MountainCarTask("position")
+    src = ConstantPolicySource(task, action=2)
+    # x = 0.55, v = 0.02: every action lands within 0.1 of the goal x = 0.6 at once: Q^pi = r = 1
+    q_agent, q_pi = rollout_q_pi(src, np.array([[0.55, 0.02]]), np.array([0.6]))
+    np.testing.assert_allclose(q_pi, 1.0)
+    np.testing.assert_allclose(q_agent, [[0.4, 0.4, 0.5]])
+    # one step short of the goal under "push right": Q^pi(s, right) = gamma * 1 exactly
+    s = np.array([[0.45, 0.04]])
+    s1 = task.next_state(s, np.array([2]))
+    assert not task.terminal_at(s1, np.array([[0.6]]))[0]
+    assert task.terminal_at(task.next_state(s1, np.array([2])), np.array([[0.6]]))[0]
+    _, q_pi = rollout_q_pi(src, s, np.array([0.6]))
+    np.testing.assert_allclose(q_pi[0, 2], task.gamma)
+
+
+def test_rollout_q_pi_matches_fine_grid_policy_evaluation() -> None:
+    task = MountainCarTask("position")
+    src = ConstantPolicySource(task, action=2)
+    goal = np.array([0.6])
+    grid = task_grid(task, 200)
+    sol = task_policy_evaluation(task, goal, grid, np.full(grid.num_points, 2))
+    states = task.sample_states(256, np.random.default_rng(0))
+    _, q_pi = rollout_q_pi(src, states, goal)
+    # the 200^2 grid's interpolation smears V a little; exact rollouts agree with it closely
+    assert np.abs(sol.q_values(states) - q_pi).mean() < 0.03
+
+
+def test_q_accuracy_rollout_zero_for_a_self_consistent_agent_and_errors() -> None:
+    task = MountainCarTask("position")
+    src = ConstantPolicySource(task, action=2)
+    acc = q_accuracy_rollout(src, 64, goals=np.array([[0.6]]), horizon=400)
+    # a constant Q is far from Q^pi: NMSE = MSE / Var(Q^pi) > 0, finite
+    assert acc["q_nmse"] > 0.1 and np.isfinite(acc["q_mse"]) and acc["num_states"] == 64
+    with pytest.raises(PlrayInputError, match="num_states"):
+        q_accuracy_rollout(src, 1)
+    with pytest.raises(PlrayInputError, match="horizon"):
+        rollout_q_pi(src, np.zeros((2, 2)), np.array([0.6]), horizon=0)
+    with pytest.raises(PlrayInputError, match="states"):
+        rollout_q_pi(src, np.zeros((2, 3)), np.array([0.6]))
