@@ -3,7 +3,7 @@
     python bench/agents.py [--quick] [--out DIR] [--only LABEL ...] [--reacher-resolution 20]
 
 Trains MountainCar-position (configs/agents/mountaincar-position.yaml) and the kinematic Reacher
-(configs/agents/reacher.yaml with DQN, configs/agents/reacher-pqn.yaml with PQN) each at several
+(configs/agents/reacher.yaml with DQN, configs/agents/*-pqn.yaml with PQN) each at several
 env-step budgets with ``plray.agents.train.train`` (one run at a time; each starts and stops its own
 local Ray). Per run it records env steps, wall-clock, env steps/s, the greedy success rate per
 training goal (metrics.json, 64 episodes per goal), and Q_MSE / Q_NMSE against Q^π of the agent's
@@ -56,6 +56,8 @@ FULL_RUNS: list[tuple[str, str, int, str]] = [
     ("reacher-pqn-1m", "reacher-pqn.yaml", 1_000_000, "reacher"),
     ("reacher-pqn-4m", "reacher-pqn.yaml", 4_000_000, "reacher"),
     ("reacher-pqn-10m", "reacher-pqn.yaml", 10_000_000, "reacher"),
+    ("mc-position-pqn-1m", "mountaincar-position-pqn.yaml", 1_000_000, "mc"),
+    ("mc-position-pqn-5m", "mountaincar-position-pqn.yaml", 5_000_000, "mc"),
 ]
 QUICK_RUNS: list[tuple[str, str, int, str]] = [
     ("mc-position-quick", "mountaincar-position.yaml", 20_000, "mc"),
