@@ -404,7 +404,13 @@ def train(
                 "time_s": time.perf_counter() - wall_start,
             }
             with (out / "progress.jsonl").open("a", encoding="utf-8") as fh:
-                fh.write(json.dumps({k: v for k, v in summary.items() if v is not None}) + "\n")
+                # strict JSON: no NaN (RLlib reports NaN episode means for rounds where no episode ended)
+                finite = {
+                    k: v
+                    for k, v in summary.items()
+                    if v is not None and not (isinstance(v, float) and not np.isfinite(v))
+                }
+                fh.write(json.dumps(finite, allow_nan=False) + "\n")
             bar.update(env_steps, {"return": summary["episode_return_mean"], "loss": summary["loss"]}, steps_at_start)
             if on_iteration is not None:
                 on_iteration(iteration, summary)

@@ -101,6 +101,8 @@ def test_pqn_trains_learns_checkpoints_resumes_and_exports(ray_local, tmp_path) 
     second = train(cfg, run, progress=False)
     assert second["finished"] and second["iterations"] == 4 and 1600 <= second["env_steps"] < 1800
     after = load_qsource(run / "agent")
+    for line in (run / "progress.jsonl").read_text().splitlines():  # strict JSON: no NaN or Infinity
+        json.loads(line, parse_constant=lambda name: pytest.fail(f"progress.jsonl holds {name}"))
     assert after.metadata["algorithm"] == "pqn" and after.metadata["network"]["sigmoid"]
     obs = np.array([[0.1, -0.2, 0.3, 0.0, 1.2, 0.4], [2.0, 1.0, -1.0, 0.5, -0.9, 1.1]])
     goals = np.array([[1.0, 0.0], [0.0, -1.0]])
