@@ -74,14 +74,15 @@ def finished_run(run_dir: Path, cfg: AgentConfig) -> bool:
     """Whether ``run_dir`` holds a finished run of exactly ``cfg`` (metrics.json, agent/, same config.yaml)."""
     import yaml
 
-    from plray.utils.schema import to_mapping
+    from plray.utils.schema import ConfigError, from_mapping, to_mapping
 
     try:
         metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
-        saved = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
-    except (OSError, ValueError, yaml.YAMLError):
+        # through the schema, so fields added since the run (at their defaults) compare equal
+        saved = from_mapping(AgentConfig, yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8")))
+    except (OSError, ValueError, ConfigError, yaml.YAMLError):
         return False
-    return bool(metrics.get("finished")) and (run_dir / "agent").is_dir() and saved == to_mapping(cfg)
+    return bool(metrics.get("finished")) and (run_dir / "agent").is_dir() and to_mapping(saved) == to_mapping(cfg)
 
 
 def with_budget(cfg: AgentConfig, steps: int) -> AgentConfig:
