@@ -87,6 +87,22 @@ def relabel(
     return obs, next_obs, rewards, terminateds
 
 
+def check_k(k: object) -> int:
+    """The number of relabelled copies per transition, an integer >= 0."""
+    if isinstance(k, bool) or not isinstance(k, int) or k < 0:
+        raise PlrayInputError(f"her k: relabelled goals per transition must be an integer >= 0, got {k!r}")
+    return k
+
+
+def resolve_task(task: str | GoalTask, task_kwargs: dict[str, Any] | None = None) -> GoalTask:
+    """The task whose reward function relabels: a registry name (built with ``task_kwargs``) or an instance."""
+    if isinstance(task, str):
+        from plray.envs.registry import make_task
+
+        return make_task(task, **(task_kwargs or {}))
+    return task
+
+
 def relabel_fragments(
     task: GoalTask,
     observations: list[FloatArray],
@@ -118,8 +134,7 @@ def relabel_fragments(
         ``terminateds`` (N,) bool, N = (k + 1) Σ T_i: the real transitions first, then the copies.
     """
     check_choice(strategy, "her strategy", HER_STRATEGIES)
-    if not isinstance(k, int) or k < 0:
-        raise PlrayInputError(f"her k: relabelled goals per transition must be an integer >= 0, got {k!r}")
+    k = check_k(k)
     if not (len(observations) == len(actions) == len(rewards) == len(terminated)):
         raise PlrayInputError("relabel_fragments: observations, actions, rewards and terminated differ in length")
     lengths = np.array([len(a) for a in actions], dtype=np.int64)
@@ -205,15 +220,9 @@ class HindsightEpisodeReplayBuffer(EpisodeReplayBuffer):  # type: ignore[misc, v
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if isinstance(task, str):
-            from plray.envs.registry import make_task
-
-            task = make_task(task, **(task_kwargs or {}))
-        self.task: GoalTask = task
+        self.task: GoalTask = resolve_task(task, task_kwargs)
         self.strategy = check_choice(strategy, "her strategy", HER_STRATEGIES)
-        if not isinstance(k, int) or k < 0:
-            raise PlrayInputError(f"her k: relabelled goals per transition must be an integer >= 0, got {k!r}")
-        self.k = k
+        self.k = check_k(k)
         self.rng = np.random.default_rng(seed)
         self._relabel_rng = np.random.default_rng(None if seed is None else [seed, 1])
         self.num_relabelled = 0

@@ -48,9 +48,9 @@ from ray.rllib.utils.metrics import (
     TIMERS,
 )
 
-from plray.agents.her import relabel_fragments
+from plray.agents.her import HER_STRATEGIES, check_k, relabel_fragments, resolve_task
 from plray.agents.rllib_module import GoalQTorchRLModule
-from plray.core.validation import PlrayInputError
+from plray.core.validation import PlrayInputError, check_choice
 from plray.envs.base import GoalTask
 
 QF_NEXT_PREDS = "qf_next_preds"
@@ -178,13 +178,10 @@ class PQN(Algorithm):  # type: ignore[misc]
 
     def setup(self, config: Any) -> None:
         super().setup(config)
-        from plray.envs.registry import make_task
-
         her = self.config.her
-        task = her["task"]
-        self._her_task: GoalTask = make_task(task, **her.get("task_kwargs", {})) if isinstance(task, str) else task
-        self._her_strategy = str(her.get("strategy", "future"))
-        self._her_k = int(her.get("k", 4))
+        self._her_task: GoalTask = resolve_task(her["task"], her.get("task_kwargs"))
+        self._her_strategy = check_choice(her.get("strategy", "future"), "her strategy", HER_STRATEGIES)
+        self._her_k = check_k(her.get("k", 4))
         seed = her.get("seed")
         self._her_rng = np.random.default_rng(None if seed is None else [int(seed), 2])
 

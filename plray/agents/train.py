@@ -90,15 +90,14 @@ def algorithm_config(cfg: AgentConfig) -> Any:
     task = make_task(cfg.task, **cfg.task_kwargs)
     gamma = cfg.gamma or task.gamma
     tr = cfg.training
-    buffer = {
-        "type": BUFFER_TYPE,
-        "capacity": tr.replay_capacity,
+    her = {
         "task": cfg.task,
         "task_kwargs": dict(cfg.task_kwargs),
         "strategy": cfg.her.strategy,
         "k": cfg.her.k,
         "seed": cfg.seed,
     }
+    buffer = {"type": BUFFER_TYPE, "capacity": tr.replay_capacity, **her}
     lr: Any = tr.lr if tr.lr_final is None else [[0, tr.lr], [tr.total_env_steps, tr.lr_final]]
     common_training: dict[str, Any] = {
         "lr": lr,
@@ -123,13 +122,7 @@ def algorithm_config(cfg: AgentConfig) -> Any:
             gamma=gamma,
             grad_clip=tr.grad_clip,
             grad_clip_by="global_norm",
-            her={
-                "task": cfg.task,
-                "task_kwargs": dict(cfg.task_kwargs),
-                "strategy": cfg.her.strategy,
-                "k": cfg.her.k,
-                "seed": cfg.seed,
-            },
+            her=her,
             epsilon=epsilon,
             num_epochs=tr.num_epochs,
             minibatch_size=tr.train_batch_size,

@@ -65,29 +65,23 @@ def _check_chunk(chunk: object) -> int:
 
 
 @torch.no_grad()
-def agent_q_at_nodes(source: QSource, grid: RegularGrid, goal: FloatArray, *, chunk: int = DEFAULT_CHUNK) -> FloatArray:
-    """The agent's Q(x_i, ·, g) at every grid node, in batches of ``chunk`` nodes.
-
-    Args:
-        source: the agent (discrete actions).
-        grid: N nodes over the task's state space (d dims).
-        goal: the goal g, shape (k,).
-        chunk: nodes per forward pass.
+def agent_q_at_states(
+    source: QSource, states: FloatArray, goal: FloatArray, *, chunk: int = DEFAULT_CHUNK
+) -> FloatArray:
+    """The agent's Q(s, ·, g) at states (n, d), in batches of ``chunk`` states.
 
     Returns:
-        Q-values, shape (N, A), float64.
+        Q-values, shape (n, A), float64 (all finite, else :class:`PlrayInputError`).
     """
     task = source.task
     assert task.num_actions is not None
     chunk = _check_chunk(chunk)
-    N = grid.num_points
-    out = np.empty((N, task.num_actions))
-    for start in range(0, N, chunk):
-        stop = min(start + chunk, N)
-        states = grid.node_points(np.arange(start, stop))
-        obs = task.observe(states)
-        goals = np.repeat(np.asarray(goal, dtype=np.float64)[None], stop - start, axis=0)
-        q = source.q_values(obs, goals)
+    n = states.shape[0]
+    out = np.empty((n, task.num_actions))
+    g = np.asarray(goal, dtype=np.float64)[None]
+    for start in range(0, n, chunk):
+        stop = min(start + chunk, n)
+        q = source.q_values(task.observe(states[start:stop]), np.repeat(g, stop - start, axis=0))
         q_np = q.detach().double().cpu().numpy() if isinstance(q, torch.Tensor) else np.asarray(q, dtype=np.float64)
         if q_np.shape != (stop - start, task.num_actions):
             raise PlrayInputError(
@@ -95,8 +89,22 @@ def agent_q_at_nodes(source: QSource, grid: RegularGrid, goal: FloatArray, *, ch
             )
         out[start:stop] = q_np
     if not np.isfinite(out).all():
-        raise PlrayInputError("source.q_values: non-finite Q-values at the grid nodes")
+        raise PlrayInputError("source.q_values: non-finite Q-values")
     return out
+
+
+def agent_q_at_nodes(source: QSource, grid: RegularGrid, goal: FloatArray, *, chunk: int = DEFAULT_CHUNK) -> FloatArray:
+    """The agent's Q(x_i, ·, g) at every grid node, shape (N, A), float64 (see :func:`agent_q_at_states`).
+
+    Node coordinates are built ``chunk`` nodes at a time, so large grids never hold them all at once.
+    """
+    chunk = _check_chunk(chunk)
+    N = grid.num_points
+    parts = [
+        agent_q_at_states(source, grid.node_points(np.arange(start, min(start + chunk, N))), goal, chunk=chunk)
+        for start in range(0, N, chunk)
+    ]
+    return np.concatenate(parts)
 
 
 def q_accuracy(
@@ -234,18 +242,7 @@ def rollout_q_pi(
     g = as_float_array(goal, "goal", ndim=1)
     check_shape(g, "goal", (task.goal_dim,), ("k",))
     n, A = s.shape[0], task.num_actions
-
-    def q_of(x: FloatArray) -> FloatArray:
-        out = np.empty((x.shape[0], A))
-        for start in range(0, x.shape[0], chunk):
-            part = x[start : start + chunk]
-            goals = np.repeat(g[None], part.shape[0], axis=0)
-            out[start : start + part.shape[0]] = source.q_values(task.observe(part), goals).double().cpu().numpy()
-        if not np.isfinite(out).all():
-            raise PlrayInputError("source.q_values: non-finite Q-values on the rollout states")
-        return out
-
-    q_agent = q_of(s)
+    q_agent = agent_q_at_states(source, s, g, chunk=chunk)
     first = np.repeat(s, A, axis=0)
     actions = np.tile(np.arange(A), n)
     cur = task.next_state(first, actions)
@@ -257,7 +254,7 @@ def rollout_q_pi(
         if alive.size == 0:
             break
         x = cur[alive]
-        nxt = task.next_state(x, np.argmax(q_of(x), axis=1))
+        nxt = task.next_state(x, np.argmax(agent_q_at_states(source, x, g, chunk=chunk), axis=1))
         gg = goals_all[: alive.size]
         q_pi[alive] += discount * np.asarray(task.reward_at(nxt, gg), dtype=np.float64)
         cur[alive] = nxt
