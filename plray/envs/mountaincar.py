@@ -155,6 +155,20 @@ class MountainCarTask(GoalTask):
         v_free = _free_velocity(states, actions)
         return (states[:, 0] + v_free <= MIN_POSITION) & (v_free < 0.0)
 
+    def wall_plateau(self, states: FloatArray) -> np.ndarray:
+        """States from which every action hits the left wall on the next step, shape (B,) bool.
+
+        From all of them the successor is (−1.2, 0), so V is the same at every plateau state that
+        earns the same reward: an agent's Q-values cannot say where inside the plateau a successor
+        lies (bench/mountaincar_wall.py measures what that costs in WM_NMSE).
+
+        Args:
+            states: [x, v] rows, shape (B, 2).
+        """
+        states = check_batch(states, "states", 2, "d")
+        n = len(states)
+        return np.logical_and.reduce([self.left_wall_contact(states, np.full(n, a)) for a in range(3)])
+
     def observe(self, states: FloatArray) -> FloatArray:
         """The observation [x, v] (the state itself), shape (B, 2)."""
         return check_batch(states, "states", 2, "d").copy()

@@ -164,3 +164,19 @@ def test_left_wall_contact_is_where_the_velocity_is_zeroed() -> None:
     np.testing.assert_allclose(nxt[~hit, 1], free_v[~hit])
     assert not task.left_wall_contact(np.array([[-1.2, 0.07]]), np.array([2]))[0]
     assert task.left_wall_contact(np.array([[-1.19, -0.05]]), np.array([0]))[0]
+
+
+def test_wall_plateau_is_where_every_action_hits_the_wall() -> None:
+    task = MountainCarTask()
+    states = task.sample_states(20_000, np.random.default_rng(3))
+    plateau = task.wall_plateau(states)
+    assert 0 < plateau.sum() < len(states)
+    for a in range(3):
+        nxt = task.next_state(states[plateau], np.full(int(plateau.sum()), a))
+        np.testing.assert_array_equal(nxt, np.tile([-1.2, 0.0], (int(plateau.sum()), 1)))
+    # outside the plateau some action avoids the wall
+    escapes = np.zeros(len(states), dtype=bool)
+    for a in range(3):
+        escapes |= ~task.left_wall_contact(states, np.full(len(states), a))
+    np.testing.assert_array_equal(escapes, ~plateau)
+    assert task.wall_plateau(np.array([[-1.2, -0.07]]))[0] and not task.wall_plateau(np.array([[-1.2, 0.0]]))[0]
