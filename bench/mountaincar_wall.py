@@ -2,8 +2,8 @@
 
     python bench/mountaincar_wall.py [--states N] [--resolution R] [--model TASK=WORLD_MODEL ...]
 
-Neural P-learning from the oracle reaches WM_NMSE ~2.5e-5 away from the left wall but ~4.6e-3
-overall (bench/results/extraction.md): the error sits on the ~0.9% of (s, a) pairs that hit the
+Neural P-learning from the oracle reaches WM_NMSE ~2.3e-5 away from the left wall but ~6.4e-3
+overall (bench/results/extraction_mc_eval250k.md): the error sits on the ~0.9% of (s, a) pairs that hit the
 wall, where gymnax zeroes the velocity. This benchmark scores hand-built successor functions
 against the oracle's Bellman equation, on uniform states (the extraction's evaluation
 distribution), for both MountainCar agents (position and velocity goals):
@@ -75,7 +75,9 @@ def plateau_swap(task: MountainCarTask, point: tuple[float, float]) -> Successor
     return step
 
 
-def all_goal_residual(oracle: OracleQSource, task: MountainCarTask, s: np.ndarray, a: np.ndarray, nxt: np.ndarray):
+def all_goal_residual(
+    oracle: OracleQSource, task: MountainCarTask, s: np.ndarray, a: np.ndarray, nxt: np.ndarray
+) -> np.ndarray:
     """Per pair, mean over the training goals of |Q(s, a, g) − r(s', g) − γ (1 − done) V(s', g)|, shape (B,)."""
     goals = torch.as_tensor(np.asarray(task.training_goals), dtype=torch.float32)
     g_n, b = len(goals), len(s)
