@@ -149,9 +149,21 @@ def build_parser() -> argparse.ArgumentParser:
             "released settings for each task."
         ),
     )
-    ex.add_argument("--task", required=True, help="mountaincar-position, mountaincar-velocity or reacher")
+    ex.add_argument(
+        "--task",
+        required=True,
+        help="mountaincar-position, mountaincar-velocity, reacher, or mountaincar-position-noisy "
+        "(Gaussian process noise; use --method gaussian to recover it)",
+    )
     ex.add_argument("--agent", default="oracle", help="agent artifact directory (<run>/agent) or 'oracle' (default)")
     ex.add_argument("--method", choices=("deterministic", "gaussian", "supervised"), default="deterministic")
+    ex.add_argument(
+        "--estimator",
+        choices=("two-sample", "one-sample", "score"),
+        default="two-sample",
+        help="gradient estimator of --method gaussian (default: %(default)s, unbiased; one-sample is biased "
+        "towards deterministic kernels)",
+    )
     ex.add_argument("--steps", type=_positive_int, default=None, help="gradient steps (default: the task's)")
     ex.add_argument("--batch-size", type=_positive_int, default=None, help="samples per step (default: the task's)")
     ex.add_argument(
@@ -183,6 +195,12 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--no-unseen", action="store_true", help="skip the unseen-goal planning")
     ev.add_argument("--resolution", type=_positive_int, default=None, help="planning grid points per dim")
     ev.add_argument("--starts", type=_positive_int, default=512, help="rollout start states (default 512)")
+    ev.add_argument(
+        "--eval-states",
+        type=_positive_int,
+        default=None,
+        help="states for the WM metrics (default: the paper's count, 250 000 MountainCar, 6 400 Reacher)",
+    )
     ev.add_argument("--seed", type=int, default=0)
 
     sv = sub.add_parser(
@@ -382,6 +400,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
         oracle_resolution=args.oracle_resolution,
         p_learning=overrides,
         normalize_inputs=not args.raw_inputs,
+        estimator=args.estimator,
         seed=args.seed,
     ).validate()
     steps = cfg.neural_config().steps
@@ -410,11 +429,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         resolution=args.resolution,
         num_starts=args.starts,
         seed=args.seed,
+        eval_states=args.eval_states,
     )
     from plray.evaluation.report import markdown_table
 
     for space, m in result["metrics"].items():
-        print(f"WM_NMSE ({space} space): {m['wm_nmse']:.3g}")
+        if space == "kernel":
+            print(f"kernel: std true {m['std_true']}, model {m['std_model']}, median rel. error {m['std_rel_error']}")
+        else:
+            print(f"WM_NMSE ({space} space): {m['wm_nmse']:.3g}")
     if result.get("unseen"):
         print(markdown_table(result["unseen"], ("goal", "return_wm", "return_opt", "ratio")))
     print(f"report: {out / 'report.md'}")

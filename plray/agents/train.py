@@ -213,7 +213,7 @@ def evaluate_greedy(source: QSource, episodes_per_goal: int, seed: int) -> dict[
         t_reach = np.full(n, task.max_episode_steps)
         for t in range(task.max_episode_steps):
             actions = source.greedy_actions(task.observe(states), goal).numpy()
-            nxt = task.next_state(states, actions)
+            nxt = task.sample_next_state(states, actions, rng)
             r = task.reward_at(nxt, goal)
             done = task.terminal_at(nxt, goal)
             ret += alive * source.gamma**t * r

@@ -9,8 +9,9 @@
   function cannot be injective on ℝ^d for d ≥ 2, so in two or more dims the inversion returns
   *some* point of the level set {x : m_g(x) = Q(s, a, g)}, which is in general not the successor.
 * :func:`train_supervised_successor`: the same :class:`plray.core.neural.SuccessorNetwork` fitted
-  by regression on true transitions (task.next_state), data P-learning never sees: the best a
-  model of this architecture and budget can do.
+  by regression on true transitions (task.next_state; sampled ones, ``task.sample_next_state``,
+  on stochastic tasks), data P-learning never sees: the best a model of this architecture and
+  budget can do.
 """
 
 from __future__ import annotations
@@ -207,7 +208,10 @@ def train_supervised_successor(
     def batch_loss(rng: np.random.Generator) -> Tensor:
         s_np = np.asarray(sample_states(rng, cfg.batch_size), dtype=np.float64)
         a_np = np.asarray(act(rng, cfg.batch_size))
-        nxt = np.asarray(task.next_state(s_np, a_np), dtype=np.float64)
+        if getattr(task, "stochastic", False):  # sampled transitions, as data from the environment would be
+            nxt = np.asarray(task.sample_next_state(s_np, a_np, rng), dtype=np.float64)  # type: ignore[attr-defined]
+        else:
+            nxt = np.asarray(task.next_state(s_np, a_np), dtype=np.float64)
         if nxt.shape != s_np.shape:
             raise PlrayInputError(f"task.next_state: expected shape {s_np.shape}, got {nxt.shape}")
         s = torch.as_tensor(s_np, dtype=torch.float32)

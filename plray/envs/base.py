@@ -27,6 +27,9 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from plray.core.types import BoolArray, FloatArray
 from plray.core.validation import PlrayInputError, as_float_array, check_shape
 
+QUADRATURE_ORDER = 5
+"""Gauss–Hermite nodes per noisy dim of :meth:`GoalTask.successor_quadrature` (exact to degree 9)."""
+
 
 def wrap_angle(x: FloatArray) -> FloatArray:
     """Wrap angles to [−π, π)."""
@@ -79,6 +82,10 @@ class GoalTask(ABC):
         goal_tolerance: a, the radius of the sparse goal reward.
         gamma: the discount the paper uses for this task.
         training_goals: the goal set G, shape (G, k).
+        noise_std: None for deterministic dynamics (the paper's tasks); otherwise σ (d,) of additive
+            Gaussian process noise, s' = add_noise(next_state(s, a), σ ⊙ ε) with ε ~ N(0, I). Then
+            ``next_state`` is the noise-free step f(s, a), ``sample_next_state`` draws successors and
+            ``successor_quadrature`` integrates over them (grid value iteration, oracle Q).
     """
 
     name: ClassVar[str]
@@ -97,6 +104,7 @@ class GoalTask(ABC):
     action_high: FloatArray | None = None
     goal_tolerance: float
     training_goals: FloatArray
+    noise_std: FloatArray | None = None
 
     # ------------------------------------------------------------------ dynamics
     @abstractmethod
@@ -106,6 +114,67 @@ class GoalTask(ABC):
     @abstractmethod
     def next_state(self, states: FloatArray, actions: np.ndarray) -> FloatArray:
         """Exact successor of each (state, action): states (B, d), actions (B,) ints or (B, action_dim)."""
+
+    @property
+    def stochastic(self) -> bool:
+        """Whether the dynamics carry process noise (``noise_std`` set with a positive entry)."""
+        return self.noise_std is not None and bool(np.any(np.asarray(self.noise_std) > 0.0))
+
+    def add_noise(self, states: FloatArray, noise: FloatArray) -> FloatArray:
+        """Where noise lands: ``wrap(states + noise)`` by default; tasks with a bounded box clip.
+
+        Args:
+            states: noise-free successors f(s, a), shape (..., d).
+            noise: σ ⊙ ε, same shape.
+
+        Returns:
+            noisy successors, shape (..., d).
+        """
+        return self.wrap(np.asarray(states, dtype=np.float64) + noise)
+
+    def sample_next_state(self, states: FloatArray, actions: np.ndarray, rng: np.random.Generator) -> FloatArray:
+        """One successor per (state, action) drawn from the task's kernel, shape (B, d).
+
+        Deterministic tasks return ``next_state`` and leave ``rng`` untouched, so seeded runs of
+        the paper's tasks draw the same numbers as before noise existed.
+        """
+        nxt = self.next_state(states, actions)
+        if not self.stochastic:
+            return nxt
+        assert self.noise_std is not None
+        return self.add_noise(nxt, np.asarray(self.noise_std) * rng.standard_normal(nxt.shape))
+
+    def successor_quadrature(
+        self, states: FloatArray, actions: np.ndarray, order: int = QUADRATURE_ORDER
+    ) -> tuple[FloatArray, FloatArray]:
+        """Successor nodes and weights that integrate over the kernel: E f(s') ≈ Σ_k w_k f(s'_k).
+
+        Gauss–Hermite with ``order`` nodes per noisy dim (a tensor product over the dims with
+        σ > 0, so K = order^(noisy dims)); exact for polynomials of degree < 2·order in the noise
+        before ``add_noise``'s clipping or wrapping. A deterministic task gives K = 1.
+
+        Args:
+            states: (B, d); actions: (B,) ints or (B, action_dim).
+            order: nodes per noisy dim, >= 1.
+
+        Returns:
+            (nodes (B, K, d), weights (K,) summing to 1).
+        """
+        nxt = self.next_state(states, actions)
+        if not self.stochastic:
+            return nxt[:, None, :], np.ones(1)
+        if isinstance(order, bool) or not isinstance(order, int | np.integer) or order < 1:
+            raise PlrayInputError(f"order: expected a positive integer, got {order!r}")
+        assert self.noise_std is not None
+        sigma = np.asarray(self.noise_std, dtype=np.float64)
+        z, w = np.polynomial.hermite_e.hermegauss(int(order))  # probabilists' Hermite: weight exp(-z²/2)
+        w = w / w.sum()
+        noisy = np.flatnonzero(sigma > 0.0)
+        grids = np.meshgrid(*([z] * noisy.size), indexing="ij")
+        offsets = np.zeros((z.size**noisy.size, self.state_dim))
+        offsets[:, noisy] = np.stack([g.reshape(-1) for g in grids], axis=-1) * sigma[noisy]
+        weights = np.prod(np.stack(np.meshgrid(*([w] * noisy.size), indexing="ij"), axis=0).reshape(noisy.size, -1), 0)
+        return self.add_noise(nxt[:, None, :], offsets[None]), weights
 
     @abstractmethod
     def observe(self, states: FloatArray) -> FloatArray:
@@ -273,7 +342,7 @@ class GoalVectorEnv(VectorEnv):
         actions = self.task.check_actions(actions, self.num_envs)
         reset = self._needs_reset.copy()
         step = ~reset
-        nxt = self.task.next_state(self._states, actions)
+        nxt = self.task.sample_next_state(self._states, actions, self._rng)
         rewards = np.where(step, self.task.reward_at(nxt, self._goal), 0.0)
         terminated = step & self.task.terminal_at(nxt, self._goal)
         self._states = np.where(step[:, None], nxt, self._states)
@@ -330,7 +399,7 @@ class GoalEnv(gym.Env[np.ndarray, Any]):
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         actions = self.task.check_actions(np.asarray([action]), 1)
-        self._state = self.task.next_state(self._state, actions)
+        self._state = self.task.sample_next_state(self._state, actions, self.np_random)
         reward = float(self.task.reward_at(self._state, self._goal)[0])
         terminated = bool(self.task.terminal_at(self._state, self._goal)[0])
         self._t += 1

@@ -18,6 +18,16 @@ ends the episode:
   a = 0.1.
 * ``velocity``: the achieved goal is v; goals v ∈ linspace(−0.07, 0.07, 4), a = 0.01.
 
+Noisy variant (not in the paper; ``mountaincar-position-noisy`` in the registry): additive Gaussian
+process noise on both dims after the step, then the same box and wall::
+
+    x̃ = x' + σ_x ε₁,  ṽ = v' + σ_v ε₂,  ε ~ N(0, I),  (σ_x, σ_v) = NOISE_STD = (0.005, 0.001)
+    x'' = clip(x̃, −1.2, 0.6),  v'' = clip(ṽ, ±0.07),  v'' ← 0 if x'' = −1.2 and v'' < 0
+
+σ_v equals the engine's force per step and σ_x is about half a cell of the 200 × 200 grid; away
+from the box the successor is exactly Gaussian with a diagonal covariance, the family of
+:mod:`plray.core.neural_stochastic`, so that extraction can be scored against the true σ.
+
 Notes:
 
 * plray computes in float64; gymnax (JAX's default) runs in float32, so trajectories agree with the
@@ -49,6 +59,8 @@ RESET_LOW, RESET_HIGH = -0.6, -0.4
 NUM_GOALS = 4
 POSITION_TOLERANCE = 0.1
 VELOCITY_TOLERANCE = 0.01
+NOISE_STD: tuple[float, float] = (0.005, 0.001)
+"""(σ_x, σ_v) of the noisy variant's process noise (see the module docstring)."""
 
 
 def _free_velocity(states: FloatArray, actions: np.ndarray) -> FloatArray:
@@ -66,6 +78,8 @@ class MountainCarTask(GoalTask):
         placement: ``"spread"`` (evenly spaced over the goal dim's range, the paper's) or
             ``"random"`` (uniform over that range, seeded).
         seed: seeds the ``random`` placement.
+        noise_std: None (the paper's deterministic physics) or (σ_x, σ_v) >= 0 of additive Gaussian
+            process noise (see the module docstring); the name gains ``-noisy``.
 
     Attributes:
         goal: the goal family.
@@ -80,7 +94,12 @@ class MountainCarTask(GoalTask):
     gamma: ClassVar[float] = 0.99
 
     def __init__(
-        self, goal: str = "position", num_goals: int = NUM_GOALS, placement: str = "spread", seed: int = 0
+        self,
+        goal: str = "position",
+        num_goals: int = NUM_GOALS,
+        placement: str = "spread",
+        seed: int = 0,
+        noise_std: tuple[float, float] | None = None,
     ) -> None:
         check_choice(goal, "goal", GOALS)
         check_choice(placement, "placement", ("spread", "random"))
@@ -88,6 +107,17 @@ class MountainCarTask(GoalTask):
             raise PlrayInputError(f"num_goals: expected a positive integer, got {num_goals!r}")
         self.goal = goal
         self.name = f"mountaincar-{goal}"  # type: ignore[misc]
+        if noise_std is not None:
+            try:
+                sigma = np.asarray(noise_std, dtype=np.float64)
+            except (TypeError, ValueError):
+                sigma = np.full(0, np.nan)
+            if sigma.shape != (2,) or not np.isfinite(sigma).all() or (sigma < 0).any():
+                raise PlrayInputError(
+                    f"noise_std: expected two finite numbers >= 0 (sigma_x, sigma_v), got {noise_std!r}"
+                )
+            self.noise_std = sigma
+            self.name = f"mountaincar-{goal}-noisy"  # type: ignore[misc]
         self.goal_index = 0 if goal == "position" else 1
         self.state_low = np.array([MIN_POSITION, -MAX_SPEED])
         self.state_high = np.array([MAX_POSITION, MAX_SPEED])
@@ -102,7 +132,8 @@ class MountainCarTask(GoalTask):
         self.training_goals = values.reshape(-1, 1)
 
     def __repr__(self) -> str:
-        return f"MountainCarTask(goal={self.goal!r}, num_goals={len(self.training_goals)})"
+        noise = "" if self.noise_std is None else f", noise_std={tuple(float(x) for x in self.noise_std)}"
+        return f"MountainCarTask(goal={self.goal!r}, num_goals={len(self.training_goals)}{noise})"
 
     # ------------------------------------------------------------------ dynamics
     def reset_states(self, n: int, rng: np.random.Generator) -> FloatArray:
@@ -138,6 +169,14 @@ class MountainCarTask(GoalTask):
         x_next = np.clip(x + v_next, MIN_POSITION, MAX_POSITION)
         v_next = np.where((x_next == MIN_POSITION) & (v_next < 0.0), 0.0, v_next)
         return np.stack([x_next, v_next], axis=-1)
+
+    def add_noise(self, states: FloatArray, noise: FloatArray) -> FloatArray:
+        """Noisy successors: f(s, a) + noise, clipped to the box, v zeroed at the left wall, shape (..., 2)."""
+        out = np.asarray(states, dtype=np.float64) + noise
+        x = np.clip(out[..., 0], MIN_POSITION, MAX_POSITION)
+        v = np.clip(out[..., 1], -MAX_SPEED, MAX_SPEED)
+        v = np.where((x == MIN_POSITION) & (v < 0.0), 0.0, v)
+        return np.stack([x, v], axis=-1)
 
     def left_wall_contact(self, states: FloatArray, actions: np.ndarray) -> np.ndarray:
         """Where a step hits the left wall: x' is clipped to −1.2 and v' is zeroed, shape (B,) bool.

@@ -1,6 +1,7 @@
 """Continuous goal-conditioned tasks by name, and an RLlib-style env creator over them.
 
-Names: ``mountaincar-position``, ``mountaincar-velocity``, ``reacher`` (the paper's kinematic
+Names: ``mountaincar-position``, ``mountaincar-velocity``, ``mountaincar-position-noisy`` (position
+goals, dynamics with Gaussian process noise: not in the paper), ``reacher`` (the paper's kinematic
 reacher), ``mujoco-reacher`` (gymnasium's ``Reacher-v5`` physics) and ``fourrooms`` (the tabular
 FourRooms as a goal task). A name fixes the continuous tasks completely; keyword arguments are
 passed on only where a task's constructor declares them (``fourrooms``: variant, goal count and
@@ -26,7 +27,7 @@ import numpy as np
 from plray.core.validation import PlrayInputError
 from plray.envs.base import GoalEnv, GoalTask, GoalVectorEnv
 from plray.envs.fourrooms import FourRoomsTask
-from plray.envs.mountaincar import MountainCarTask
+from plray.envs.mountaincar import NOISE_STD, MountainCarTask
 from plray.envs.mujoco_reacher import MujocoReacherTask
 from plray.envs.reacher import KinematicReacherTask
 
@@ -41,9 +42,14 @@ def _mountaincar_velocity(num_goals: int = 4, placement: str = "spread", seed: i
     return MountainCarTask("velocity", num_goals, placement, seed)
 
 
+def _mountaincar_position_noisy(num_goals: int = 4, placement: str = "spread", seed: int = 0) -> MountainCarTask:
+    return MountainCarTask("position", num_goals, placement, seed, noise_std=NOISE_STD)
+
+
 TASKS: dict[str, Callable[..., GoalTask]] = {
     "mountaincar-position": _mountaincar_position,
     "mountaincar-velocity": _mountaincar_velocity,
+    "mountaincar-position-noisy": _mountaincar_position_noisy,
     "reacher": KinematicReacherTask,
     "mujoco-reacher": MujocoReacherTask,
     "fourrooms": FourRoomsTask,

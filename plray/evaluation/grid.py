@@ -57,6 +57,9 @@ TerminalFn = Callable[[FloatArray, FloatArray], BoolArray]
 """terminal_fn(next_states (B, d), goals (B, k)) -> done (B,) bool."""
 ForbiddenFn = Callable[[FloatArray], BoolArray]
 """forbidden_fn(next_states (B, d)) -> forbidden (B,) bool."""
+SuccessorFn = Callable[[FloatArray, IntArray], tuple[FloatArray, FloatArray]]
+"""successor_fn(states (B, d), actions (B,)) -> (nodes (B, K, d), weights (K,)): a quadrature of a
+stochastic kernel, e.g. :meth:`GoalTask.successor_quadrature`."""
 PolicyFn = Callable[[FloatArray], IntArray]
 """policy(states (B, d)) -> actions (B,) ints."""
 
@@ -350,9 +353,11 @@ class GridMDP:
         num_actions: A.
         gamma: discount γ.
         rewards: r(x'_a) per action and node, shape (A, N) (0 where the successor is forbidden).
-        dones: whether x'_a ends the episode (terminal or forbidden), shape (A, N) bool.
+        dones: whether x'_a ends the episode (terminal or forbidden), shape (A, N) bool; with
+            stochastic successors, whether it does with probability > 1/2.
         transitions: T, CSR of shape (A·N, N): row a·N + i is γ (1 − done) times the interpolation
-            row of x'_a from node i (empty for terminal successors).
+            row of x'_a from node i (empty for terminal successors); with stochastic successors the
+            quadrature-weighted sum of its nodes' rows (rewards likewise expectations).
     """
 
     grid: RegularGrid
@@ -517,6 +522,7 @@ def grid_mdp(
     *,
     forbidden_fn: ForbiddenFn | None = None,
     chunk_size: int | None = None,
+    successor_fn: SuccessorFn | None = None,
 ) -> GridMDP:
     """Precompute every node's successors, rewards, terminations and interpolation rows for one goal.
 
@@ -531,7 +537,11 @@ def grid_mdp(
         gamma: discount in (0, 1).
         forbidden_fn: optional forbidden(next_states (B, d)) -> (B,) bool; a forbidden successor
             terminates with reward 0 (e.g. the gentle-car goal's |v| > 0.05, reference §1.5.5).
-        chunk_size: nodes per call (default: ``CHUNK_ENTRIES`` / 2^d).
+        chunk_size: nodes per call (default: ``CHUNK_ENTRIES`` / 2^d, divided by K with
+            ``successor_fn``).
+        successor_fn: stochastic dynamics: nodes (B, K, d) and weights (K,) of a quadrature of the
+            kernel at each (node, action), used instead of ``next_state_fn``; rewards, terminations
+            and interpolation rows are averaged over the K nodes with the weights.
 
     Returns:
         The :class:`GridMDP`, ready for :meth:`~GridMDP.value_iteration` and
@@ -543,27 +553,50 @@ def grid_mdp(
     gamma = check_gamma(gamma)
     goal_arr = as_float_array(goal, "goal", ndim=1)
     N, d = grid.num_points, grid.ndim
+    K = 1
+    if successor_fn is not None:
+        K = _quadrature(successor_fn, grid.node_points(np.zeros(1, dtype=np.int64)), np.zeros(1, np.int64), d)[1].size
+        chunk_size = max(1, grid.chunk_size(chunk_size) // K)
     rewards = np.empty((A, N))
     dones = np.empty((A, N), dtype=bool)
-    builder = _CSRBuilder(A * N, N, grid.corners)
+    builder = _CSRBuilder(A * N, N, grid.corners * K)
     for a in range(A):
         for sl in grid._chunks(N, chunk_size):
             b = sl.stop - sl.start
             states = grid.node_points(np.arange(sl.start, sl.stop))
-            nxt = _check_fn_output(next_state_fn(states, np.full(b, a, dtype=np.int64)), "next_state_fn", (b, d))
-            goals = np.repeat(goal_arr[None], b, axis=0)
-            r = _check_fn_output(reward_fn(nxt, goals), "reward_fn", (b,))
-            done = _check_fn_output(terminal_fn(nxt, goals), "terminal_fn", (b,), boolean=True)
+            acts = np.full(b, a, dtype=np.int64)
+            if successor_fn is None:
+                nxt, qw = _check_fn_output(next_state_fn(states, acts), "next_state_fn", (b, d)), np.ones(1)
+            else:
+                nodes, qw = _quadrature(successor_fn, states, acts, d, K)
+                nxt = nodes.reshape(b * K, d)
+            goals = np.repeat(goal_arr[None], b * K, axis=0)
+            r = _check_fn_output(reward_fn(nxt, goals), "reward_fn", (b * K,))
+            done = _check_fn_output(terminal_fn(nxt, goals), "terminal_fn", (b * K,), boolean=True)
             if forbidden_fn is not None:
-                bad = _check_fn_output(forbidden_fn(nxt), "forbidden_fn", (b,), boolean=True)
+                bad = _check_fn_output(forbidden_fn(nxt), "forbidden_fn", (b * K,), boolean=True)
                 r = np.where(bad, 0.0, r)
                 done = done | bad
-            rewards[a, sl] = r
-            dones[a, sl] = done
+            rewards[a, sl] = r.reshape(b, K) @ qw
+            dones[a, sl] = done.reshape(b, K).astype(np.float64) @ qw > 0.5
             idx, w = grid._weights(nxt)
-            w *= np.where(done, 0.0, gamma)[:, None]
-            builder.add(idx, w)
+            w *= (np.where(done, 0.0, gamma).reshape(b, K) * qw[None])[..., None].reshape(b * K, 1)
+            builder.add(idx.reshape(b, K * grid.corners), w.reshape(b, K * grid.corners))
     return GridMDP(grid, A, gamma, rewards, dones, builder.build())
+
+
+def _quadrature(
+    successor_fn: SuccessorFn, states: FloatArray, actions: IntArray, d: int, K: int | None = None
+) -> tuple[FloatArray, FloatArray]:
+    """Call ``successor_fn`` and check its nodes (B, K, d) and weights (K,) (non-negative, summing to 1)."""
+    out = successor_fn(states, actions)
+    if not isinstance(out, tuple) or len(out) != 2:
+        raise PlrayInputError("successor_fn: expected a tuple (nodes (B, K, d), weights (K,))")
+    weights = _check_fn_output(out[1], "successor_fn weights", (K if K is not None else np.size(out[1]),))
+    if (weights < 0).any() or abs(float(weights.sum()) - 1.0) > 1e-9:
+        raise PlrayInputError(f"successor_fn: weights must be non-negative and sum to 1, got sum {weights.sum()}")
+    nodes = _check_fn_output(out[0], "successor_fn nodes", (states.shape[0], weights.size, d))
+    return nodes, weights
 
 
 def grid_value_iteration(
@@ -579,6 +612,7 @@ def grid_value_iteration(
     tol: float = DEFAULT_TOL,
     max_iters: int = DEFAULT_MAX_ITERS,
     chunk_size: int | None = None,
+    successor_fn: SuccessorFn | None = None,
 ) -> GridSolution:
     """Optimal values on a grid: V(x) = max_a [r(x'_a) + γ (1 − done(x'_a)) Interp(V, x'_a)].
 
@@ -600,6 +634,7 @@ def grid_value_iteration(
         gamma,
         forbidden_fn=forbidden_fn,
         chunk_size=chunk_size,
+        successor_fn=successor_fn,
     )
     return mdp.value_iteration(tol=tol, max_iters=max_iters)
 
@@ -619,6 +654,7 @@ def grid_policy_evaluation(
     max_iters: int = DEFAULT_MAX_ITERS,
     method: Literal["iterate", "solve"] = "iterate",
     chunk_size: int | None = None,
+    successor_fn: SuccessorFn | None = None,
 ) -> GridSolution:
     """V^π and Q^π on a grid for a deterministic policy (the reference of the paper's Q_NMSE).
 
@@ -640,6 +676,7 @@ def grid_policy_evaluation(
         gamma,
         forbidden_fn=forbidden_fn,
         chunk_size=chunk_size,
+        successor_fn=successor_fn,
     )
     return mdp.policy_evaluation(policy, tol=tol, max_iters=max_iters, method=method, chunk_size=chunk_size)
 
@@ -678,7 +715,11 @@ def task_grid_mdp(
     gamma: float | None = None,
     chunk_size: int | None = None,
 ) -> GridMDP:
-    """:func:`grid_mdp` on a task's true dynamics, rewards and terminations (γ defaults to task.gamma)."""
+    """:func:`grid_mdp` on a task's true dynamics, rewards and terminations (γ defaults to task.gamma).
+
+    Stochastic tasks (``task.stochastic``) integrate over their kernel with
+    :meth:`~plray.envs.base.GoalTask.successor_quadrature`.
+    """
     goal_arr, gamma = _task_setup(task, goal, grid, gamma)
     assert task.num_actions is not None
     return grid_mdp(
@@ -691,6 +732,7 @@ def task_grid_mdp(
         gamma,
         forbidden_fn=forbidden_fn,
         chunk_size=chunk_size,
+        successor_fn=task.successor_quadrature if task.stochastic else None,
     )
 
 
@@ -736,6 +778,7 @@ def rollout_returns(
     horizon: int,
     gamma: float | None = None,
     forbidden_fn: ForbiddenFn | None = None,
+    seed: int = 0,
 ) -> FloatArray:
     """Discounted returns Σ_t γ^t r_t of a policy on a task's true dynamics, all starts at once.
 
@@ -750,6 +793,8 @@ def rollout_returns(
         horizon: steps per rollout (the paper: 100 Reacher, 200 MountainCar).
         gamma: discount in (0, 1); default ``task.gamma``.
         forbidden_fn: optional forbidden(next_states (B, d)) -> (B,) bool.
+        seed: seeds the successor draws of a stochastic task (one trajectory per start); unused
+            by deterministic ones.
 
     Returns:
         Discounted returns, shape (n,).
@@ -765,6 +810,7 @@ def rollout_returns(
     returns = np.zeros(states.shape[0])
     alive = np.arange(states.shape[0])
     discount = 1.0
+    rng = np.random.default_rng([seed, 13])
     for _ in range(horizon):
         if alive.size == 0:
             break
@@ -773,7 +819,7 @@ def rollout_returns(
             actions = task.check_actions(np.asarray(policy_fn(s)), alive.size)
         except PlrayInputError as exc:
             raise PlrayInputError(f"policy_fn: returned invalid {exc}") from exc
-        nxt = task.next_state(s, actions)
+        nxt = task.sample_next_state(s, actions, rng)
         goals = np.repeat(goal_arr[None], alive.size, axis=0)
         r = np.asarray(task.reward_at(nxt, goals), dtype=np.float64)
         done = np.asarray(task.terminal_at(nxt, goals), dtype=bool)

@@ -234,6 +234,11 @@ def rollout_q_pi(
     task = source.task
     if task.num_actions is None:
         raise PlrayInputError(f"source: rollout Q^pi needs discrete actions; task {task.name!r} has continuous ones")
+    if task.stochastic:
+        raise PlrayInputError(
+            f"source: rollout Q^pi follows one exact trajectory, but task {task.name!r} is stochastic; "
+            "use the grid Q_NMSE (q_accuracy), which integrates over the kernel"
+        )
     chunk = _check_chunk(chunk)
     if isinstance(horizon, bool) or not isinstance(horizon, int | np.integer) or horizon < 1:
         raise PlrayInputError(f"horizon: expected a positive integer, got {horizon!r}")

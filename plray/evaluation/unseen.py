@@ -50,6 +50,7 @@ from plray.evaluation.grid import (
     GridSolution,
     NextStateFn,
     RegularGrid,
+    SuccessorFn,
     grid_value_iteration,
     rollout_returns,
     task_grid,
@@ -208,6 +209,10 @@ class _GoalTaskView(GoalTask):
         self.action_low, self.action_high = base.action_low, base.action_high
         self.goal_tolerance = base.goal_tolerance
         self.training_goals = base.training_goals
+        self.noise_std = base.noise_std
+
+    def add_noise(self, states: FloatArray, noise: FloatArray) -> FloatArray:
+        return self.base.add_noise(states, noise)
 
     def reset_states(self, n: int, rng: np.random.Generator) -> FloatArray:
         return self.base.reset_states(n, rng)
@@ -266,6 +271,7 @@ def plan_in_model(
     tol: float = DEFAULT_TOL,
     max_iters: int = DEFAULT_MAX_ITERS,
     chunk_size: int | None = None,
+    successor_fn: SuccessorFn | None = None,
 ) -> GridSolution:
     """Grid value iteration for an unseen goal inside a model (steps 1–4 of the module docstring).
 
@@ -278,6 +284,9 @@ def plan_in_model(
         gamma: discount (default ``task.gamma``, 0.99).
         tol, max_iters: stopping rule (1e-10, 10 000 sweeps).
         chunk_size: nodes per model call.
+        successor_fn: a stochastic model's quadrature, nodes (B, K, d) and weights (K,)
+            (:func:`gaussian_quadrature`, or ``task.successor_quadrature`` for R* on a stochastic
+            task); replaces ``next_state_fn``.
 
     Returns:
         The :class:`GridSolution`; ``solution.act`` is the greedy policy.
@@ -299,6 +308,7 @@ def plan_in_model(
         tol=tol,
         max_iters=max_iters,
         chunk_size=chunk_size,
+        successor_fn=successor_fn,
     )
 
 
@@ -336,6 +346,45 @@ def unseen_returns(
     )
 
 
+def gaussian_quadrature(
+    mean_fn: NextStateFn,
+    std_fn: NextStateFn,
+    angle_dims: Sequence[int] = (),
+    order: int = 3,
+) -> SuccessorFn:
+    """A diagonal-Gaussian model's kernel as quadrature nodes, for planning with its noise.
+
+    Gauss–Hermite with ``order`` nodes per dim, a tensor product over all d dims (K = order^d,
+    exact for polynomials of degree < 2·order in each dim); nodes μ̂ + σ̂ ⊙ z, angle dims wrapped.
+
+    Args:
+        mean_fn, std_fn: the model's mean and per-dim σ, (B, d), (B,) -> (B, d).
+        angle_dims: dims to wrap to [−π, π).
+        order: nodes per dim, >= 1.
+
+    Returns:
+        successor_fn(states (B, d), actions (B,)) -> (nodes (B, K, d), weights (K,)).
+    """
+    if isinstance(order, bool) or not isinstance(order, int | np.integer) or order < 1:
+        raise PlrayInputError(f"order: expected a positive integer, got {order!r}")
+    z, w = np.polynomial.hermite_e.hermegauss(int(order))
+    w = w / w.sum()
+    dims = list(angle_dims)
+
+    def successor(states: FloatArray, actions: np.ndarray) -> tuple[FloatArray, FloatArray]:
+        mean = np.asarray(mean_fn(states, actions), dtype=np.float64)
+        std = np.asarray(std_fn(states, actions), dtype=np.float64)
+        d = mean.shape[1]
+        offsets = np.stack(np.meshgrid(*([z] * d), indexing="ij"), axis=-1).reshape(-1, d)  # (K, d)
+        weights = np.prod(np.stack(np.meshgrid(*([w] * d), indexing="ij"), axis=-1).reshape(-1, d), axis=1)
+        nodes = mean[:, None, :] + std[:, None, :] * offsets[None]
+        if dims:
+            nodes[..., dims] = wrap_angle(nodes[..., dims])
+        return nodes, weights
+
+    return successor
+
+
 def _check_num_starts(num_starts: object) -> int:
     if isinstance(num_starts, bool) or not isinstance(num_starts, int | np.integer) or int(num_starts) < 1:
         raise PlrayInputError(f"num_starts: expected a positive integer, got {num_starts!r}")
@@ -354,8 +403,13 @@ def evaluate_unseen(
     tol: float = DEFAULT_TOL,
     max_iters: int = DEFAULT_MAX_ITERS,
     optimal: GridSolution | None = None,
+    model_successor_fn: SuccessorFn | None = None,
 ) -> dict[str, Any]:
     """R_WM and R* of one unseen goal (reference §1.5.5; see the module docstring).
+
+    On a stochastic task (not in the paper) R* plans with the true kernel's quadrature, both
+    policies act on sampled successors (the same seeded draws), and a stochastic model plans with
+    its own kernel when ``model_successor_fn`` is given (e.g. :func:`gaussian_quadrature`).
 
     Args:
         task: the task (discrete actions).
@@ -369,6 +423,8 @@ def evaluate_unseen(
         tol, max_iters: value iteration's stopping rule.
         optimal: a precomputed :func:`plan_in_model` solution with the true dynamics on the same
             grid, to skip R*'s value iteration when many models are scored.
+        model_successor_fn: the model's kernel as a quadrature (replaces ``model_next_state_fn``
+            in planning).
 
     Returns:
         ``{"goal", "return_wm", "return_opt", "ratio" (return_wm / return_opt, NaN if R* = 0),
@@ -384,9 +440,10 @@ def evaluate_unseen(
     start = time.perf_counter()
     grid = _resolve_grid(task, resolution)
     kwargs: dict[str, Any] = {"gamma": gamma, "tol": tol, "max_iters": max_iters}
-    sol_wm = plan_in_model(task, model_next_state_fn, goal, grid, **kwargs)
+    sol_wm = plan_in_model(task, model_next_state_fn, goal, grid, successor_fn=model_successor_fn, **kwargs)
     if optimal is None:
-        sol_opt = plan_in_model(task, task.next_state, goal, grid, **kwargs)
+        true_kernel = task.successor_quadrature if task.stochastic else None
+        sol_opt = plan_in_model(task, task.next_state, goal, grid, successor_fn=true_kernel, **kwargs)
     else:
         if not isinstance(optimal, GridSolution) or optimal.grid.shape != grid.shape:
             raise PlrayInputError("optimal: expected a GridSolution on the same grid as resolution")
@@ -423,6 +480,7 @@ def evaluate_all_unseen(
     gamma: float | None = None,
     tol: float = DEFAULT_TOL,
     max_iters: int = DEFAULT_MAX_ITERS,
+    model_successor_fn: SuccessorFn | None = None,
 ) -> list[dict[str, Any]]:
     """:func:`evaluate_unseen` for every goal of ``goals`` (default :func:`unseen_goals` of the task), in order."""
     goal_list = unseen_goals(task) if goals is None else list(goals)
@@ -438,6 +496,7 @@ def evaluate_all_unseen(
             gamma=gamma,
             tol=tol,
             max_iters=max_iters,
+            model_successor_fn=model_successor_fn,
         )
         for g in goal_list
     ]

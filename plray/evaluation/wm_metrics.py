@@ -46,6 +46,7 @@ PAPER_EVALUATION: dict[str, tuple[Distribution, int]] = {
     "reacher": ("reset", 80**2),
     "mountaincar-position": ("uniform", 500**2),
     "mountaincar-velocity": ("uniform", 500**2),
+    "mountaincar-position-noisy": ("uniform", 500**2),
 }
 """The paper's WM evaluation set per task name: (distribution, number of states) (reference §1.5.3)."""
 
@@ -216,6 +217,59 @@ def _error_table(
     return mse, var, B
 
 
+KERNEL_SAMPLES = 256
+"""Successor draws per (state, action) of :func:`kernel_moments` (stochastic tasks)."""
+
+
+def kernel_moments(
+    task: GoalTask,
+    states: FloatArray,
+    actions: np.ndarray,
+    *,
+    samples: int = KERNEL_SAMPLES,
+    seed: int = 0,
+    chunk: int = 4096,
+) -> tuple[FloatArray, FloatArray]:
+    """Mean and standard deviation of a task's successor distribution per (state, action), by Monte Carlo.
+
+    Deterministic tasks return (``next_state``, 0) exactly. For stochastic ones each row draws
+    ``samples`` successors with ``task.sample_next_state``; angle dims are averaged as deviations
+    from the noise-free step f(s, a), wrapped, so the mean does not straddle the seam.
+
+    Args:
+        task: the task.
+        states: (B, d); actions: (B,) ints or (B, action_dim).
+        samples: draws per row, >= 2.
+        seed: seeds the draws (the same seed gives the same moments).
+        chunk: rows per batch of draws (memory: chunk · samples · d floats).
+
+    Returns:
+        (mean (B, d), std (B, d)), float64.
+    """
+    s = as_float_array(states, "states", ndim=2)
+    f = np.asarray(task.next_state(s, actions), dtype=np.float64)
+    if not task.stochastic:
+        return f, np.zeros_like(f)
+    if isinstance(samples, bool) or not isinstance(samples, int | np.integer) or samples < 2:
+        raise PlrayInputError(f"samples: expected an integer >= 2, got {samples!r}")
+    acts = np.asarray(actions)
+    rng = np.random.default_rng([seed, 17])
+    mean, std = np.empty_like(f), np.empty_like(f)
+    angles = list(task.angle_dims)
+    for lo in range(0, len(s), chunk):
+        hi = min(lo + chunk, len(s))
+        rep_s = np.repeat(s[lo:hi], samples, axis=0)
+        rep_a = np.repeat(acts[lo:hi], samples, axis=0)
+        dev = task.sample_next_state(rep_s, rep_a, rng).reshape(hi - lo, samples, -1) - f[lo:hi, None]
+        if angles:
+            dev[..., angles] = wrap_angle(dev[..., angles])
+        mean[lo:hi] = f[lo:hi] + dev.mean(axis=1)
+        std[lo:hi] = dev.std(axis=1, ddof=1)
+    if angles:
+        mean[:, angles] = wrap_angle(mean[:, angles])
+    return mean, std
+
+
 def wm_errors(
     predict_fn: PredictFn,
     task: GoalTask,
@@ -224,16 +278,20 @@ def wm_errors(
     space: Space = "state",
     actions: IntArray | FloatArray | None = None,
     angle_dims: Sequence[int] | None = None,
+    reference_fn: PredictFn | None = None,
 ) -> dict[str, Any]:
     """The paper's WM_MSE and WM_NMSE of a world model against the task's true dynamics (reference §1.5.3).
 
     Per (action a, dim j): MSE_{a,j} = mean_i (f̂(s_i, a)_j − f(s_i, a)_j)² (wrapped on angle dims)
     and NMSE_{a,j} = MSE_{a,j} / Var_i(f(s_i, a)_j); headline numbers average over all (a, j).
+    For a stochastic task (not in the paper) f is the mean successor E[s' | s, a]
+    (:func:`kernel_moments`, seeded) and f̂ the model's mean prediction; :func:`kernel_errors` adds
+    the spread.
 
     Args:
         predict_fn: the model, predict_fn(states (B, d), actions (B,) or (B, action_dim)) -> (B, d)
             numpy (see :func:`network_predict_fn` for torch models).
-        task: the task; ``task.next_state`` is the truth.
+        task: the task; ``task.next_state`` is the truth (the kernel's mean if stochastic).
         states: evaluation states, shape (B, d), B >= 2; draw them from the model's training
             distribution (:func:`evaluation_states`).
         space: ``"state"`` (d dims, angles ``task.angle_dims``) or ``"obs"`` (compare
@@ -243,6 +301,8 @@ def wm_errors(
             continuous tasks: required set of sampled actions, shape (A, action_dim), each applied
             to every state.
         angle_dims: override the angle dims of the chosen space.
+        reference_fn: the truth as a function like ``predict_fn``, if already computed (e.g. cached
+            kernel means); default ``task.next_state``, or the kernel's mean for stochastic tasks.
 
     Returns:
         A dict with ``wm_mse`` and ``wm_nmse`` (floats, means over (a, j)),
@@ -250,9 +310,15 @@ def wm_errors(
         ``per_dim_mse`` / ``per_dim_nmse`` (w lists, means over actions), ``num_states`` (B),
         ``num_actions`` (A) and ``space``.
     """
+    truth: PredictFn = task.next_state if reference_fn is None else reference_fn
+    if reference_fn is None and task.stochastic:
+
+        def truth(s: FloatArray, a: np.ndarray) -> FloatArray:
+            return kernel_moments(task, s, a)[0]
+
     mse, var, B = _error_table(
         predict_fn,
-        task.next_state,
+        truth,
         task,
         states,
         space=space,
@@ -271,6 +337,74 @@ def wm_errors(
         "num_states": int(B),
         "num_actions": int(mse.shape[0]),
         "space": space,
+    }
+
+
+def kernel_errors(
+    mean_fn: PredictFn,
+    std_fn: PredictFn | None,
+    task: GoalTask,
+    states: FloatArray,
+    *,
+    samples: int = KERNEL_SAMPLES,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """How well a model's successor distribution matches a stochastic task's kernel, per state dim.
+
+    Not in the paper (its tasks are deterministic). With the true moments (μ, σ) from
+    :func:`kernel_moments` and the model's (μ̂, σ̂) (σ̂ = 0 for a deterministic model,
+    ``std_fn=None``), over every (state, action) pair:
+
+    * ``mean_nmse``: WM_NMSE of μ̂ against μ, per dim (as :func:`wm_errors`);
+    * ``std_true`` / ``std_model``: mean σ and mean σ̂ per dim;
+    * ``std_rel_error``: median |σ̂ − σ| / σ per dim over pairs with σ > 0 (None where σ = 0);
+    * ``w2``: mean 2-Wasserstein distance between the diagonal Gaussians N(μ, σ²) and N(μ̂, σ̂²),
+      sqrt(‖μ̂ − μ‖² + ‖σ̂ − σ‖²), in state units (angle differences wrapped).
+
+    Args:
+        mean_fn: the model's mean successor, (B, d), (B,) -> (B, d).
+        std_fn: its per-dim standard deviation, same signature, or None (deterministic model).
+        task: a discrete-action task (every action is evaluated).
+        states: evaluation states (B, d), B >= 2.
+        samples, seed: Monte Carlo draws per pair and their seed (:func:`kernel_moments`).
+
+    Returns:
+        A dict with the per-dim lists above, ``w2`` (float), ``num_states`` and ``samples``.
+    """
+    s = as_float_array(states, "states", ndim=2)
+    check_shape(s, "states", (None, task.state_dim), ("B", "d"))
+    if s.shape[0] < 2:
+        raise PlrayInputError(f"states: need at least 2 states, got {s.shape[0]}")
+    B, d = s.shape
+    angles = list(task.angle_dims)
+    mse, var, sig, sig_hat, rel, w2 = [], [], [], [], [], []
+    for a in _action_set(task, None):
+        acts = _batch_actions(a, B)
+        mu, sigma = kernel_moments(task, s, acts, samples=samples, seed=seed)
+        mu_hat = _check_prediction(mean_fn(s, acts), "mean_fn", (B, d))
+        sigma_hat = np.zeros((B, d)) if std_fn is None else _check_prediction(std_fn(s, acts), "std_fn", (B, d))
+        diff = mu_hat - mu
+        if angles:
+            diff[:, angles] = wrap_angle(diff[:, angles])
+        mse.append((diff**2).mean(axis=0))
+        var.append(mu.var(axis=0))
+        sig.append(sigma)
+        sig_hat.append(sigma_hat)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rel.append(np.where(sigma > 0, np.abs(sigma_hat - sigma) / sigma, np.nan))
+        w2.append(np.sqrt((diff**2).sum(axis=1) + ((sigma_hat - sigma) ** 2).sum(axis=1)))
+    mse_arr, var_arr = np.array(mse), np.array(var)
+    rel_all = np.concatenate(rel)
+    rel_med = [None if np.isnan(rel_all[:, j]).all() else float(np.nanmedian(rel_all[:, j])) for j in range(d)]
+    return {
+        "mean_nmse": float((mse_arr / var_arr).mean()),
+        "mean_nmse_per_dim": (mse_arr / var_arr).mean(axis=0).tolist(),
+        "std_true": np.concatenate(sig).mean(axis=0).tolist(),
+        "std_model": np.concatenate(sig_hat).mean(axis=0).tolist(),
+        "std_rel_error": rel_med,
+        "w2": float(np.concatenate(w2).mean()),
+        "num_states": int(B),
+        "samples": int(samples),
     }
 
 

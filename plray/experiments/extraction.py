@@ -23,6 +23,7 @@ import torch
 from plray.core.neural import Checkpointing, NeuralPConfig
 from plray.core.validation import PlrayInputError
 from plray.core.worldmodel import NeuralWorldModel, WorldModel, load_world_model, save_world_model
+from plray.core.worldmodel_gaussian import GaussianWorldModel
 from plray.envs.base import GoalTask
 from plray.envs.registry import make_task
 from plray.evaluation.report import markdown_table
@@ -30,6 +31,7 @@ from plray.utils.io import atomic_write_json, atomic_write_text
 from plray.utils.schema import ConfigError
 
 METHODS = ("deterministic", "gaussian", "supervised")
+ESTIMATORS = ("two-sample", "one-sample", "score")
 
 # per task: (state sampler, P-learning defaults, oracle grid resolution, unseen-goal grid resolution)
 TASK_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -41,6 +43,13 @@ TASK_DEFAULTS: dict[str, dict[str, Any]] = {
         "eval_states": 250_000,
     },
     "mountaincar-velocity": {
+        "sampler": "uniform",
+        "p": {"batch_size": 4096, "steps": 20_000, "schedule": "cosine", "lr": 1e-3},
+        "oracle_resolution": 200,
+        "unseen_resolution": 200,
+        "eval_states": 250_000,
+    },
+    "mountaincar-position-noisy": {  # not in the paper: Gaussian process noise (plray.envs.mountaincar)
         "sampler": "uniform",
         "p": {"batch_size": 4096, "steps": 20_000, "schedule": "cosine", "lr": 1e-3},
         "oracle_resolution": 200,
@@ -81,6 +90,10 @@ class ExtractionConfig:
     """Evaluation states for WM metrics; None: the paper's count for the task (reference §1.5.3: 80² =
     6400 reset states for the Reacher, 500² = 250 000 uniform states for MountainCar, whose left-wall
     hits, ~0.9% of pairs and most of its error, need that many for a stable figure)."""
+    estimator: Literal["two-sample", "one-sample", "score"] = "two-sample"
+    """Gradient estimator of the Gaussian kernel (``method: gaussian``): the unbiased two-sample
+    product (default), the biased one-sample square, or the score function
+    (:mod:`plray.core.neural_stochastic`)."""
     seed: int = 0
     """Seeds P-learning and the evaluation states."""
 
@@ -93,6 +106,8 @@ class ExtractionConfig:
         unknown = sorted(set(self.p_learning) - allowed)
         if unknown:
             raise ConfigError(f"p_learning.{unknown[0]}: unknown field; allowed: {', '.join(sorted(allowed))}")
+        if self.estimator not in ESTIMATORS:
+            raise ConfigError(f"estimator: unknown {self.estimator!r}; choose one of {', '.join(ESTIMATORS)}")
         if self.eval_states is not None and self.eval_states < 2:
             raise ConfigError(f"eval_states: must be >= 2, got {self.eval_states}")
         self.neural_config()
@@ -119,6 +134,10 @@ class ExtractionConfig:
     @property
     def num_eval_states(self) -> int:
         return self.eval_states or TASK_DEFAULTS[self.task]["eval_states"]
+
+
+KERNEL_EVAL_STATES = 20_000
+"""Evaluation states of the kernel metrics on stochastic tasks (Monte Carlo moments per state and action)."""
 
 
 def state_sampler(task: GoalTask, name: str) -> Callable[[np.random.Generator, int], np.ndarray]:
@@ -175,10 +194,20 @@ def _extract_model(
         res = train_supervised_successor(task, sampler, ncfg)
         return NeuralWorldModel(res.network, ncfg), res.summary()
     from plray.core.neural_stochastic import train_gaussian_successor
-    from plray.core.worldmodel_gaussian import GaussianWorldModel
 
+    width = np.asarray(task.state_high) - np.asarray(task.state_low)
+    dims = range(task.state_dim) if ncfg.output_dims is None else ncfg.output_dims
+    init_std = [0.01 * float(width[j]) for j in dims]  # 1% of the box per predicted dim
     res = train_gaussian_successor(
-        source, task, sampler, goals, replace(ncfg, loss="l2"), progress=progress, checkpoint=checkpoint
+        source,
+        task,
+        sampler,
+        goals,
+        replace(ncfg, loss="l2"),
+        estimator=cfg.estimator,
+        init_std=init_std,
+        progress=progress,
+        checkpoint=checkpoint,
     )
     return GaussianWorldModel(res.network, res.config), res.summary()
 
@@ -188,9 +217,26 @@ def wm_metrics(task: GoalTask, model: WorldModel, cfg: ExtractionConfig) -> dict
     from plray.evaluation.wm_metrics import evaluation_states, wm_errors
 
     states = evaluation_states(task, cfg.num_eval_states, np.random.default_rng([cfg.seed, 11]), cfg.sampler_name)
-    out = {}
+    out: dict[str, Any] = {}
+    means: np.ndarray | None = None
+    if task.stochastic:  # the kernel's mean is the truth; its Monte Carlo moments are computed once
+        from plray.evaluation.wm_metrics import kernel_errors, kernel_moments
+
+        n = len(states)
+        means = np.stack([kernel_moments(task, states, np.full(n, a))[0] for a in range(int(task.num_actions or 0))])
+        kstates = states[: min(n, KERNEL_EVAL_STATES)]
+        std_fn = getattr(model, "std", None)
+        out["kernel"] = kernel_errors(model.predict, std_fn, task, kstates, seed=cfg.seed)
+
+    def truth(rows: np.ndarray) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+        """The true successor (the kernel's mean on stochastic tasks) of ``states[rows]``."""
+        if means is None:
+            return task.next_state
+        return lambda s, a: means[int(a[0])][rows]
+
+    everything = np.arange(len(states))
     for space in ("state", "obs"):
-        errs = wm_errors(model.predict, task, states, space=space)
+        errs = wm_errors(model.predict, task, states, space=space, reference_fn=truth(everything))
         out[space] = {k: errs[k] for k in ("wm_mse", "wm_nmse", "per_dim_nmse")}
     contact = getattr(task, "left_wall_contact", None)
     if contact is not None:  # MountainCar: the wall's jump, apart from the rest (see left_wall_contact)
@@ -198,7 +244,8 @@ def wm_metrics(task: GoalTask, model: WorldModel, cfg: ExtractionConfig) -> dict
         for a in range(int(task.num_actions or 0)):
             hits |= contact(states, np.full(len(states), a))
         if (~hits).sum() >= 2:
-            errs = wm_errors(model.predict, task, states[~hits], space="state")
+            off = np.flatnonzero(~hits)
+            errs = wm_errors(model.predict, task, states[off], space="state", reference_fn=truth(off))
             out["state_off_wall"] = {k: errs[k] for k in ("wm_mse", "wm_nmse", "per_dim_nmse")}
             out["state_off_wall"]["wall_fraction"] = float(hits.mean())
     return out
@@ -296,14 +343,44 @@ def _extraction_report(summary: dict[str, Any], metrics: dict[str, Any], plots: 
         "WM_NMSE: per (action, dimension) MSE of the predicted next state divided by the variance of the true",
         "next state, averaged (reference §1.5.3); angle dims compared with wrapped differences.",
         "",
+        *_metrics_tables(metrics),
+    ]
+    lines += [f"![{p}]({p})" for p in plots]
+    return "\n".join(lines) + "\n"
+
+
+def _metrics_tables(metrics: dict[str, Any]) -> list[str]:
+    """Markdown lines: the WM_MSE / WM_NMSE table, and for stochastic tasks the kernel table per state dim."""
+    lines = [
         markdown_table(
-            [{"space": k, **{m: v[m] for m in ("wm_mse", "wm_nmse")}} for k, v in metrics.items()],
+            [{"space": k, **{m: v[m] for m in ("wm_mse", "wm_nmse")}} for k, v in metrics.items() if k != "kernel"],
             ("space", "wm_mse", "wm_nmse"),
         ),
         "",
     ]
-    lines += [f"![{p}]({p})" for p in plots]
-    return "\n".join(lines) + "\n"
+    kernel = metrics.get("kernel")
+    if kernel:
+        lines += [
+            f"Stochastic dynamics: the model's successor distribution against the true kernel's Monte Carlo "
+            f"moments ({kernel['samples']} draws per pair, {kernel['num_states']} states); mean W2 "
+            f"{kernel['w2']:.3g}.",
+            "",
+            markdown_table(
+                [
+                    {
+                        "dim": j,
+                        "mean_nmse": kernel["mean_nmse_per_dim"][j],
+                        "std_true": kernel["std_true"][j],
+                        "std_model": kernel["std_model"][j],
+                        "std_rel_error (median)": kernel["std_rel_error"][j],
+                    }
+                    for j in range(len(kernel["std_true"]))
+                ],
+                ("dim", "mean_nmse", "std_true", "std_model", "std_rel_error (median)"),
+            ),
+            "",
+        ]
+    return lines
 
 
 def run_evaluation(
@@ -314,8 +391,13 @@ def run_evaluation(
     resolution: int | None = None,
     num_starts: int = 512,
     seed: int = 0,
+    eval_states: int | None = None,
 ) -> dict[str, Any]:
-    """Evaluate a world-model artifact: WM metrics and (optionally) R_WM vs R* on the unseen goals."""
+    """Evaluate a world-model artifact: WM metrics and (optionally) R_WM vs R* on the unseen goals.
+
+    ``eval_states`` overrides the number of WM evaluation states (default: the task's, as
+    :attr:`ExtractionConfig.eval_states`).
+    """
     model, manifest = load_world_model(artifact)
     task_name = manifest.get("task")
     if task_name not in TASK_DEFAULTS:
@@ -325,7 +407,8 @@ def run_evaluation(
     task = make_task(task_name)
     if model.state_dim != task.state_dim:
         raise PlrayInputError(f"{artifact}: model state dim {model.state_dim} does not match task {task_name!r}")
-    cfg = ExtractionConfig(task=task_name, sampler=manifest.get("state_sampler"), seed=seed)
+    cfg = ExtractionConfig(task=task_name, sampler=manifest.get("state_sampler"), seed=seed, eval_states=eval_states)
+    cfg.validate()
     out = Path(out_dir)
     result: dict[str, Any] = {"artifact": str(artifact), "task": task_name, "metrics": wm_metrics(task, model, cfg)}
     rows: list[dict[str, Any]] = []
@@ -334,7 +417,14 @@ def run_evaluation(
 
         res = resolution or TASK_DEFAULTS[task_name]["unseen_resolution"]
         start = time.perf_counter()
-        rows = evaluate_all_unseen(task, model.predict, resolution=res, num_starts=num_starts, seed=seed)
+        kernel = None
+        if isinstance(model, GaussianWorldModel):  # plan with the model's noise, not just its mean
+            from plray.evaluation.unseen import gaussian_quadrature
+
+            kernel = gaussian_quadrature(model.predict, model.std, model.angle_dims)
+        rows = evaluate_all_unseen(
+            task, model.predict, resolution=res, num_starts=num_starts, seed=seed, model_successor_fn=kernel
+        )
         result["unseen"] = rows
         result["unseen_seconds"] = time.perf_counter() - start
     plots = _plots(task, model, out)
@@ -342,11 +432,7 @@ def run_evaluation(
     lines = [
         f"# Evaluation of `{artifact}` ({task_name})",
         "",
-        markdown_table(
-            [{"space": k, **{m: v[m] for m in ("wm_mse", "wm_nmse")}} for k, v in result["metrics"].items()],
-            ("space", "wm_mse", "wm_nmse"),
-        ),
-        "",
+        *_metrics_tables(result["metrics"]),
     ]
     if rows:
         lines += [

@@ -180,3 +180,70 @@ def test_wall_plateau_is_where_every_action_hits_the_wall() -> None:
         escapes |= ~task.left_wall_contact(states, np.full(len(states), a))
     np.testing.assert_array_equal(escapes, ~plateau)
     assert task.wall_plateau(np.array([[-1.2, -0.07]]))[0] and not task.wall_plateau(np.array([[-1.2, 0.0]]))[0]
+
+
+# --------------------------------------------------------------------------- the noisy variant
+
+
+def test_noisy_variant_is_registered_and_validated() -> None:
+    from plray.envs.mountaincar import NOISE_STD
+    from plray.envs.registry import make_task
+
+    task = make_task("mountaincar-position-noisy")
+    assert task.name == "mountaincar-position-noisy" and task.stochastic
+    np.testing.assert_array_equal(task.noise_std, NOISE_STD)
+    assert not MountainCarTask("position").stochastic
+    assert not MountainCarTask("position", noise_std=(0.0, 0.0)).stochastic
+    for bad in [(0.1,), (-0.01, 0.001), (float("nan"), 0.0), "big"]:
+        with pytest.raises(PlrayInputError, match="noise_std"):
+            MountainCarTask("position", noise_std=bad)  # type: ignore[arg-type]
+
+
+def test_deterministic_sampling_is_the_exact_step_and_draws_nothing() -> None:
+    task = MountainCarTask("position")
+    states = task.sample_states(50, np.random.default_rng(0))
+    actions = np.arange(50) % 3
+    rng = np.random.default_rng(1)
+    np.testing.assert_array_equal(task.sample_next_state(states, actions, rng), task.next_state(states, actions))
+    assert rng.random() == np.random.default_rng(1).random()  # the generator was not advanced
+    nodes, weights = task.successor_quadrature(states, actions)
+    assert nodes.shape == (50, 1, 2) and weights.tolist() == [1.0]
+
+
+def test_noisy_successors_have_the_declared_moments_away_from_the_box() -> None:
+    task = MountainCarTask("position", noise_std=(0.005, 0.001))
+    state = np.array([[-0.5, 0.01]])  # far from both walls and from the speed limit
+    draws = task.sample_next_state(np.repeat(state, 40_000, 0), np.full(40_000, 2), np.random.default_rng(0))
+    mean = task.next_state(state, np.array([2]))[0]
+    assert (np.abs(draws.mean(0) - mean) < 4 * np.array([0.005, 0.001]) / 200).all()  # 4 standard errors
+    np.testing.assert_allclose(draws.std(0), [0.005, 0.001], rtol=0.02)
+    # the quadrature integrates polynomials of the noise exactly there: mean and variance
+    nodes, w = task.successor_quadrature(state, np.array([2]))
+    assert nodes.shape == (1, 25, 2)
+    np.testing.assert_allclose(w.sum(), 1.0)
+    np.testing.assert_allclose((w[:, None] * nodes[0]).sum(0), mean, atol=1e-15)
+    np.testing.assert_allclose(np.sqrt((w[:, None] * (nodes[0] - mean) ** 2).sum(0)), [0.005, 0.001], rtol=1e-12)
+
+
+def test_noisy_successors_stay_in_the_box_and_respect_the_wall() -> None:
+    task = MountainCarTask("position", noise_std=(0.05, 0.01))
+    states = np.repeat(np.array([[-1.19, -0.02], [0.59, 0.069]]), 5000, 0)
+    nxt = task.sample_next_state(states, np.zeros(10_000, dtype=np.int64), np.random.default_rng(0))
+    assert (nxt[:, 0] >= -1.2).all() and (nxt[:, 0] <= 0.6).all() and (np.abs(nxt[:, 1]) <= 0.07).all()
+    at_wall = nxt[:, 0] == -1.2
+    assert at_wall.any() and (nxt[at_wall, 1] >= 0).all()
+
+
+def test_noisy_vector_env_is_seeded_and_differs_from_the_exact_physics() -> None:
+    from plray.envs.base import GoalVectorEnv
+
+    def run(task: MountainCarTask, seed: int) -> np.ndarray:
+        env = GoalVectorEnv(task, 8, seed=seed)
+        env.reset()
+        for _ in range(5):
+            obs, *_ = env.step(np.full(8, 2))
+        return obs
+
+    noisy = MountainCarTask("position", noise_std=(0.005, 0.001))
+    np.testing.assert_array_equal(run(noisy, 3), run(noisy, 3))
+    assert not np.allclose(run(noisy, 3), run(MountainCarTask("position"), 3))

@@ -516,3 +516,104 @@ def test_rollout_returns_rejects_bad_input() -> None:
         rollout_returns(task, right, goal, np.full((3, 1), np.nan), 5)
     with pytest.raises(PlrayInputError, match="horizon"):
         rollout_returns(task, right, goal, np.zeros((3, 1)), 0)
+
+
+# --------------------------------------------------------------------------- stochastic successors
+
+
+class NoisyChain(Chain):
+    """The chain with Gaussian process noise; the box clips it."""
+
+    name = "noisy-chain"
+
+    def __init__(self, sigma: float = 0.6) -> None:
+        self.noise_std = np.array([sigma])
+
+    def add_noise(self, states: np.ndarray, noise: np.ndarray) -> np.ndarray:
+        return np.clip(states + noise, 0.0, 10.0)
+
+
+def test_slippery_chain_value_iteration_matches_a_tabular_solve() -> None:
+    """Each step moves as intended with probability 0.8 and stays with 0.2: V = max_a P_a (r + γ(1 − d)V)."""
+    task = Chain()
+    grid = task_grid(task, 11)
+    goal = 7.0
+
+    def slippery(states: np.ndarray, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return np.stack([task.next_state(states, actions), states], axis=1), np.array([0.8, 0.2])
+
+    sol = grid_value_iteration(
+        task.next_state, task.reward_at, task.terminal_at, np.array([goal]), grid, 2, GAMMA, successor_fn=slippery
+    )
+    # the same MDP written out as 11 × 11 transition matrices
+    n = 11
+    P = np.zeros((2, n, n))
+    for i in range(n):
+        P[0, i, max(i - 1, 0)] += 0.8
+        P[1, i, min(i + 1, 10)] += 0.8
+        P[:, i, i] += 0.2
+    r = (np.abs(np.arange(n) - goal) < 0.5).astype(float)
+    V = np.zeros(n)
+    for _ in range(2000):
+        V = (P @ (r + GAMMA * (1 - r) * V)).max(axis=0)
+    np.testing.assert_allclose(sol.V, V, atol=1e-9)
+
+
+def test_a_one_node_quadrature_is_the_deterministic_mdp() -> None:
+    task = Car()
+    grid = task_grid(task, 15)
+    one = grid_mdp(task.next_state, task.reward_at, task.terminal_at, np.array([0.6]), grid, 3, 0.99)
+    quad = grid_mdp(
+        task.next_state,
+        task.reward_at,
+        task.terminal_at,
+        np.array([0.6]),
+        grid,
+        3,
+        0.99,
+        successor_fn=lambda s, a: (task.next_state(s, a)[:, None], np.ones(1)),
+    )
+    np.testing.assert_array_equal(one.rewards, quad.rewards)
+    assert (one.transitions != quad.transitions).nnz == 0
+
+
+def test_task_value_iteration_integrates_a_stochastic_task_with_its_quadrature() -> None:
+    task = NoisyChain()
+    grid = task_grid(task, 11)
+    goal = np.array([7.0])
+    sol = task_value_iteration(task, goal, grid)
+    explicit = grid_value_iteration(
+        task.next_state,
+        task.reward_at,
+        task.terminal_at,
+        goal,
+        grid,
+        2,
+        GAMMA,
+        successor_fn=task.successor_quadrature,
+    )
+    np.testing.assert_allclose(sol.V, explicit.V, atol=1e-12)
+    deterministic = task_value_iteration(Chain(), goal, grid)
+    assert not np.allclose(sol.V, deterministic.V, atol=1e-3)  # the noise changes the values
+
+
+def test_bad_quadratures_are_refused() -> None:
+    task = Chain()
+    grid = task_grid(task, 11)
+    args = (task.next_state, task.reward_at, task.terminal_at, np.array([7.0]), grid, 2, GAMMA)
+    with pytest.raises(PlrayInputError, match="sum to 1"):
+        grid_mdp(*args, successor_fn=lambda s, a: (task.next_state(s, a)[:, None], np.array([0.5])))
+    with pytest.raises(PlrayInputError, match="tuple"):
+        grid_mdp(*args, successor_fn=lambda s, a: task.next_state(s, a))  # type: ignore[arg-type,return-value]
+    with pytest.raises(PlrayInputError, match="nodes"):
+        grid_mdp(*args, successor_fn=lambda s, a: (task.next_state(s, a), np.ones(1)))
+
+
+def test_rollouts_on_a_stochastic_task_are_seeded() -> None:
+    task = NoisyChain(sigma=1.0)
+    starts = np.zeros((64, 1))
+    right = lambda s: np.ones(len(s), dtype=np.int64)  # noqa: E731
+    a = rollout_returns(task, right, np.array([7.0]), starts, 30, seed=1)
+    np.testing.assert_array_equal(a, rollout_returns(task, right, np.array([7.0]), starts, 30, seed=1))
+    assert not np.array_equal(a, rollout_returns(task, right, np.array([7.0]), starts, 30, seed=2))
+    assert np.unique(a).size > 1  # trajectories differ between starts

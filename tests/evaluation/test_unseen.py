@@ -13,6 +13,7 @@ from plray.evaluation.unseen import (
     UnseenGoal,
     evaluate_all_unseen,
     evaluate_unseen,
+    gaussian_quadrature,
     goal_task,
     plan_in_model,
     unseen_goal,
@@ -228,3 +229,33 @@ def test_validation(mc: MountainCarTask) -> None:
         evaluate_unseen(mc, lambda s, a: s[:, :1], goal, resolution=10)
     with pytest.raises(PlrayInputError, match="resolution"):
         evaluate_unseen(mc, mc.next_state, goal, resolution=task_grid(KinematicReacherTask(), 3))
+
+
+# --------------------------------------------------------------------------- stochastic dynamics
+
+
+def test_gaussian_quadrature_matches_the_moments() -> None:
+    mean = lambda s, a: s + 1.0  # noqa: E731
+    std = lambda s, a: np.tile([0.1, 0.2], (len(s), 1))  # noqa: E731
+    nodes, w = gaussian_quadrature(mean, std, order=3)(np.zeros((4, 2)), np.zeros(4, dtype=np.int64))
+    assert nodes.shape == (4, 9, 2) and w.shape == (9,)
+    np.testing.assert_allclose((w[None, :, None] * nodes).sum(1), 1.0, atol=1e-12)
+    np.testing.assert_allclose(np.sqrt((w[None, :, None] * (nodes - 1.0) ** 2).sum(1)), [[0.1, 0.2]] * 4)
+    wrapped, _ = gaussian_quadrature(lambda s, a: s + np.pi - 0.01, std, angle_dims=(0,), order=3)(
+        np.zeros((1, 2)), np.zeros(1, dtype=np.int64)
+    )
+    assert (wrapped[..., 0] < np.pi).all() and (wrapped[..., 0] >= -np.pi).all()
+    with pytest.raises(PlrayInputError, match="order"):
+        gaussian_quadrature(mean, std, order=0)
+
+
+def test_stochastic_task_with_its_own_kernel_gives_ratio_one() -> None:
+    noisy = MountainCarTask("position", noise_std=(0.005, 0.001))
+    goal = unseen_goal(noisy, "shortest_path")
+    exact = evaluate_unseen(
+        noisy, noisy.next_state, goal, resolution=40, num_starts=64, model_successor_fn=noisy.successor_quadrature
+    )
+    assert exact["ratio"] == 1.0 and exact["return_opt"] > 0
+    plain = MountainCarTask("position")
+    deterministic = evaluate_unseen(plain, plain.next_state, goal, resolution=40, num_starts=64)
+    assert exact["return_opt"] != deterministic["return_opt"]  # planned and rolled out with the noise

@@ -13,6 +13,8 @@ from plray.envs.reacher import KinematicReacherTask
 from plray.evaluation.wm_metrics import (
     cross_model_nmse,
     evaluation_states,
+    kernel_errors,
+    kernel_moments,
     network_predict_fn,
     obs_angle_dims,
     wm_errors,
@@ -171,3 +173,58 @@ def test_validation(mc: MountainCarTask) -> None:
     same = np.repeat(states[:1], 2, axis=0)
     with pytest.raises(PlrayInputError, match="zero variance"):
         wm_errors(mc.next_state, mc, same)
+
+
+# --------------------------------------------------------------------------- stochastic kernels
+
+
+@pytest.fixture(scope="module")
+def noisy() -> MountainCarTask:
+    return MountainCarTask("position", noise_std=(0.005, 0.001))
+
+
+def test_kernel_moments(mc: MountainCarTask, noisy: MountainCarTask) -> None:
+    states = np.array([[-0.5, 0.01], [-0.3, -0.02], [0.0, 0.0]])
+    acts = np.array([0, 1, 2])
+    mean, std = kernel_moments(mc, states, acts)
+    np.testing.assert_array_equal(mean, mc.next_state(states, acts))
+    assert (std == 0).all()
+    mean, std = kernel_moments(noisy, states, acts, samples=20_000)
+    assert (np.abs(mean - noisy.next_state(states, acts)) < 4 * np.array([0.005, 0.001]) / np.sqrt(20_000)).all()
+    np.testing.assert_allclose(std, np.tile([0.005, 0.001], (3, 1)), rtol=0.03)
+    again = kernel_moments(noisy, states, acts, samples=20_000)
+    np.testing.assert_array_equal(mean, again[0])  # seeded
+    with pytest.raises(PlrayInputError, match="samples"):
+        kernel_moments(noisy, states, acts, samples=1)
+
+
+def test_kernel_moments_average_angles_across_the_seam() -> None:
+    reacher = KinematicReacherTask()
+    reacher.noise_std = np.array([0.05, 0.05, 0.0, 0.0])
+    state = np.array([[np.pi - 0.01, 0.0, 0.0, 0.0]])  # θ₁ sits on the seam
+    mean, std = kernel_moments(reacher, state, np.array([4]), samples=4000)
+    assert abs(np.angle(np.exp(1j * (mean[0, 0] - (np.pi - 0.01))))) < 0.01  # not pulled to 0 by the wrap
+    np.testing.assert_allclose(std[0, :2], 0.05, rtol=0.06)
+
+
+def test_kernel_errors_score_the_true_kernel_and_a_point_mass(noisy: MountainCarTask) -> None:
+    states = noisy.sample_states(400, np.random.default_rng(0))
+    states[:, 0] = np.clip(states[:, 0], -1.0, 0.4)  # away from the walls, where the kernel is Gaussian
+    sigma = np.array([0.005, 0.001])
+    true_std = lambda s, a: np.tile(sigma, (len(s), 1))  # noqa: E731
+    exact = kernel_errors(noisy.next_state, true_std, noisy, states, samples=2000)
+    assert exact["mean_nmse"] < 1e-5
+    assert max(exact["std_rel_error"]) < 0.05
+    np.testing.assert_allclose(exact["std_true"], sigma, rtol=0.05)
+    point = kernel_errors(noisy.next_state, None, noisy, states, samples=2000)
+    assert point["std_model"] == [0.0, 0.0]
+    assert point["std_rel_error"] == [1.0, 1.0]
+    assert point["w2"] > exact["w2"]
+
+
+def test_wm_errors_use_the_kernel_mean_on_stochastic_tasks(noisy: MountainCarTask) -> None:
+    states = noisy.sample_states(2000, np.random.default_rng(1))
+    mean = lambda s, a: kernel_moments(noisy, s, a)[0]  # noqa: E731
+    assert wm_errors(mean, noisy, states)["wm_nmse"] == 0.0
+    # the noise-free step differs from the mean where the box clips the noise
+    assert wm_errors(noisy.next_state, noisy, states)["wm_nmse"] > 0.0

@@ -100,3 +100,26 @@ def test_mountaincar_metrics_split_off_the_left_wall(tmp_path) -> None:
     assert manifest["model"]["config"]["input_low"] == [-1.2, -0.07]
     raw = ExtractionConfig(task="mountaincar-position", normalize_inputs=False).neural_config()
     assert raw.input_low is None
+
+
+def test_gaussian_extraction_on_the_noisy_task_reports_the_kernel(tmp_path) -> None:
+    out = tmp_path / "noisy"
+    cfg = ExtractionConfig(
+        task="mountaincar-position-noisy",
+        method="gaussian",
+        oracle_resolution=30,
+        p_learning={"steps": 40, "batch_size": 128},
+        eval_states=600,
+    )
+    s = run_extraction(cfg, out)
+    model, manifest = load_world_model(out / "world_model")
+    kernel = manifest["metrics"]["kernel"]
+    np.testing.assert_allclose(kernel["std_true"], [0.005, 0.001], rtol=0.2)  # clipped at the box: a bit less
+    assert all(v > 0 for v in kernel["std_model"]) and kernel["num_states"] == 600
+    assert np.isfinite(s["wm_nmse"]) and "std_rel_error (median)" in (out / "report.md").read_text()
+    assert model.std(np.array([[-0.5, 0.0]]), np.array([1])).shape == (1, 2)
+    args = ["evaluate", str(out / "world_model"), "--resolution", "20", "--starts", "16", "--eval-states", "500"]
+    assert main(args) == 0
+    result = json.loads((out / "evaluation" / "evaluation.json").read_text())
+    assert {u["goal"] for u in result["unseen"]} == {"fast_car", "gentle_car", "shortest_path"}
+    assert result["metrics"]["kernel"]["num_states"] == 500
