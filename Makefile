@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint format bench bench-agents bench-extraction bench-serve bench-pipeline clean help
+.PHONY: demo test test-fast lint format bench bench-agents bench-extraction bench-stochastic bench-serve bench-pipeline clean help
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -45,6 +45,9 @@ bench-agents: $(STAMP)  ## RLlib agent training at two budgets, success and Q_NM
 
 bench-extraction: $(STAMP)  ## neural P-learning from the oracle, unseen goals, cross-model NMSE (about 40 minutes)
 	$(PY) bench/extraction.py
+
+bench-stochastic: $(STAMP)  ## Gaussian P-learning on MountainCar with process noise, against the true noise (about 30 minutes)
+	$(PY) bench/stochastic_extraction.py
 
 bench-pipeline: $(STAMP)  ## FourRooms study with learned agents vs the paper, actor throughput, demo wall-clock (about an hour)
 	$(PY) bench/pipeline.py

@@ -179,3 +179,9 @@ def test_q_accuracy_rollout_zero_for_a_self_consistent_agent_and_errors() -> Non
         rollout_q_pi(src, np.zeros((2, 2)), np.array([0.6]), horizon=0)
     with pytest.raises(PlrayInputError, match="states"):
         rollout_q_pi(src, np.zeros((2, 3)), np.array([0.6]))
+
+
+def test_rollout_q_pi_refuses_stochastic_tasks() -> None:
+    noisy = MountainCarTask("position", noise_std=(0.005, 0.001))
+    with pytest.raises(PlrayInputError, match="stochastic"):
+        rollout_q_pi(ConstantPolicySource(noisy, action=2), np.zeros((2, 2)), np.array([0.6]))

@@ -72,6 +72,8 @@ def test_supervised_reference_and_config_errors(tmp_path) -> None:
         ExtractionConfig(task="reacher", p_learning={"stepz": 3}).validate()
     with pytest.raises(ConfigError, match="p_learning"):
         ExtractionConfig(task="reacher", p_learning={"lr": -1.0}).validate()
+    with pytest.raises(ConfigError, match="estimator: unknown 'two'"):
+        ExtractionConfig(task="reacher", method="gaussian", estimator="two").validate()  # type: ignore[arg-type]
 
 
 def test_agent_of_another_task_is_refused(tmp_path) -> None:
