@@ -15,7 +15,11 @@ and a model can be scored against the true successor distribution:
   σ towards 0;
 * ``gaussian two-sample, oracle R²``: the two-sample kernel from a finer oracle grid (does the
   grid's interpolation limit how well σ is read?);
-* ``supervised``: the same network regressed on sampled transitions (data P-learning never sees).
+* ``supervised``: the same network regressed on sampled transitions (data P-learning never sees);
+* with ``--agent PATH`` (an agent trained on the noisy task, e.g. ``plray train
+  configs/agents/mountaincar-position-noisy-pqn.yaml``): the deterministic and two-sample models
+  from that agent's Q-values, and the agent's grid Q_NMSE against Q^π of its greedy policy under
+  the noisy dynamics.
 
 Per model: WM_NMSE of its mean against the kernel's mean (250 000 uniform states, as MountainCar's
 WM metrics), off the left wall, the per-dim σ it predicts against the true σ (median relative
@@ -43,15 +47,22 @@ from plray.experiments.extraction import ExtractionConfig, run_evaluation, run_e
 TASK = "mountaincar-position-noisy"
 
 
-def variants(fine: int) -> list[tuple[str, dict[str, Any]]]:
+def variants(fine: int, agent: str | None, only_agent: bool) -> list[tuple[str, dict[str, Any]]]:
     """(label, ExtractionConfig overrides) of the compared models."""
-    return [
+    oracle = [
         ("deterministic", {"method": "deterministic"}),
         ("gaussian two-sample", {"method": "gaussian"}),
         ("gaussian one-sample", {"method": "gaussian", "estimator": "one-sample"}),
         (f"gaussian two-sample, oracle {fine}²", {"method": "gaussian", "oracle_resolution": fine}),
         ("supervised (sampled transitions)", {"method": "supervised"}),
     ]
+    agents = []
+    if agent is not None:
+        agents = [
+            ("agent: deterministic", {"method": "deterministic", "agent": agent}),
+            ("agent: gaussian two-sample", {"method": "gaussian", "agent": agent}),
+        ]
+    return agents if only_agent else oracle + agents
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,11 +72,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fine-resolution", type=int, default=400, help="the finer oracle grid (default: 400)")
     parser.add_argument("--out", default="/tmp/plray-bench-stochastic", help="artifact directory")
     parser.add_argument("--starts", type=int, default=512, help="rollout starts per unseen goal")
+    parser.add_argument("--agent", default=None, help="agent artifact trained on the noisy task (adds two rows)")
+    parser.add_argument("--only-agent", action="store_true", help="with --agent: only the agent's rows")
+    parser.add_argument("--name", default="stochastic_extraction", help="results file name (default: %(default)s)")
     args = parser.parse_args(argv)
+    if args.only_agent and args.agent is None:
+        parser.error("--only-agent needs --agent")
+    agent_info: dict[str, Any] = {}
+    if args.agent is not None:
+        from plray.agents.qsource import load_qsource
+        from plray.evaluation.q_accuracy import q_accuracy
+
+        source = load_qsource(args.agent)
+        if source.task.name != TASK:
+            parser.error(f"--agent: trained on {source.task.name!r}, not {TASK!r}")
+        acc = q_accuracy(source, 200)
+        agent_info = {
+            "agent": args.agent,
+            "env_steps": source.metadata.get("env_steps"),
+            "q_nmse": acc["q_nmse"],
+            "q_mse": acc["q_mse"],
+            "success": source.metadata.get("metrics", {}).get("success_rate"),
+        }
+        print(f"[bench] agent {args.agent}: {agent_info}", file=sys.stderr, flush=True)
     rows: list[dict[str, Any]] = []
     unseen_rows: list[dict[str, Any]] = []
     details: list[dict[str, Any]] = []
-    for label, overrides in variants(args.fine_resolution):
+    for label, overrides in variants(args.fine_resolution, args.agent, args.only_agent):
         cfg = ExtractionConfig(
             task=TASK, p_learning={"steps": args.steps, "batch_size": args.batch_size}, seed=0, **overrides
         )
@@ -124,9 +157,26 @@ def main(argv: list[str] | None = None) -> int:
             markdown_table(unseen_rows, ("model", "goal", "return_wm", "return_opt", "ratio")),
             "",
         ]
+        + (
+            [
+                f"Agent `{agent_info['agent']}`: {agent_info['env_steps']} env steps, greedy success "
+                f"{agent_info['success']}, grid Q_NMSE {agent_info['q_nmse']:.3g} (Q_MSE {agent_info['q_mse']:.3g}) "
+                "against Q^π of its greedy policy under the noisy dynamics (200² grid, quadrature).",
+                "",
+            ]
+            if agent_info
+            else []
+        )
     )
-    payload = {"command": command.strip(), "machine": machine(), "rows": rows, "unseen": unseen_rows, "runs": details}
-    json_path, md_path = write_results("stochastic_extraction", payload, md)
+    payload = {
+        "command": command.strip(),
+        "machine": machine(),
+        "rows": rows,
+        "unseen": unseen_rows,
+        "agent": agent_info,
+        "runs": details,
+    }
+    json_path, md_path = write_results(args.name, payload, md)
     print(md)
     print(f"wrote {json_path} and {md_path}", file=sys.stderr)
     return 0
