@@ -31,6 +31,27 @@ QUADRATURE_ORDER = 5
 """Gauss–Hermite nodes per noisy dim of :meth:`GoalTask.successor_quadrature` (exact to degree 9)."""
 
 
+def gauss_hermite(order: int, dims: int) -> tuple[FloatArray, FloatArray]:
+    """Tensor-product Gauss–Hermite rule for N(0, I_dims): E f(z) ≈ Σ_k w_k f(z_k).
+
+    Exact for polynomials of degree < 2·order in each coordinate.
+
+    Args:
+        order: nodes per dim, >= 1.
+        dims: number of dims, >= 0 (0 gives the single node z = () with weight 1).
+
+    Returns:
+        (nodes (order^dims, dims), weights (order^dims,) summing to 1).
+    """
+    if isinstance(order, bool) or not isinstance(order, int | np.integer) or order < 1:
+        raise PlrayInputError(f"order: expected a positive integer, got {order!r}")
+    z, w = np.polynomial.hermite_e.hermegauss(int(order))  # probabilists' Hermite: weight exp(−z²/2)
+    w = w / w.sum()
+    nodes = np.stack(np.meshgrid(*([z] * dims), indexing="ij"), axis=-1).reshape(-1, dims)
+    weights = np.prod(np.stack(np.meshgrid(*([w] * dims), indexing="ij"), axis=-1).reshape(-1, dims), axis=1)
+    return nodes, weights
+
+
 def wrap_angle(x: FloatArray) -> FloatArray:
     """Wrap angles to [−π, π)."""
     return (np.asarray(x) + np.pi) % (2.0 * np.pi) - np.pi
@@ -163,17 +184,12 @@ class GoalTask(ABC):
         nxt = self.next_state(states, actions)
         if not self.stochastic:
             return nxt[:, None, :], np.ones(1)
-        if isinstance(order, bool) or not isinstance(order, int | np.integer) or order < 1:
-            raise PlrayInputError(f"order: expected a positive integer, got {order!r}")
         assert self.noise_std is not None
         sigma = np.asarray(self.noise_std, dtype=np.float64)
-        z, w = np.polynomial.hermite_e.hermegauss(int(order))  # probabilists' Hermite: weight exp(-z²/2)
-        w = w / w.sum()
         noisy = np.flatnonzero(sigma > 0.0)
-        grids = np.meshgrid(*([z] * noisy.size), indexing="ij")
-        offsets = np.zeros((z.size**noisy.size, self.state_dim))
-        offsets[:, noisy] = np.stack([g.reshape(-1) for g in grids], axis=-1) * sigma[noisy]
-        weights = np.prod(np.stack(np.meshgrid(*([w] * noisy.size), indexing="ij"), axis=0).reshape(noisy.size, -1), 0)
+        z, weights = gauss_hermite(order, noisy.size)
+        offsets = np.zeros((len(weights), self.state_dim))
+        offsets[:, noisy] = z * sigma[noisy]
         return self.add_noise(nxt[:, None, :], offsets[None]), weights
 
     @abstractmethod

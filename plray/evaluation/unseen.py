@@ -43,7 +43,7 @@ import numpy as np
 
 from plray.core.types import BoolArray, FloatArray
 from plray.core.validation import PlrayInputError, check_gamma
-from plray.envs.base import GoalTask, wrap_angle
+from plray.envs.base import GoalTask, gauss_hermite, wrap_angle
 from plray.evaluation.grid import (
     DEFAULT_MAX_ITERS,
     DEFAULT_TOL,
@@ -365,18 +365,13 @@ def gaussian_quadrature(
     Returns:
         successor_fn(states (B, d), actions (B,)) -> (nodes (B, K, d), weights (K,)).
     """
-    if isinstance(order, bool) or not isinstance(order, int | np.integer) or order < 1:
-        raise PlrayInputError(f"order: expected a positive integer, got {order!r}")
-    z, w = np.polynomial.hermite_e.hermegauss(int(order))
-    w = w / w.sum()
+    gauss_hermite(order, 1)  # validates the order
     dims = list(angle_dims)
 
     def successor(states: FloatArray, actions: np.ndarray) -> tuple[FloatArray, FloatArray]:
         mean = np.asarray(mean_fn(states, actions), dtype=np.float64)
         std = np.asarray(std_fn(states, actions), dtype=np.float64)
-        d = mean.shape[1]
-        offsets = np.stack(np.meshgrid(*([z] * d), indexing="ij"), axis=-1).reshape(-1, d)  # (K, d)
-        weights = np.prod(np.stack(np.meshgrid(*([w] * d), indexing="ij"), axis=-1).reshape(-1, d), axis=1)
+        offsets, weights = gauss_hermite(order, mean.shape[1])  # (K, d), (K,)
         nodes = mean[:, None, :] + std[:, None, :] * offsets[None]
         if dims:
             nodes[..., dims] = wrap_angle(nodes[..., dims])
