@@ -16,6 +16,8 @@ and a model can be scored against the true successor distribution:
 * ``gaussian two-sample, oracle R²``: the two-sample kernel from a finer oracle grid (does the
   grid's interpolation limit how well σ is read?);
 * ``supervised``: the same network regressed on sampled transitions (data P-learning never sees);
+* with ``--floor``: the two-sample kernel on the noise-free ``mountaincar-position`` (true σ = 0):
+  the spread the method reads into the oracle's interpolation error alone;
 * with ``--agent PATH`` (an agent trained on the noisy task, e.g. ``plray train
   configs/agents/mountaincar-position-noisy-pqn.yaml``): the deterministic and two-sample models
   from that agent's Q-values, and the agent's grid Q_NMSE against Q^π of its greedy policy under
@@ -47,8 +49,8 @@ from plray.experiments.extraction import ExtractionConfig, run_evaluation, run_e
 TASK = "mountaincar-position-noisy"
 
 
-def variants(fine: int, agent: str | None, only_agent: bool) -> list[tuple[str, dict[str, Any]]]:
-    """(label, ExtractionConfig overrides) of the compared models."""
+def variants(fine: int, agent: str | None, only_agent: bool, floor: bool) -> list[tuple[str, dict[str, Any]]]:
+    """(label, ExtractionConfig overrides) of the compared models; ``only_agent`` keeps the agent's and floor rows."""
     oracle = [
         ("deterministic", {"method": "deterministic"}),
         ("gaussian two-sample", {"method": "gaussian"}),
@@ -62,6 +64,8 @@ def variants(fine: int, agent: str | None, only_agent: bool) -> list[tuple[str, 
             ("agent: deterministic", {"method": "deterministic", "agent": agent}),
             ("agent: gaussian two-sample", {"method": "gaussian", "agent": agent}),
         ]
+    if floor:
+        agents.append(("gaussian two-sample, noise-free task", {"method": "gaussian", "task": "mountaincar-position"}))
     return agents if only_agent else oracle + agents
 
 
@@ -73,11 +77,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="/tmp/plray-bench-stochastic", help="artifact directory")
     parser.add_argument("--starts", type=int, default=512, help="rollout starts per unseen goal")
     parser.add_argument("--agent", default=None, help="agent artifact trained on the noisy task (adds two rows)")
-    parser.add_argument("--only-agent", action="store_true", help="with --agent: only the agent's rows")
+    parser.add_argument("--only-agent", action="store_true", help="only the --agent and --floor rows")
+    parser.add_argument("--floor", action="store_true", help="add the two-sample kernel on the noise-free task")
     parser.add_argument("--name", default="stochastic_extraction", help="results file name (default: %(default)s)")
     args = parser.parse_args(argv)
-    if args.only_agent and args.agent is None:
-        parser.error("--only-agent needs --agent")
+    if args.only_agent and args.agent is None and not args.floor:
+        parser.error("--only-agent needs --agent or --floor")
     agent_info: dict[str, Any] = {}
     if args.agent is not None:
         from plray.agents.qsource import load_qsource
@@ -98,10 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict[str, Any]] = []
     unseen_rows: list[dict[str, Any]] = []
     details: list[dict[str, Any]] = []
-    for label, overrides in variants(args.fine_resolution, args.agent, args.only_agent):
-        cfg = ExtractionConfig(
-            task=TASK, p_learning={"steps": args.steps, "batch_size": args.batch_size}, seed=0, **overrides
-        )
+    for label, overrides in variants(args.fine_resolution, args.agent, args.only_agent, args.floor):
+        p_learning = {"steps": args.steps, "batch_size": args.batch_size}
+        cfg = ExtractionConfig(**{"task": TASK, "p_learning": p_learning, "seed": 0, **overrides})
         out = Path(args.out) / label.replace(" ", "_").replace(",", "").replace("²", "")
         print(f"[bench] {label}: extracting", file=sys.stderr, flush=True)
         t0 = time.perf_counter()
@@ -128,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
             unseen_rows.append({"model": label, **{k: u[k] for k in ("goal", "return_wm", "return_opt", "ratio")}})
         details.append({"label": label, "config": overrides, "summary": summary, "evaluation": ev})
         print(f"[bench] {label}: {row} ({time.perf_counter() - t0:.0f} s evaluation)", file=sys.stderr, flush=True)
-    true_std = details[0]["evaluation"]["metrics"]["kernel"]["std_true"]
+    noisy_runs = [d for d in details if d["summary"]["task"] == TASK]
+    true_std = noisy_runs[0]["evaluation"]["metrics"]["kernel"]["std_true"] if noisy_runs else [0.005, 0.001]
     command = "python bench/stochastic_extraction.py " + " ".join(argv if argv is not None else sys.argv[1:])
     md = "\n".join(
         [

@@ -219,13 +219,15 @@ def wm_metrics(task: GoalTask, model: WorldModel, cfg: ExtractionConfig) -> dict
     states = evaluation_states(task, cfg.num_eval_states, np.random.default_rng([cfg.seed, 11]), cfg.sampler_name)
     out: dict[str, Any] = {}
     means: np.ndarray | None = None
-    if task.stochastic:  # the kernel's mean is the truth; its Monte Carlo moments are computed once
+    std_fn = getattr(model, "std", None)
+    if task.stochastic or std_fn is not None:  # the model's spread against the kernel's (zero if deterministic)
         from plray.evaluation.wm_metrics import kernel_errors, kernel_moments
 
         n = len(states)
-        means = np.stack([kernel_moments(task, states, np.full(n, a))[0] for a in range(int(task.num_actions or 0))])
+        if task.stochastic:  # the kernel's mean is the truth; its Monte Carlo moments are computed once
+            acts = range(int(task.num_actions or 0))
+            means = np.stack([kernel_moments(task, states, np.full(n, a))[0] for a in acts])
         kstates = states[: min(n, KERNEL_EVAL_STATES)]
-        std_fn = getattr(model, "std", None)
         out["kernel"] = kernel_errors(model.predict, std_fn, task, kstates, seed=cfg.seed)
 
     def truth(rows: np.ndarray) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
@@ -361,7 +363,7 @@ def _metrics_tables(metrics: dict[str, Any]) -> list[str]:
     kernel = metrics.get("kernel")
     if kernel:
         lines += [
-            f"Stochastic dynamics: the model's successor distribution against the true kernel's Monte Carlo "
+            "Successor distribution: the model's against the true kernel's Monte Carlo "
             f"moments ({kernel['samples']} draws per pair, {kernel['num_states']} states); mean W2 "
             f"{kernel['w2']:.3g}.",
             "",
