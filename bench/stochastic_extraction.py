@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
             "",
             markdown_table(rows, tuple(rows[0])),
             "",
-            "## Unseen goals: R_WM (plan in the model, act on the noisy dynamics) vs R*",
+            "## Unseen goals: R_WM (plan in the model, act on the task's true dynamics) vs R*",
             "",
             "R* plans with the true kernel; Gaussian models plan with their own σ (9-node quadrature), the others "
             f"with their point prediction; {args.starts} reset starts, the same seeded noise for both.",
