@@ -125,3 +125,4 @@ def test_gaussian_extraction_on_the_noisy_task_reports_the_kernel(tmp_path) -> N
     result = json.loads((out / "evaluation" / "evaluation.json").read_text())
     assert {u["goal"] for u in result["unseen"]} == {"fast_car", "gentle_car", "shortest_path"}
     assert result["metrics"]["kernel"]["num_states"] == 500
+    assert result["unseen_planning"].startswith("the model's kernel (9-node")
