@@ -69,6 +69,13 @@ def _free_velocity(states: FloatArray, actions: np.ndarray) -> FloatArray:
     return np.clip(v + (actions - 1) * FORCE - np.cos(3.0 * x) * GRAVITY, -MAX_SPEED, MAX_SPEED)
 
 
+def _into_box(x: FloatArray, v: FloatArray) -> FloatArray:
+    """[x, v] clipped to the box, v zeroed at the inelastic left wall (v < 0 at x = −1.2), shape (..., 2)."""
+    x = np.clip(x, MIN_POSITION, MAX_POSITION)
+    v = np.clip(v, -MAX_SPEED, MAX_SPEED)
+    return np.stack([x, np.where((x == MIN_POSITION) & (v < 0.0), 0.0, v)], axis=-1)
+
+
 class MountainCarTask(GoalTask):
     """Goal-conditioned MountainCar with gymnax physics; see the module docstring.
 
@@ -164,19 +171,13 @@ class MountainCarTask(GoalTask):
         """
         states = check_batch(states, "states", 2, "d")
         actions = self.check_actions(actions, len(states))
-        x = states[:, 0]
         v_next = _free_velocity(states, actions)
-        x_next = np.clip(x + v_next, MIN_POSITION, MAX_POSITION)
-        v_next = np.where((x_next == MIN_POSITION) & (v_next < 0.0), 0.0, v_next)
-        return np.stack([x_next, v_next], axis=-1)
+        return _into_box(states[:, 0] + v_next, v_next)
 
     def add_noise(self, states: FloatArray, noise: FloatArray) -> FloatArray:
         """Noisy successors: f(s, a) + noise, clipped to the box, v zeroed at the left wall, shape (..., 2)."""
         out = np.asarray(states, dtype=np.float64) + noise
-        x = np.clip(out[..., 0], MIN_POSITION, MAX_POSITION)
-        v = np.clip(out[..., 1], -MAX_SPEED, MAX_SPEED)
-        v = np.where((x == MIN_POSITION) & (v < 0.0), 0.0, v)
-        return np.stack([x, v], axis=-1)
+        return _into_box(out[..., 0], out[..., 1])
 
     def left_wall_contact(self, states: FloatArray, actions: np.ndarray) -> np.ndarray:
         """Where a step hits the left wall: x' is clipped to −1.2 and v' is zeroed, shape (B,) bool.
