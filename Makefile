@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint format bench bench-agents bench-extraction bench-stochastic bench-serve bench-pipeline clean help
+.PHONY: demo test test-fast lint format check-structure bench bench-agents bench-extraction bench-stochastic bench-serve bench-pipeline clean help
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -32,6 +32,9 @@ test-fast: $(STAMP)  ## the suite without tests marked slow
 lint: $(STAMP)  ## ruff lint and format check
 	$(VENV)/bin/ruff check plray tests bench
 	$(VENV)/bin/ruff format --check plray tests bench
+
+check-structure: $(STAMP)  ## list import cycles (module-level) and functions over 80 lines in plray/ and bench/
+	$(PY) scripts/check_structure.py --deferred
 
 format: $(STAMP)  ## apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix plray tests bench
