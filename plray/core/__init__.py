@@ -12,17 +12,15 @@ from plray.core.baselines import (
     wvf_kernel,
 )
 from plray.core.bellman import bellman_matrix, bellman_matrix_from_q, state_values
+from plray.core.extraction import Extraction, extract, extract_kernel
 from plray.core.identifiability import Identifiability, column_gap, identifiability
+from plray.core.kernel import project_simplex
 from plray.core.tabular import (
-    Extraction,
     closed_form,
     column_match,
     column_match_indices,
     exact_gradient,
-    extract,
-    extract_kernel,
     gradient_descent,
-    project_simplex,
     sampled,
     score_function_gradient,
     simplex_least_squares,

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from plray.core.tabular import check_qm, one_hot_kernel
+from plray.core.kernel import check_qm, one_hot_kernel
 from plray.core.types import FloatArray, IntArray
 from plray.core.validation import PlrayInputError, as_float_array, check_gamma
 

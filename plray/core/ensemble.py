@@ -39,7 +39,7 @@ class TabularEnsemble(TabularWorldModel):
     """
 
     def __init__(self, kernels: FloatArray, project: bool = True) -> None:
-        from plray.core.tabular import project_simplex
+        from plray.core.kernel import project_simplex
 
         K = as_float_array(kernels, "kernels", ndim=4)
         if K.shape[0] < 1 or K.shape[1] != K.shape[3]:

@@ -22,67 +22,22 @@ The methods differ in how they solve it (reference §1.3, §4.4):
 * ``column-match``: deterministic kernels from few goals: the successor of (s, a) is the column of M
   nearest Q(s, a, ·) in ℓ₁, k̂ = argmin_k ‖M[:, k] − Q(s, a, :)‖₁ (§1.4).
 * ``value-argmin`` and ``wvf``: the baselines of :mod:`plray.core.baselines`.
+
+The dispatch over all methods is :func:`plray.core.extraction.extract`.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from plray.core.identifiability import Identifiability, identifiability
-from plray.core.types import KERNEL_METHODS, FloatArray, IntArray
+from plray.core.kernel import check_qm, one_hot_kernel, project_simplex
+from plray.core.types import FloatArray, IntArray
 from plray.core.validation import PlrayInputError, as_float_array, check_choice, check_shape
 
-
-@dataclass(frozen=True)
-class Extraction:
-    """An extracted kernel with the diagnostics and run information that belong to it.
-
-    Attributes:
-        kernel: P̂(s' | s, a), shape (S, A, K).
-        method: the extraction method.
-        diagnostics: identifiability of M, with error bounds at ``eps`` (None when gamma was not given).
-        info: method-specific figures (iterations, convergence, updates per second, seconds).
-    """
-
-    kernel: FloatArray
-    method: str
-    diagnostics: Identifiability | None
-    info: dict[str, Any] = field(default_factory=dict)
-
-
-def check_qm(Q: object, M: object) -> tuple[FloatArray, FloatArray]:
-    """Validate Q (S, A, G) and M (G, K): finite, and with matching goal axes."""
-    Q = as_float_array(Q, "Q", ndim=3)
-    M = as_float_array(M, "M", ndim=2)
-    if Q.shape[2] != M.shape[0]:
-        raise PlrayInputError(
-            f"Q and M disagree on the number of goals: Q has shape (S, A, G) = {Q.shape} with G = "
-            f"{Q.shape[2]}, M has shape (G, K) = {M.shape} with G = {M.shape[0]}"
-        )
-    if min(Q.shape) == 0 or min(M.shape) == 0:
-        raise PlrayInputError(f"Q {Q.shape} and M {M.shape} must have no empty axis")
-    return Q, M
-
-
-def project_simplex(X: FloatArray) -> FloatArray:
-    """Euclidean projection of each row of X (..., K) onto the probability simplex.
-
-    The sort-based algorithm of Held, Wolfe and Crowder (1974), vectorised over leading axes.
-    """
-    X = np.asarray(X, dtype=np.float64)
-    shape = X.shape
-    Y = X.reshape(-1, shape[-1])
-    U = -np.sort(-Y, axis=1)
-    css = np.cumsum(U, axis=1) - 1.0
-    ks = np.arange(1, Y.shape[1] + 1)
-    cond = U - css / ks > 0
-    rho = cond.shape[1] - 1 - np.argmax(cond[:, ::-1], axis=1)
-    theta = css[np.arange(Y.shape[0]), rho] / (rho + 1)
-    return np.maximum(Y - theta[:, None], 0.0).reshape(shape)
+__all__ = ["check_qm", "one_hot_kernel", "project_simplex"]  # re-exported: the kernel primitives' home is kernel.py
 
 
 def _check_p0(P0: object | None, S: int, A: int, K: int) -> FloatArray | None:
@@ -482,76 +437,6 @@ def column_match_indices(Q: FloatArray, M: FloatArray, *, norm: int = 1, chunk: 
     return out.reshape(S, A)
 
 
-def one_hot_kernel(indices: IntArray, K: int) -> FloatArray:
-    """Deterministic kernel with P(s, a, indices[s, a]) = 1, shape (S, A, K)."""
-    S, A = indices.shape
-    P = np.zeros((S, A, K))
-    np.put_along_axis(P, indices[..., None], 1.0, axis=-1)
-    return P
-
-
 def column_match(Q: FloatArray, M: FloatArray, *, norm: int = 1) -> FloatArray:
     """Deterministic kernel from column matching, shape (S, A, K)."""
     return one_hot_kernel(column_match_indices(Q, M, norm=norm), M.shape[1])
-
-
-# --------------------------------------------------------------------------- dispatch
-def extract(
-    Q: object,
-    M: object,
-    method: str = "closed-form",
-    *,
-    gamma: float | None = None,
-    eps: float = 0.0,
-    **options: Any,
-) -> Extraction:
-    """Run one extraction method and attach the identifiability diagnostics of M.
-
-    Args:
-        Q: the agent's Q-values, shape (S, A, G).
-        M: the Bellman matrix, shape (G, K) (see :func:`plray.core.bellman_matrix`).
-        method: one of ``closed-form``, ``gradient``, ``sampled``, ``simplex``, ``column-match``,
-            ``value-argmin``, ``wvf``.
-        gamma: discount, needed for the diagnostics' error bounds (and by ``value-argmin``).
-        eps: Q-error level (ℓ₁ over goals) at which to evaluate the bounds.
-        **options: the method's own keyword arguments (see each function).
-
-    Returns:
-        an :class:`Extraction`.
-    """
-    from plray.core import baselines  # local import: baselines builds on this module
-
-    check_choice(method, "method", KERNEL_METHODS)
-    Q, M = check_qm(Q, M)
-    start = time.perf_counter()
-    info: dict[str, Any] = {}
-    try:
-        if method == "closed-form":
-            kernel = closed_form(Q, M, **options)
-        elif method == "gradient":
-            kernel, info = gradient_descent(Q, M, **options)
-        elif method == "sampled":
-            kernel, info = sampled(Q, M, **options)
-        elif method == "simplex":
-            kernel, info = simplex_least_squares(Q, M, **options)
-        elif method == "column-match":
-            kernel = column_match(Q, M, **options)
-        elif method == "value-argmin":
-            if gamma is None:
-                raise PlrayInputError("value-argmin needs gamma")
-            kernel = baselines.value_argmin_kernel(Q, M, gamma, **options)
-        else:
-            kernel, info = baselines.wvf_kernel(Q, M, **options)
-    except TypeError as exc:  # an option the method does not take
-        raise PlrayInputError(f"method {method!r}: {exc}") from exc
-    info = {**info, "seconds": time.perf_counter() - start}
-    diagnostics = identifiability(M, Q.shape[1], gamma, eps) if gamma is not None else None
-    return Extraction(kernel=kernel, method=method, diagnostics=diagnostics, info=info)
-
-
-def extract_kernel(Q: object, M: object, method: str = "closed-form", **options: Any) -> FloatArray:
-    """Recover the transition kernel, shape (S, A, K), from Q (S, A, G) and M (G, K).
-
-    See :func:`extract` for the methods and their options; this returns only the kernel.
-    """
-    return extract(Q, M, method, **options).kernel

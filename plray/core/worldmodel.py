@@ -122,7 +122,7 @@ class TabularWorldModel(WorldModel):
     model_type = "tabular"
 
     def __init__(self, kernel: FloatArray, project: bool = True) -> None:
-        from plray.core.tabular import project_simplex
+        from plray.core.kernel import project_simplex
 
         P = as_float_array(kernel, "kernel", ndim=3)
         if P.shape[0] != P.shape[2]:
