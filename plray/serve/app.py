@@ -78,7 +78,13 @@ class ServeSettings:
         auth_token_env: environment variable holding the bearer token (unset or empty: no auth).
         compute_threads: threads running decode / model / encode.
         inline_body_bytes: predict bodies up to this size are decoded and checked on the event loop.
-        torch_threads: torch intra-op threads per replica (None: leave Ray's default of 1).
+        torch_threads: torch intra-op threads per replica (None: leave it as Ray sets it).
+        max_horizon: largest rollout H.
+        max_grid_rows: most grid nodes × actions of one grid value iteration.
+        request_deadline_s: rollout / plan work stops (503 ``deadline_exceeded``) past this many seconds.
+        heavy_threads: threads running rollout and plan, apart from predict's, so big requests never
+            starve small ones.
+        max_tensor_bytes: cap on one artifact's decompressed tensors (checked before decompressing).
     """
 
     models: str = "models"
@@ -86,9 +92,9 @@ class ServeSettings:
     max_models: int = 64
     max_body_bytes: int = 256 << 20
     max_batch: int = 1 << 20
-    max_rollout_steps: int = 1 << 22
-    max_output_elements: int = 1 << 25
-    max_plan_rows: int = 1 << 23
+    max_rollout_steps: int = engine.DEFAULT_LIMITS.max_rollout_steps
+    max_output_elements: int = engine.DEFAULT_LIMITS.max_output_elements
+    max_plan_rows: int = engine.DEFAULT_LIMITS.max_plan_rows
     batch_rows: int = 1024
     max_batch_rows: int = 8192
     batch_wait_timeout_s: float = 0.001
@@ -96,7 +102,12 @@ class ServeSettings:
     auth_token_env: str = TOKEN_ENV
     compute_threads: int = 2
     inline_body_bytes: int = 16384
-    torch_threads: int | None = None
+    torch_threads: int | None = 1
+    max_horizon: int = engine.DEFAULT_LIMITS.max_horizon
+    max_grid_rows: int = engine.DEFAULT_LIMITS.max_grid_rows
+    request_deadline_s: float = 5.0
+    heavy_threads: int = 1
+    max_tensor_bytes: int = 1 << 30
 
     @classmethod
     def from_args(cls, args: dict[str, Any] | None) -> "ServeSettings":
@@ -109,7 +120,14 @@ class ServeSettings:
         return cls(**args)
 
     def limits(self) -> engine.Limits:
-        return engine.Limits(self.max_batch, self.max_rollout_steps, self.max_output_elements, self.max_plan_rows)
+        return engine.Limits(
+            self.max_batch,
+            self.max_rollout_steps,
+            self.max_output_elements,
+            self.max_plan_rows,
+            self.max_horizon,
+            self.max_grid_rows,
+        )
 
 
 # ---------------------------------------------------------------------- OpenAPI
@@ -279,10 +297,14 @@ class WorldModelServer:
             cache_dir=self.settings.cache_dir,
             max_models=self.settings.max_models,
             on_load=self.metrics.on_load,
+            max_tensor_bytes=self.settings.max_tensor_bytes,
         )
         token = os.environ.get(self.settings.auth_token_env, "") if self.settings.auth_token_env else ""
         self._token = token.encode() if token else None
         self.pool = ThreadPoolExecutor(max_workers=max(1, self.settings.compute_threads), thread_name_prefix="plray")
+        self.heavy_pool = ThreadPoolExecutor(
+            max_workers=max(1, self.settings.heavy_threads), thread_name_prefix="plray-heavy"
+        )
         self.registry.load_all()
         self.metrics.models_loaded.set(len(self.registry.loaded()))
         self._predict_batched.set_max_batch_size(self.settings.max_batch_rows)
@@ -330,6 +352,17 @@ class WorldModelServer:
 
     async def _run(self, fn: Callable[[], Any]) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self.pool, fn)
+
+    async def _run_heavy(self, request: Request, fn: Callable[[engine.Deadline], Any]) -> Any:
+        """Run rollout / plan work on its own pool under the request deadline; stop it if the client leaves."""
+        deadline = engine.Deadline(self.settings.request_deadline_s)
+        future = asyncio.get_running_loop().run_in_executor(self.heavy_pool, fn, deadline)
+        while True:
+            done, _ = await asyncio.wait({future}, timeout=0.05)
+            if done:
+                return future.result()
+            if await request.is_disconnected():
+                deadline.cancelled.set()
 
     async def _answer(self, endpoint: str, request: Request, work: Callable[[], Any]) -> Response:
         """Run ``work`` (a coroutine function) with auth, metrics and error mapping."""
@@ -540,7 +573,7 @@ class WorldModelServer:
             params, raw = await self._run(lambda: _split(schemas.RolloutParams, body, media, ("states", "actions")))
             entry = await self._entry_async(model_id, params.version)
 
-            def compute() -> Response:
+            def compute(deadline: engine.Deadline) -> Response:
                 states, actions = engine.check_batch(entry.model, raw["states"], raw["actions"], steps=True)
                 B, H = actions.shape[:2]
                 self.metrics.rows.labels(endpoint="rollout").observe(B * H)
@@ -557,11 +590,12 @@ class WorldModelServer:
                     mode=params.mode,
                     seed=params.seed,
                     limits=self.limits,
+                    deadline=deadline,
                 )
                 info = {"model": entry.model_id, "version": entry.version, "batch_size": B, "horizon": H}
                 return self._encode(answer, out, info)
 
-            return await self._run(compute)
+            return await self._run_heavy(request, compute)
 
         return await self._answer("rollout", request, work)
 
@@ -587,7 +621,7 @@ class WorldModelServer:
             assert isinstance(req, schemas.PlanRequest)
             entry = await self._entry_async(model_id, req.version)
 
-            def compute() -> dict[str, Any]:
+            def compute(deadline: engine.Deadline) -> dict[str, Any]:
                 model = entry.model
                 state = engine._numeric(req.state, "state").astype(np.float64)
                 if state.shape != (model.state_dim,):
@@ -615,9 +649,10 @@ class WorldModelServer:
                     action_low=req.action_low,
                     action_high=req.action_high,
                     limits=self.limits,
+                    deadline=deadline,
                 )
 
-            out = await self._run(compute)
+            out = await self._run_heavy(request, compute)
             body_out = {"model": entry.model_id, "version": entry.version, "method": req.method, **out}
             return Response(codec.encode_json(body_out), media_type=codec.JSON)
 
@@ -700,7 +735,8 @@ def run(
         if address is None and "RAY_ADDRESS" not in os.environ:
             address = "local"  # a fresh local Ray, even if a `ray start` cluster runs on this host
         ray.init(address=address, include_dashboard=False)
-    serve.start(http_options={"host": host, "port": port})
+    deadline = ServeSettings.from_args({**(settings or {}), "models": models}).request_deadline_s
+    serve.start(http_options={"host": host, "port": port, "request_timeout_s": 2 * deadline})
     args = {**(settings or {}), "models": models}
     if deployment:
         args["deployment"] = deployment

@@ -17,7 +17,9 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import socket
 import threading
+import time
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -25,6 +27,17 @@ import numpy as np
 
 from plray.serve import codec
 
+RETRY_STATUSES = frozenset({500, 502, 503, 504})
+"""Statuses of a lost or restarting replica (Serve's proxy, a dying actor)."""
+FINAL_KINDS = frozenset({"model_unavailable", "deadline_exceeded", "internal"})
+"""Server refusals with these kinds are answers, not a lost replica: never retried."""
+_DROPPED = (
+    http.client.RemoteDisconnected,
+    http.client.CannotSendRequest,
+    http.client.IncompleteRead,
+    ConnectionError,  # refused, reset, aborted, broken pipe
+    socket.gaierror,
+)
 ARRAY_FIELDS = {"next_states", "std", "samples", "distribution", "states", "rewards", "terminated", "returns"}
 
 
@@ -36,6 +49,15 @@ class ApiClientError(RuntimeError):
         self.status, self.kind, self.detail = status, kind, detail
 
 
+def _final(data: bytes) -> bool:
+    """Whether a 5xx body is the server's own ``{error, detail}`` with a kind that a retry would not change."""
+    try:
+        err = json.loads(data)
+    except ValueError:
+        return False
+    return isinstance(err, dict) and err.get("error") in FINAL_KINDS
+
+
 class WorldModelClient:
     """Client of one server.
 
@@ -44,9 +66,21 @@ class WorldModelClient:
         fmt: ``arrow`` (binary tensors, for large batches) or ``json``.
         token: bearer token (default: ``$PLRAY_SERVE_TOKEN``; none if unset).
         timeout: seconds per request.
+        retries: further attempts of a call after a dropped connection or a lost replica's 5xx
+            (every call of this API is idempotent: predictions, rollouts and plans change nothing).
+        backoff_s: first wait between attempts, doubled each time (at most 2 s).
     """
 
-    def __init__(self, base_url: str, *, fmt: str = "arrow", token: str | None = None, timeout: float = 120.0) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        fmt: str = "arrow",
+        token: str | None = None,
+        timeout: float = 120.0,
+        retries: int = 6,
+        backoff_s: float = 0.05,
+    ) -> None:
         if fmt not in ("arrow", "json"):
             raise ValueError(f"fmt: expected 'arrow' or 'json', got {fmt!r}")
         parts = urlsplit(base_url.rstrip("/"))
@@ -58,6 +92,8 @@ class WorldModelClient:
         self.fmt = fmt
         self.token = token if token is not None else os.environ.get("PLRAY_SERVE_TOKEN") or None
         self.timeout = timeout
+        self.retries = max(0, int(retries))
+        self.backoff_s = float(backoff_s)
         self._local = threading.local()
 
     # ------------------------------------------------------------------ transport
@@ -84,7 +120,11 @@ class WorldModelClient:
         content_type: str | None = None,
         accept: str | None = None,
     ) -> tuple[int, str, bytes]:
-        """Send one request (retrying once on a dropped keep-alive connection): (status, content type, body)."""
+        """Send one request: (status, content type, body).
+
+        Retried up to ``retries`` times with exponential backoff on a dropped connection and on a 5xx that
+        is not one of the server's own final answers (:data:`FINAL_KINDS`), i.e. a lost replica.
+        """
         headers = {}
         if content_type:
             headers["Content-Type"] = content_type
@@ -92,23 +132,30 @@ class WorldModelClient:
             headers["Accept"] = accept
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
-        for attempt in (0, 1):
+        for attempt in range(self.retries + 1):
+            last = attempt == self.retries
             conn = self._conn()
             try:
                 conn.request(method, self.prefix + path, body=body, headers=headers)
                 resp = conn.getresponse()
                 data = resp.read()
-                return resp.status, resp.getheader("content-type", ""), data
-            except (
-                http.client.RemoteDisconnected,
-                ConnectionResetError,
-                BrokenPipeError,
-                http.client.CannotSendRequest,
-            ):
+            except _DROPPED:
                 self.close()
-                if attempt:
+                if last:
                     raise
+                self._wait(attempt)
+                continue
+            if resp.status in RETRY_STATUSES and not last and not _final(data):
+                self.close()
+                self._wait(attempt)
+                continue
+            return resp.status, resp.getheader("content-type", ""), data
         raise AssertionError("unreachable")
+
+    def _wait(self, attempt: int) -> None:
+        # the first retry is immediate: a dropped keep-alive connection is the common case
+        if attempt:
+            time.sleep(min(2.0, self.backoff_s * 2 ** (attempt - 1)))
 
     def _check(self, status: int, ctype: str, data: bytes) -> None:
         if status >= 400:

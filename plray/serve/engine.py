@@ -9,8 +9,9 @@ Shapes: B rows, d = state_dim, ad = action_dim, H horizon, n samples, S finite-m
 
 from __future__ import annotations
 
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -37,12 +38,36 @@ class Limits:
     """
 
     max_batch: int = 1 << 20
-    max_rollout_steps: int = 1 << 22
+    max_rollout_steps: int = 1 << 21
     max_output_elements: int = 1 << 25
-    max_plan_rows: int = 1 << 23
+    max_plan_rows: int = 1 << 21
+    max_horizon: int = 1000
+    max_grid_rows: int = 1 << 16
 
 
 DEFAULT_LIMITS = Limits()
+
+
+@dataclass
+class Deadline:
+    """When a request must stop: a wall-clock budget and a flag set when its client goes away.
+
+    :meth:`check` is called between steps of long work (rollout steps, value-iteration sweeps).
+    """
+
+    seconds: float = 10.0
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    start: float = field(default_factory=time.monotonic)
+
+    def check(self) -> None:
+        """Raise ``ApiError(cancelled)`` if the client left, ``deadline_exceeded`` past the budget."""
+        if self.cancelled.is_set():
+            raise ApiError("cancelled", "the client closed the connection; the work was stopped")
+        if time.monotonic() - self.start > self.seconds:
+            raise ApiError("deadline_exceeded", f"the request ran past this server's deadline of {self.seconds:g} s")
+
+
+NO_DEADLINE = Deadline(float("inf"))
 
 
 def _too_large(what: str, got: int, cap: int) -> ApiError:
@@ -270,6 +295,7 @@ def rollout(
     mode: str = "mean",
     seed: int | None = None,
     limits: Limits = DEFAULT_LIMITS,
+    deadline: Deadline = NO_DEADLINE,
 ) -> dict[str, np.ndarray]:
     """Roll B action sequences out inside the model, one vectorised model call per step.
 
@@ -286,6 +312,10 @@ def rollout(
     """
     B, d = states.shape
     H = actions.shape[1]
+    if H < 1:
+        raise ApiError("validation", "actions: the horizon H is 0; give at least one action per sequence")
+    if limits.max_horizon < H:
+        raise _too_large("horizon H", H, limits.max_horizon)
     if limits.max_rollout_steps < B * H:
         raise _too_large("rollout rows B·H", B * H, limits.max_rollout_steps)
     if B * H * d > limits.max_output_elements:
@@ -294,6 +324,7 @@ def rollout(
     traj = np.empty((B, H, d))
     s = states
     for t in range(H):
+        deadline.check()
         a_t = actions[:, t]
         nxt = _call(model.predict, s, a_t) if mode == "mean" else _call(model.sample, s, a_t, 1, rng)[0]
         traj[:, t] = _finite_output(nxt, "states")
@@ -312,7 +343,12 @@ def rollout(
 
 # ---------------------------------------------------------------------- plan
 def tabular_value_iteration(
-    model: TabularWorldModel, goal: UnseenGoal, gamma: float, tol: float = 1e-10, max_iters: int = 10_000
+    model: TabularWorldModel,
+    goal: UnseenGoal,
+    gamma: float,
+    tol: float = 1e-10,
+    max_iters: int = 10_000,
+    deadline: Deadline = NO_DEADLINE,
 ) -> tuple[FloatArray, FloatArray]:
     """Exact value iteration on a finite kernel for a goal: (Q (S, A), V (S,))."""
     P = model.P  # (S, A, S)
@@ -321,6 +357,7 @@ def tabular_value_iteration(
     V = np.zeros(S)
     Q = np.zeros((S, model.num_actions))
     for _ in range(max_iters):
+        deadline.check()
         Q = P @ (r + gamma * (~done) * V)
         V_new = Q.max(axis=1)
         if np.max(np.abs(V_new - V)) < tol:
@@ -328,6 +365,16 @@ def tabular_value_iteration(
             break
         V = V_new
     return Q, V
+
+
+def _check_reachable(Q: FloatArray, where: str) -> None:
+    """A 422 when every action value is 0: the goal pays nowhere the planner can see, so no action is better."""
+    if not np.any(Q):
+        raise ApiError(
+            "validation",
+            f"goal: {where} lies in the goal region or earns a reward; value iteration cannot tell actions apart "
+            "(use a finer resolution, a larger tolerance, or cem)",
+        )
 
 
 def plan(
@@ -347,13 +394,15 @@ def plan(
     action_low: Any = None,
     action_high: Any = None,
     limits: Limits = DEFAULT_LIMITS,
+    deadline: Deadline = NO_DEADLINE,
 ) -> dict[str, Any]:
     """The action to take from ``state`` (d,) toward ``goal``: ``{"action", "value", "seconds"}``."""
     start = time.perf_counter()
     s = state.reshape(1, -1)
     if method == "value_iteration":
         if isinstance(model, TabularWorldModel):
-            Q, V = tabular_value_iteration(model, goal, gamma)
+            Q, V = tabular_value_iteration(model, goal, gamma, deadline=deadline)
+            _check_reachable(Q, "no state of the finite model")
             i = int(s[0, 0])
             return {"action": int(np.argmax(Q[i])), "value": float(V[i]), "seconds": time.perf_counter() - start}
         if not model.discrete_actions:
@@ -362,11 +411,11 @@ def plan(
 
         res = 20 if resolution is None else int(resolution)
         nodes = res**model.state_dim
-        if nodes * int(model.num_actions or 1) > limits.max_plan_rows:
+        if nodes * int(model.num_actions or 1) > limits.max_grid_rows:
             raise _too_large(
                 f"grid nodes·actions ({res}^{model.state_dim}·A)",
                 nodes * int(model.num_actions or 1),
-                limits.max_plan_rows,
+                limits.max_grid_rows,
             )
         task = task_fn()
 
@@ -377,6 +426,7 @@ def plan(
             sol = plan_in_model(task, next_fn, goal, res, gamma=gamma, max_iters=2000, tol=1e-8)
         except PlrayInputError as exc:
             raise ApiError("invalid_input", str(exc)) from exc
+        _check_reachable(sol.Q, f"no grid node's predicted successor (resolution {res})")
         action = int(sol.act(s)[0])
         return {"action": action, "value": float(sol.values(s)[0]), "seconds": time.perf_counter() - start}
     # CEM

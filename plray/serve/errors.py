@@ -12,6 +12,8 @@ Every refusal the server sends is JSON ``{"error": kind, "detail": message}``. K
 * ``unsupported_media_type`` (415): a ``Content-Type`` other than JSON or Arrow IPC;
 * ``validation`` (422): a JSON body that does not match the request schema;
 * ``model_unavailable`` (503): the model's artifact failed to load;
+* ``deadline_exceeded`` (503): the request ran past the server's deadline and was stopped;
+* ``cancelled`` (499, never seen by a client): the client went away and the work was stopped;
 * ``internal`` (500): a bug; the detail names the exception type only.
 """
 
@@ -30,6 +32,8 @@ ERROR_KINDS: dict[str, int] = {
     "unsupported_media_type": 415,
     "validation": 422,
     "model_unavailable": 503,
+    "deadline_exceeded": 503,
+    "cancelled": 499,
     "internal": 500,
 }
 

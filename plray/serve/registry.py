@@ -30,6 +30,7 @@ import shutil
 import tempfile
 import threading
 import time
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,8 +38,9 @@ from typing import Any
 
 from plray.core.validation import PlrayInputError
 from plray.core.worldmodel import WorldModel, load_world_model
+from plray.serve import artifacts
 from plray.serve.errors import ApiError
-from plray.utils.artifact import MANIFEST, TENSORS, ArtifactError
+from plray.utils.artifact import MANIFEST, TENSORS, ArtifactError, read_manifest
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,23 @@ SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 UNVERSIONED = "0"
 """The version of an artifact stored directly under ``<models>/<id>/``."""
 _NUMERIC = re.compile(r"^v?(\d{1,18})$")
+_ARTIFACT_FAILURES = (
+    ArtifactError,
+    PlrayInputError,
+    ApiError,
+    OSError,
+    ValueError,
+    TypeError,
+    KeyError,
+    IndexError,
+    AttributeError,
+    RuntimeError,  # torch refusing an architecture (e.g. a negative width), symlink loops
+    RecursionError,
+    OverflowError,
+    MemoryError,
+    zipfile.BadZipFile,
+)
+"""Whatever reading one artifact may raise: contained to that artifact, listed under ``unavailable``."""
 
 
 def check_name(value: str, what: str = "model id") -> str:
@@ -97,7 +116,10 @@ class _LocalStore(_Store):
         self.root = Path(root).expanduser().resolve()
 
     def _path(self, rel: tuple[str, ...]) -> Path:
-        path = self.root.joinpath(*rel).resolve()
+        try:
+            path = self.root.joinpath(*rel).resolve()
+        except (RuntimeError, OSError) as exc:  # a symlink loop (RuntimeError on Python 3.11) or I/O error
+            raise ApiError("not_found", f"{'/'.join(rel)!r} cannot be resolved ({type(exc).__name__})") from exc
         if path != self.root and not path.is_relative_to(self.root):
             raise ApiError("invalid_model_id", f"{'/'.join(rel)!r} resolves outside the models directory")
         return path
@@ -110,6 +132,10 @@ class _LocalStore(_Store):
             names = [p.name for p in path.iterdir() if SAFE_NAME.match(p.name) and ".." not in p.name]
         except OSError:
             return []
+        except ApiError as exc:
+            if exc.kind == "invalid_model_id":  # a symlink out of the models directory: a 400
+                raise
+            return []  # a symlink loop: nothing there
         out = []
         for name in names:
             try:
@@ -282,6 +308,7 @@ class ModelRegistry:
         cache_dir: local copies of remote artifacts (default: a temporary directory).
         max_models: most ids served at once (further ids are refused with 503).
         on_load: called after every load attempt (metrics).
+        max_tensor_bytes: cap on one artifact's decompressed tensors (checked before decompressing).
     """
 
     def __init__(
@@ -291,9 +318,11 @@ class ModelRegistry:
         cache_dir: str | Path | None = None,
         max_models: int = 64,
         on_load: LoadCallback | None = None,
+        max_tensor_bytes: int = artifacts.DEFAULT_MAX_TENSOR_BYTES,
     ) -> None:
         self.store = open_store(models, cache_dir)
         self.max_models = int(max_models)
+        self.max_tensor_bytes = int(max_tensor_bytes)
         self.on_load = on_load
         self._current: dict[str, LoadedModel] = {}
         self._pinned: dict[tuple[str, str], LoadedModel] = {}
@@ -342,9 +371,8 @@ class ModelRegistry:
         if failed is not None and failed[0] == signature:
             raise ApiError("model_unavailable", failed[1])
         try:
-            path = self.store.local_dir(rel)
-            model, manifest = load_world_model(path)
-        except (ArtifactError, PlrayInputError, OSError, ValueError) as exc:
+            model, manifest = self._read_artifact(rel)
+        except _ARTIFACT_FAILURES as exc:
             seconds = time.perf_counter() - start
             where = self.store.describe()
             message = f"model {model_id!r} version {version!r} failed to load: {exc}".replace(where, "<models>")
@@ -358,6 +386,16 @@ class ModelRegistry:
             self.on_load(model_id, version, "ok", seconds)
         checksum = str(manifest.get("sha256", {}).get(TENSORS, ""))
         return LoadedModel(model_id, version, model, manifest, checksum, time.time(), seconds)
+
+    def _read_artifact(self, rel: tuple[str, ...]) -> tuple[WorldModel, dict[str, Any]]:
+        """Read and fully validate one artifact (see :mod:`plray.serve.artifacts`)."""
+        path = self.store.local_dir(rel)
+        manifest = read_manifest(path, kind="world-model")
+        artifacts.check_manifest(manifest)
+        artifacts.check_tensor_sizes(path, manifest, self.max_tensor_bytes)
+        model, manifest = load_world_model(path)
+        artifacts.check_model(model)
+        return model, manifest
 
     def _load_newest(self, model_id: str, versions: list[str]) -> LoadedModel:
         """Load the newest version that loads; raise the newest's error if none does."""

@@ -23,6 +23,11 @@ def test_serve_config_validates_and_builds() -> None:
     assert application.deployments[0].name == "WorldModelServer"
     build_app(dict(application.args))
     assert set(application.args) <= {f for f in ServeSettings.__dataclass_fields__}
+    defaults = ServeSettings()
+    for key, value in application.args.items():  # one set of defaults: the yaml repeats them, never diverges
+        if key != "models":
+            assert getattr(defaults, key) == value, (key, value, getattr(defaults, key))
+    assert cfg["http_options"]["request_timeout_s"] >= defaults.request_deadline_s
 
 
 def test_unknown_settings_are_refused() -> None:
