@@ -175,7 +175,7 @@ class TabularWorldModel(WorldModel):
         return model
 
 
-def _network_spec(net: SuccessorNetwork, config: NeuralPConfig) -> dict[str, Any]:
+def network_spec(net: SuccessorNetwork, config: NeuralPConfig) -> dict[str, Any]:
     return {
         "state_dim": net.state_dim,
         "num_actions": net.num_actions,
@@ -185,7 +185,7 @@ def _network_spec(net: SuccessorNetwork, config: NeuralPConfig) -> dict[str, Any
     }
 
 
-def _config_from_spec(spec: dict[str, Any]) -> NeuralPConfig:
+def config_from_spec(spec: dict[str, Any]) -> NeuralPConfig:
     cfg = dict(spec["config"])
     for key in ("input_dims", "output_dims", "input_low", "input_high"):
         if cfg.get(key) is not None:
@@ -193,7 +193,7 @@ def _config_from_spec(spec: dict[str, Any]) -> NeuralPConfig:
     return NeuralPConfig(**cfg)
 
 
-def _load_state(module: torch.nn.Module, arrays: dict[str, np.ndarray]) -> None:
+def load_network_state(module: torch.nn.Module, arrays: dict[str, np.ndarray]) -> None:
     state = {k: torch.from_numpy(np.array(v)) for k, v in arrays.items()}
     try:
         module.load_state_dict(state, strict=True)
@@ -235,18 +235,18 @@ class NeuralWorldModel(NetworkWorldModel):
         return np.broadcast_to(self.predict(states, actions), (n, *np.shape(states))).copy()
 
     def spec(self) -> dict[str, Any]:
-        return {"model_type": "deterministic", **_network_spec(self.network, self.config)}
+        return {"model_type": "deterministic", **network_spec(self.network, self.config)}
 
     @staticmethod
     def from_arrays(spec: dict[str, Any], arrays: dict[str, np.ndarray]) -> NeuralWorldModel:
         try:
-            cfg = _config_from_spec(spec)
+            cfg = config_from_spec(spec)
             net = SuccessorNetwork(
                 int(spec["state_dim"]), spec["num_actions"], int(spec["action_dim"]), spec["angle_dims"], cfg
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise PlrayInputError(f"world model manifest: invalid architecture ({exc})") from exc
-        _load_state(net, arrays)
+        load_network_state(net, arrays)
         return NeuralWorldModel(net, cfg)
 
 

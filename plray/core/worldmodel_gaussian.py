@@ -11,7 +11,7 @@ from plray.core.neural import wrap_dims
 from plray.core.neural_stochastic import GaussianSuccessorNetwork
 from plray.core.types import FloatArray
 from plray.core.validation import PlrayInputError
-from plray.core.worldmodel import NetworkWorldModel, _config_from_spec, _load_state, _network_spec
+from plray.core.worldmodel import NetworkWorldModel, config_from_spec, load_network_state, network_spec
 
 
 class GaussianWorldModel(NetworkWorldModel):
@@ -39,7 +39,7 @@ class GaussianWorldModel(NetworkWorldModel):
     def spec(self) -> dict[str, Any]:
         return {
             "model_type": "gaussian",
-            **_network_spec(self.network, self.config),  # type: ignore[arg-type]
+            **network_spec(self.network, self.config),  # type: ignore[arg-type]
             "log_std_min": self.network.log_std_min,
             "log_std_max": self.network.log_std_max,
         }
@@ -47,7 +47,7 @@ class GaussianWorldModel(NetworkWorldModel):
     @staticmethod
     def from_arrays(spec: dict[str, Any], arrays: dict[str, np.ndarray]) -> GaussianWorldModel:
         try:
-            cfg = _config_from_spec(spec)
+            cfg = config_from_spec(spec)
             net = GaussianSuccessorNetwork(
                 int(spec["state_dim"]),
                 spec["num_actions"],
@@ -59,5 +59,5 @@ class GaussianWorldModel(NetworkWorldModel):
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise PlrayInputError(f"world model manifest: invalid architecture ({exc})") from exc
-        _load_state(net, arrays)
+        load_network_state(net, arrays)
         return GaussianWorldModel(net, cfg)
