@@ -438,7 +438,7 @@ class WorldModelServer:
     @app.get("/healthz", response_model=schemas.Health, summary="Liveness")
     async def healthz(self, request: Request) -> Response:
         async def work() -> Response:
-            body = {"status": "ok", "models": len(self.registry.loaded()), "models_dir": self.registry.describe()}
+            body = {"status": "ok", "models": len(self.registry.loaded())}
             return JSONResponse(body)
 
         return await self._answer("healthz", request, work)

@@ -252,5 +252,4 @@ class Health(BaseModel):
     """Liveness and what the replica serves."""
 
     status: Literal["ok"] = "ok"
-    models: int = Field(description="Models loaded on this replica.")
-    models_dir: str = Field(description="The models directory or URI.")
+    models: int = Field(description="Models loaded on this replica (the server's paths are never shown).")

@@ -34,8 +34,9 @@ def metric(text: str, name: str) -> float:
 
 
 def test_healthz_models_detail_and_metrics(server) -> None:
-    url, _ = server
-    assert requests.get(f"{url}/healthz", timeout=10).json()["status"] == "ok"
+    url, models_dir = server
+    health = requests.get(f"{url}/healthz", timeout=10).json()
+    assert health["status"] == "ok" and str(models_dir) not in json.dumps(health)
     listing = requests.get(f"{url}/v1/models", timeout=30).json()
     ids = {m["id"]: m for m in listing["models"]}
     assert {"reacher", "pets", "mc-gauss", "fourrooms", "hot"} <= set(ids)
