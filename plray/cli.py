@@ -236,7 +236,17 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     rn.add_argument("config", help="experiment config YAML")
-    rn.add_argument("--run-dir", default=None, help="run directory (default: runs/<name>)")
+    rn.add_argument(
+        "--run-dir",
+        default=None,
+        metavar="DIR_OR_URI",
+        help=(
+            "run directory (default: runs/<name>): a local path, or object storage as a URI pyarrow understands "
+            "(s3://bucket/prefix, gs://bucket/prefix), which nodes that share no disk need; Tune state, checkpoints, "
+            "artifacts, Parquet tables and plots go there and a rerun resumes from it. S3 reads AWS_ACCESS_KEY_ID, "
+            "AWS_SECRET_ACCESS_KEY, AWS_REGION and AWS_ENDPOINT_URL_S3 (S3-compatible stores such as MinIO)"
+        ),
+    )
     rn.add_argument(
         "--address", default=None, help="Ray cluster to join: auto, host:port or ray://host:10001 (default: local)"
     )
@@ -339,7 +349,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from plray.experiments.schema import load_experiment
 
     cfg = load_experiment(args.config)
-    run_dir = Path(args.run_dir) if args.run_dir else Path("runs") / cfg.name
+    run_dir = args.run_dir or str(Path("runs") / cfg.name)
 
     def say(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
@@ -353,9 +363,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         f"{summary.agents} agents, {summary.extractions} world models, {summary.ensembles} ensembles in "
         f"{summary.seconds:.0f} s ({stages}) on a Ray cluster of {summary.cluster_nodes} node(s)"
     )
-    print(f"results: {summary.results_dir / 'results.md'}")
-    print(f"artifacts: {summary.run_dir}")
-    print(f"serve the world models: plray serve --models {summary.run_dir / 'models'}")
+    where = summary.location or str(summary.run_dir)
+    print(f"results: {where}/results/results.md")
+    print(f"artifacts: {where}")
+    print(f"serve the world models: plray serve --models {where}/models")
     if summary.failures:
         for key, err in sorted(summary.failures.items()):
             _print_err(f"{key}: {err}")

@@ -1,8 +1,11 @@
-"""Shared fixtures: FourRooms variants with exact goal-conditioned Q-values."""
+"""Shared fixtures: FourRooms variants with exact goal-conditioned Q-values, a local Ray, a real S3 server."""
 
 from __future__ import annotations
 
 import functools
+import logging
+import socket
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -60,3 +63,39 @@ def ray_local():
 @pytest.fixture(params=["deterministic", "windy", "teleport"])
 def variant(request: pytest.FixtureRequest) -> str:
     return request.param
+
+
+# ---------------------------------------------------------------- object storage
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """A real S3 server (moto) on loopback; yields its endpoint URL."""
+    moto_server = pytest.importorskip("moto.server")
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
+    port = _free_port()
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def bucket(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh bucket on the moto server, with the environment pointing to it."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    import uuid
+
+    name = f"plray-{uuid.uuid4().hex[:8]}"
+    boto3 = pytest.importorskip("boto3")
+    boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1").create_bucket(Bucket=name)
+    return name

@@ -13,6 +13,10 @@ Fault tolerance comes in three layers:
 * results are written atomically per job and a job whose result exists returns it unchanged, so
   finished results are never lost or produced twice, not even across driver restarts.
 
+On a run directory on object storage (:mod:`plray.experiments.rundir`), a worker pulls the job's
+agent and its folder (with a checkpoint to resume from) into its node's working copy first, and
+pushes the job's folder and world model when it is done.
+
 A worker that is dead for good (restarts exhausted) is replaced by a fresh actor and its job is
 submitted again, up to ``max(1, resources.actor_restarts)`` times per job.
 """
@@ -28,6 +32,7 @@ from typing import Any
 import ray
 
 from plray.experiments.jobs import ExtractionJob, SourceCache, node_info, run_job
+from plray.experiments.rundir import RunDir
 from plray.experiments.schema import ExperimentConfig, experiment_from_mapping
 from plray.utils.schema import to_mapping
 
@@ -42,7 +47,8 @@ class ExtractionWorker:
 
         torch.set_num_threads(1)
         self.cfg = experiment_from_mapping(experiment)
-        self.run_dir = Path(run_dir)
+        self.store = RunDir(run_dir)
+        self.run_dir = self.store.local
         self.cache = SourceCache()
         self.jobs_run = 0
 
@@ -57,7 +63,10 @@ class ExtractionWorker:
     def run(self, job: dict[str, Any]) -> dict[str, Any]:
         """Run one job (:meth:`ExtractionJob.as_dict`), or return its finished result."""
         job = ExtractionJob.from_dict(job)
+        rel = lambda p: p.relative_to(self.run_dir).as_posix()  # noqa: E731
+        self.store.pull(rel(job.agent_dir(self.run_dir)), rel(job.out_dir(self.run_dir)))
         result = run_job(self.cfg, job, self.run_dir, self.cache)
+        self.store.push(rel(job.out_dir(self.run_dir)), rel(job.model_dir(self.run_dir)))
         self.jobs_run += 1
         return {**result, "worker_agent_loads": self.cache.loads}
 
@@ -92,20 +101,22 @@ class ExtractionPool:
 
     Args:
         cfg: the experiment (its ``resources`` size the pool).
-        run_dir: the run directory (shared by all nodes on a cluster).
+        run_dir: the run directory: a path every node sees (a shared volume), or a URI run
+            directory (:class:`~plray.experiments.rundir.RunDir`) that workers sync with.
         num_actors: overrides ``cfg.resources.num_actors``.
     """
 
-    def __init__(self, cfg: ExperimentConfig, run_dir: Path, num_actors: int | None = None) -> None:
+    def __init__(self, cfg: ExperimentConfig, run_dir: RunDir | Path, num_actors: int | None = None) -> None:
         self.cfg = cfg
-        self.run_dir = Path(run_dir).resolve()
+        self.store = run_dir if isinstance(run_dir, RunDir) else RunDir(Path(run_dir).resolve())
+        self.run_dir = self.store.local
         self.num_actors = num_actors or cfg.resources.num_actors
         self._cls = worker_class(cfg)
         self._mapping = to_mapping(cfg)
         self.workers = [self._spawn() for _ in range(self.num_actors)]
 
     def _spawn(self) -> Any:
-        return self._cls.remote(self._mapping, str(self.run_dir))
+        return self._cls.remote(self._mapping, self.store.uri)
 
     def worker_pids(self) -> list[int]:
         return [ray.get(w.info.remote())["pid"] for w in self.workers]

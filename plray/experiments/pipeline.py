@@ -19,7 +19,9 @@ The run directory holds everything::
 
 Running the same config on the same run directory again resumes: finished trials and jobs are
 kept, unfinished ones are run, and the tables are rebuilt from what is on disk. On a cluster the
-run directory must be on storage every node sees (a shared volume), since workers write there.
+run directory must be on storage every node sees: a shared volume, or object storage named by a
+URI (``--run-dir s3://bucket/runs/x``; see :mod:`plray.experiments.rundir`), where the same
+layout is kept and every node works on a local copy that it syncs unit by unit.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from typing import Any
 
 import yaml
 
+from plray.experiments.rundir import RunDir, skip_checkpoints
 from plray.experiments.schema import ExperimentConfig, experiment_from_mapping
 from plray.utils.io import atomic_write_text
 from plray.utils.schema import ConfigError, to_mapping
@@ -45,6 +48,7 @@ class RunSummary:
     """What ``plray run`` reports at the end."""
 
     run_dir: Path
+    """The run's local working copy (the run directory itself unless it is a URI)."""
     results_dir: Path
     table: str
     agents: int
@@ -55,6 +59,8 @@ class RunSummary:
     stage_seconds: dict[str, float] = field(default_factory=dict)
     cluster_nodes: int = 0
     """Alive Ray nodes when the run started."""
+    location: str = ""
+    """The run directory as given: an absolute path or a URI (``s3://...``)."""
 
     @property
     def ok(self) -> bool:
@@ -97,7 +103,7 @@ def connect(cfg: ExperimentConfig, address: str | None) -> bool:
 
 def run_experiment(
     cfg: ExperimentConfig,
-    run_dir: str | os.PathLike[str],
+    run_dir: str | os.PathLike[str] | RunDir,
     *,
     address: str | None = None,
     base_dir: Path | None = None,
@@ -107,7 +113,8 @@ def run_experiment(
 
     Args:
         cfg: the validated experiment.
-        run_dir: the run directory.
+        run_dir: the run directory: a local path, or a URI pyarrow's filesystems understand
+            (``s3://bucket/prefix``, ``gs://...``), where the run is kept and resumed from.
         address: a Ray cluster to join (``auto``, ``ray://...`` or ``host:port``); None starts an
             embedded local Ray (or joins the cluster of ``RAY_ADDRESS``, as under ``ray job submit``).
         base_dir: where a relative ``agent.rllib.config`` resolves (the experiment file's folder);
@@ -123,12 +130,17 @@ def run_experiment(
     from plray.experiments.sweep import run_sweep
 
     cfg = embed_agent_config(cfg.validate(), base_dir or Path.cwd())
-    run = Path(run_dir).resolve()
+    store = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
+    run = store.local
+    if store.remote:
+        say(f"run directory {store.uri} (working copy {run})")
+        store.pull(skip=lambda rel: skip_checkpoints(rel) or rel.startswith("tune/"))
     check_run_dir(cfg, run)
+    store.push("config.yaml")
     start = time.perf_counter()
     stages: dict[str, float] = {}
     cells = cfg.cells()
-    say(f"plray run: {cfg.name}: {len(cells)} agents x {len(cfg.extraction.methods)} methods -> {run}")
+    say(f"plray run: {cfg.name}: {len(cells)} agents x {len(cfg.extraction.methods)} methods -> {store.uri}")
     started = connect(cfg, address)
     try:
         res = ray.cluster_resources()
@@ -137,7 +149,7 @@ def run_experiment(
 
         t = time.perf_counter()
         say("== stage 1/4: train agents (Ray Tune) ==")
-        failures = {f"train {k}": v for k, v in run_sweep(cfg, cells, run, say=say).items()}
+        failures = {f"train {k}": v for k, v in run_sweep(cfg, cells, store, say=say).items()}
         stages["train"] = time.perf_counter() - t
 
         t = time.perf_counter()
@@ -146,12 +158,13 @@ def run_experiment(
         todo = [j for j in jobs if read_result(j.out_dir(run) / "result.json") is None]
         say(f"== stage 2/4: extract world models ({len(todo)} of {len(jobs)} jobs to run) ==")
         if todo:
-            pool = ExtractionPool(cfg, run, num_actors=min(cfg.resources.num_actors, len(todo)))
+            pool = ExtractionPool(cfg, store, num_actors=min(cfg.resources.num_actors, len(todo)))
             try:
                 report = pool.run(todo, say=say)
             finally:
                 pool.shutdown()
             failures |= {f"extract {k}": v for k, v in report.errors.items()}
+            store.pull("extractions", "models")
         stages["extract"] = time.perf_counter() - t
 
         t = time.perf_counter()
@@ -160,6 +173,7 @@ def run_experiment(
         if cfg.extraction.ensemble.enabled and len(cfg.seeds) > 1:
             say("== stage 3/4: ensembles over seeds ==")
             ensembles = build_ensembles(cfg, run, extractions)
+            store.push(*(f"models/{Path(e['world_model']).name}" for e in ensembles))
         else:
             say("== stage 3/4: ensembles skipped (one seed, or disabled) ==")
         stages["ensemble"] = time.perf_counter() - t
@@ -167,6 +181,7 @@ def run_experiment(
         t = time.perf_counter()
         say("== stage 4/4: results ==")
         results_dir, table = write_results(cfg, run, agents, extractions, ensembles, failures)
+        store.push("results")
         stages["report"] = time.perf_counter() - t
     finally:
         if started:
@@ -182,4 +197,5 @@ def run_experiment(
         seconds=time.perf_counter() - start,
         stage_seconds=stages,
         cluster_nodes=cluster_nodes,
+        location=store.uri,
     )

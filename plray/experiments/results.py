@@ -61,7 +61,8 @@ def collect(cfg: ExperimentConfig, run_dir: Path, cells: list[Cell]) -> tuple[li
     for job in jobs_for(cfg, cells):
         e = read_result(job.out_dir(run_dir) / "result.json")
         if e is not None:
-            extractions.append(e)
+            # the artifact in this run directory, wherever the worker that wrote it kept its copy
+            extractions.append(e | {"world_model": str(job.model_dir(run_dir))})
     return agents, extractions
 
 

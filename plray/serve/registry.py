@@ -174,9 +174,11 @@ class _ArrowStore(_Store):
     def __init__(self, uri: str, cache_dir: str | Path | None = None) -> None:
         from pyarrow import fs as pafs
 
+        from plray.utils.storage import parse
+
+        location = parse(uri)  # S3 endpoint, region and credentials from the environment
         self.uri = uri
-        self.fs, base = pafs.FileSystem.from_uri(uri)
-        self.base = base.rstrip("/")
+        self.fs, self.base = location.fs, location.path.rstrip("/")
         self.cache = Path(cache_dir) if cache_dir else Path(tempfile.mkdtemp(prefix="plray-models-"))
         self.cache.mkdir(parents=True, exist_ok=True)
         self._pafs = pafs

@@ -1,0 +1,152 @@
+"""Where a run lives: a local directory, or a URI on object storage with a working copy per node.
+
+``plray run CONFIG --run-dir s3://bucket/prefix`` (or ``gs://...``, any URI pyarrow's filesystems
+understand) keeps the whole run on object storage, so a cluster whose nodes share no disk (worker
+pods on Kubernetes) can train, extract, resume and serve from one place:
+
+* every process works on a local working copy of the run, under
+  ``$PLRAY_CACHE_DIR/runs/<hash of the URI>`` (default ``~/.cache/plray``); the same URI maps to
+  the same folder on every node, so the driver and the workers of one node share it;
+* a unit of work pulls what it reads before it starts (a trial its cell directory, with RLlib
+  checkpoints to resume from; an extraction job its agent and its own checkpoint) and pushes what
+  it wrote when it finishes (one atomic PUT per file: an object is visible whole or not at all);
+* the driver pulls the results between stages and pushes ``config.yaml``, ensembles and
+  ``results/``; Tune keeps its experiment state directly on the store (``storage_filesystem``),
+  so an interrupted run resumes from the URI alone, on any machine.
+
+For a local run directory every pull and push is a no-op: the working copy is the directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pyarrow.fs as pafs
+
+from plray.utils.storage import Location, StorageError, parse
+
+CACHE_ENV = "PLRAY_CACHE_DIR"
+"""Environment variable naming the root of the nodes' working copies (default ``~/.cache/plray``)."""
+
+
+def cache_root() -> Path:
+    """The root under which remote runs get their local working copies."""
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "plray").expanduser()
+
+
+def skip_checkpoints(rel: str) -> bool:
+    """Pull filter for the driver: RLlib checkpoints are only read by the trial that resumes them."""
+    return "/checkpoints/" in f"/{rel}"
+
+
+class RunDir:
+    """A run directory (``location``) and this node's working copy of it (``local``).
+
+    Args:
+        location: a local path, or a URI such as ``s3://bucket/runs/x``.
+        cache: root of the working copies of remote runs (default :func:`cache_root`).
+    """
+
+    def __init__(self, location: str | os.PathLike[str] | Location, cache: Path | None = None) -> None:
+        self.location = parse(location)
+        if self.location.is_local:
+            self.local = self.location.local_path
+        else:
+            digest = hashlib.sha256(self.location.uri.encode()).hexdigest()[:16]
+            self.local = (cache or cache_root()) / "runs" / f"{self.location.name or 'run'}-{digest}"
+        self.local.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def uri(self) -> str:
+        """The run directory as the user named it (absolute path or URI): what workers are given."""
+        return self.location.uri
+
+    @property
+    def remote(self) -> bool:
+        return not self.location.is_local
+
+    def __repr__(self) -> str:
+        return f"RunDir({self.uri!r})" if not self.remote else f"RunDir({self.uri!r}, local={str(self.local)!r})"
+
+    def show(self, path: str | os.PathLike[str]) -> str:
+        """``path`` inside the working copy, written as the user would find it (a URI on remote runs)."""
+        p = Path(path)
+        if not self.remote or not p.is_relative_to(self.local):
+            return str(p)
+        rel = p.relative_to(self.local).as_posix()
+        return self.uri if rel == "." else str(self.location.join(rel))
+
+    def _remote_files(self, rel: str) -> list[pafs.FileInfo]:
+        where = self.location.join(rel) if rel else self.location
+        try:
+            infos = where.fs.get_file_info(pafs.FileSelector(where.path, recursive=True, allow_not_found=True))
+            if not infos and where.is_file():
+                infos = [where.fs.get_file_info(where.path)]
+        except OSError as exc:
+            raise StorageError(f"{where.uri}: cannot list it ({exc})") from exc
+        return [i for i in infos if i.type == pafs.FileType.File]
+
+    def pull(self, *rels: str, skip: Callable[[str], bool] | None = None) -> int:
+        """Copy the run's files under each ``rels`` (all if none) into the working copy.
+
+        A file already there with the same size is kept (finished units never change). Returns the
+        number of files copied; 0 on local runs.
+        """
+        if not self.remote:
+            return 0
+        base = self.location.path.rstrip("/") + "/"
+        copied = 0
+        for rel in rels or ("",):
+            for info in self._remote_files(rel):
+                name = info.path[len(base) :] if info.path.startswith(base) else None
+                if not name or (skip is not None and skip(name)):
+                    continue
+                target = self.local / name
+                if target.is_file() and target.stat().st_size == info.size:
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                data = Location(self.location.fs, info.path, str(self.location.join(name))).read_bytes()
+                tmp = target.with_name(f".{target.name}.pull")
+                tmp.write_bytes(data)
+                os.replace(tmp, target)
+                copied += 1
+        return copied
+
+    def push(self, *rels: str) -> int:
+        """Upload the working copy's files under each ``rels`` (a folder or a file) to the run.
+
+        Returns the number of files uploaded; 0 on local runs.
+        """
+        if not self.remote:
+            return 0
+        uploaded = 0
+        for rel in rels:
+            src = self.local / rel
+            files = [src] if src.is_file() else sorted(p for p in src.rglob("*") if p.is_file())
+            for f in files:
+                if f.name.startswith(".") and f.name.endswith((".tmp", ".pull")):
+                    continue  # another process's write in progress
+                self.location.join(f.relative_to(self.local).as_posix()).write_bytes(f.read_bytes())
+                uploaded += 1
+        return uploaded
+
+    def tune_storage(self) -> tuple[str, pafs.FileSystem | None]:
+        """Tune's ``(storage_path, storage_filesystem)`` for this run's ``tune/`` folder."""
+        if not self.remote:
+            return str(self.local / "tune"), None
+        return self.location.join("tune").path, self.location.fs
+
+    def delete_tune_experiment(self, name: str) -> None:
+        """Remove Tune's state of experiment ``name`` (it is re-created for cells it never knew)."""
+        path, fs = self.tune_storage()
+        if fs is None:
+            return
+        try:
+            fs.delete_dir(f"{path}/{name}")
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise StorageError(f"{self.uri}/tune/{name}: cannot delete it ({exc})") from exc
