@@ -4,8 +4,10 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+version := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+IMAGE   ?= plray:$(version)
 
-.PHONY: demo test test-fast lint format check-structure bench bench-agents bench-extraction bench-stochastic bench-serve bench-pipeline clean help
+.PHONY: demo test test-fast lint format check-structure image bench bench-agents bench-extraction bench-stochastic bench-serve bench-pipeline clean help
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -57,6 +59,9 @@ bench-pipeline: $(STAMP)  ## FourRooms study with learned agents vs the paper, a
 
 bench-serve: $(STAMP)  ## Ray Serve API latency, throughput and a 60 s load test (a few minutes)
 	$(PY) bench/serve.py
+
+image:  ## build the container image (deploy/Dockerfile; needs a Docker engine): make image IMAGE=registry/plray:tag
+	docker build -f deploy/Dockerfile -t $(IMAGE) .
 
 clean:  ## remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
