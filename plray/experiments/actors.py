@@ -60,9 +60,9 @@ class ExtractionWorker:
             "jobs_run": self.jobs_run,
         }
 
-    def run(self, job: dict[str, Any]) -> dict[str, Any]:
+    def run(self, spec: dict[str, Any]) -> dict[str, Any]:
         """Run one job (:meth:`ExtractionJob.as_dict`), or return its finished result."""
-        job = ExtractionJob.from_dict(job)
+        job = ExtractionJob.from_dict(spec)
         rel = lambda p: p.relative_to(self.run_dir).as_posix()  # noqa: E731
         self.store.pull(rel(job.agent_dir(self.run_dir)), rel(job.out_dir(self.run_dir)))
         result = run_job(self.cfg, job, self.run_dir, self.cache)
