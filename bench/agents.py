@@ -187,8 +187,8 @@ def markdown(payload: dict[str, Any]) -> str:
         "so no interpolation error; plray.evaluation.q_accuracy.q_accuracy_rollout). "
         "Q_NMSE / Q_MSE: the agent's Q vs Q^pi of its own greedy "
         "policy by grid policy evaluation under the true dynamics (N-linear interpolation, tol 1e-10), "
-        "MSE / Var(Q^pi) averaged over goals and actions (reference §1.5.3). Paper targets: MountainCar-position "
-        "Q_NMSE 0.10 (PQN, 5e6 steps, GPU); Reacher success >= 90%.",
+        "MSE / Var(Q^pi) averaged over goals and actions (docs/method.md#q-accuracy). "
+        "Paper targets: MountainCar-position Q_NMSE 0.10 (PQN, 5e6 steps, GPU); Reacher success >= 90%.",
         "",
         markdown_table(rows, list(rows[0]) if rows else []),
         "",

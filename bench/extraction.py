@@ -5,9 +5,9 @@
 Per task, world models extracted from the oracle (ground-truth Q* on a grid) and from trained
 agents (``--agent``, the artifacts ``plray train`` writes), next to the supervised reference line
 (the same network fitted to true transitions: data P-learning never sees). Records WM_NMSE
-(reference §1.5.3), the agent's Q_NMSE, cross-model NMSE between the position and velocity
-MountainCar models, R_WM and R* on every unseen goal (§1.5.5), extraction throughput and
-wall-clock. Writes bench/results/extraction.{json,md}.
+(docs/method.md#world-model-error), the agent's Q_NMSE, cross-model NMSE between the position and
+velocity MountainCar models, R_WM and R* on every unseen goal (docs/method.md#unseen-goal-planning),
+extraction throughput and wall-clock. Writes bench/results/extraction.{json,md}.
 """
 
 from __future__ import annotations
@@ -122,7 +122,7 @@ def main() -> None:
         "",
         "Command: `python " + " ".join(["bench/extraction.py", *sys.argv[1:]]) + "`",
         "",
-        "WM_NMSE: per (action, dim) MSE / Var(true next state), averaged (reference §1.5.3); for the Reacher in",
+        "WM_NMSE: per (action, dim) MSE / Var(true next state), averaged (docs/method.md#metrics); for the Reacher in",
         "observation space (6 dims incl. the fingertip), as the paper reports. `oracle`: ground-truth Q* by grid",
         "value iteration; `supervised`: the same network fitted to true transitions (a reference line that uses",
         "data P-learning never sees); `agent`: an RLlib agent trained by `plray train`.",

@@ -149,7 +149,7 @@ def markdown(payload: dict[str, Any]) -> str:
             "",
             f"{len(s['agents'])} learned tabular agents; wall-clock {s['seconds']:.0f} s "
             f"({', '.join(f'{k} {v:.0f} s' for k, v in s['stage_seconds'].items())}). Mean (std) over seeds; "
-            "the paper's kernel MSE is read from its figures at 10M steps (reference §1.5.4).",
+            "the paper's kernel MSE is read from its figures at 10M steps (docs/method.md#published-numbers).",
             "",
             markdown_table(
                 s["summary"],

@@ -10,7 +10,7 @@ and a model can be scored against the true successor distribution:
 
 * ``deterministic``: the paper's successor network (L1 residual), which can only give a point;
 * ``gaussian two-sample``: the diagonal Gaussian with the unbiased two-sample gradient
-  (reference §1.3(d));
+  (docs/method.md#neural-gaussian-p-learning);
 * ``gaussian one-sample``: the same with the biased one-sample square, whose extra Var term pulls
   σ towards 0;
 * ``gaussian two-sample, oracle R²``: the two-sample kernel from a finer oracle grid (does the

@@ -154,7 +154,8 @@ def parse_steps(text: str) -> int:
     return int(float(text))
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
+    """The benchmark's command line."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="1e5 and 3e5 steps, seed 0 (smoke run)")
     parser.add_argument(
@@ -171,39 +172,12 @@ def main() -> None:
     parser.add_argument("--lr-min", type=float, help=overrides)
     parser.add_argument("--jobs", type=int, default=1, help="worker processes (one numpy thread each)")
     parser.add_argument("--name", default="tabular_agent", help="result file name under bench/results")
-    args = parser.parse_args()
-    steps = [100_000, 300_000] if args.quick else sorted(set(args.steps))
-    seeds = [0] if args.quick else args.seeds
-    learner = {
-        name: getattr(args, name)
-        for name in ("num_envs", "episode_length", "lr_power", "lr_offset", "lr_min")
-        if getattr(args, name) is not None
-    }
-    configs = {v: asdict(recommended_config(v, **learner)) for v in args.variants}
-    jobs = [
-        (variant, G, seed, steps, learner)
-        for variant in args.variants
-        for G in STUDY[variant]
-        if args.goals is None or G in args.goals
-        for seed in seeds
-    ]
-    if args.jobs > 1:
-        with ProcessPoolExecutor(args.jobs) as pool:
-            rows = [r for rs in pool.map(run_case, jobs) for r in rs]
-    else:
-        rows = [r for job in jobs for r in run_case(job)]
+    return parser
 
-    agg = aggregate(rows)
-    recs = recommendations(agg)
-    speed = defaultdict(list)
-    for r in rows:
-        speed[(r["variant"], r["num_goals"])].append(r["steps_per_s"])
-    speed_rows = [
-        {"variant": v, "num_goals": G, "steps_per_s": float(np.mean(s)), "seconds_1e7": 1e7 / float(np.mean(s))}
-        for (v, G), s in speed.items()
-    ]
-    flags = " ".join(sys.argv[1:])
-    md = "\n".join(
+
+def markdown(configs: dict, recs: list[dict], agg: list[dict], speed_rows: list[dict], flags: str) -> str:
+    """The benchmark's markdown report."""
+    return "\n".join(
         [
             "# Learned tabular FourRooms agent: Q error and P-learning from it",
             "",
@@ -251,6 +225,42 @@ def main() -> None:
             "",
         ]
     )
+
+
+def main() -> None:
+    args = build_parser().parse_args()
+    steps = [100_000, 300_000] if args.quick else sorted(set(args.steps))
+    seeds = [0] if args.quick else args.seeds
+    learner = {
+        name: getattr(args, name)
+        for name in ("num_envs", "episode_length", "lr_power", "lr_offset", "lr_min")
+        if getattr(args, name) is not None
+    }
+    configs = {v: asdict(recommended_config(v, **learner)) for v in args.variants}
+    jobs = [
+        (variant, G, seed, steps, learner)
+        for variant in args.variants
+        for G in STUDY[variant]
+        if args.goals is None or G in args.goals
+        for seed in seeds
+    ]
+    if args.jobs > 1:
+        with ProcessPoolExecutor(args.jobs) as pool:
+            rows = [r for rs in pool.map(run_case, jobs) for r in rs]
+    else:
+        rows = [r for job in jobs for r in run_case(job)]
+
+    agg = aggregate(rows)
+    recs = recommendations(agg)
+    speed = defaultdict(list)
+    for r in rows:
+        speed[(r["variant"], r["num_goals"])].append(r["steps_per_s"])
+    speed_rows = [
+        {"variant": v, "num_goals": G, "steps_per_s": float(np.mean(s)), "seconds_1e7": 1e7 / float(np.mean(s))}
+        for (v, G), s in speed.items()
+    ]
+    flags = " ".join(sys.argv[1:])
+    md = markdown(configs, recs, agg, speed_rows, flags)
     payload = {
         "machine": machine(),
         "command": f"python bench/tabular_agent.py {flags}".strip(),

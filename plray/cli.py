@@ -36,7 +36,7 @@ TABLE_COLUMNS = (
     "return_opt",
 )
 
-# (variant, goal counts): the paper's FourRooms study (reference §1.5.4) plus |G| = |S| = 68
+# (variant, goal counts): the paper's FourRooms study (docs/method.md#fourrooms) plus |G| = |S| = 68
 DEMO_GRID: tuple[tuple[str, tuple[int, ...]], ...] = (
     ("deterministic", (1, 3, 5, 68)),
     ("windy", (1, 2, 3, 4, 68)),
@@ -62,8 +62,7 @@ def _float(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from plray.envs.fourrooms import DEFAULT_GAMMA, GOAL_FAMILIES, GOAL_PLACEMENTS, VARIANTS
-
+    """The ``plray`` command line: one subparser per command."""
     parser = argparse.ArgumentParser(
         prog="plray",
         description=(
@@ -73,6 +72,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"plray {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    _add_fourrooms(sub)
+    _add_train(sub)
+    _add_extract(sub)
+    _add_evaluate(sub)
+    _add_serve(sub)
+    _add_run(sub)
+    _add_exact_table(sub)
+    return parser
+
+
+def _add_fourrooms(sub: Any) -> None:
+    """``plray fourrooms``: exact agent, extraction, evaluation on FourRooms."""
+    from plray.envs.fourrooms import DEFAULT_GAMMA, GOAL_FAMILIES, GOAL_PLACEMENTS, VARIANTS
 
     fr = sub.add_parser(
         "fourrooms",
@@ -122,6 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fr.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
 
+
+def _add_train(sub: Any) -> None:
+    """``plray train``: one RLlib agent from a YAML config."""
     tr = sub.add_parser(
         "train",
         help="train a goal-conditioned agent on RLlib (DQN, PQN or SAC, with hindsight relabelling)",
@@ -139,6 +155,12 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--max-iterations", type=_positive_int, default=None, help="stop after N iterations")
     tr.add_argument("--quiet", action="store_true", help="no progress line")
 
+
+def _add_extract(sub: Any) -> None:
+    """``plray extract``: neural P-learning from an agent or the oracle."""
+    from plray.core.types import ESTIMATORS, EXTRACTION_METHODS
+    from plray.envs.registry import TASKS
+
     ex = sub.add_parser(
         "extract",
         help="extract a world model from an agent (or the oracle) by neural P-learning",
@@ -152,14 +174,14 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument(
         "--task",
         required=True,
-        help="mountaincar-position, mountaincar-velocity, reacher, or mountaincar-position-noisy "
-        "(Gaussian process noise; use --method gaussian to recover it)",
+        help=f"one of {', '.join(TASKS)} (mountaincar-position-noisy has Gaussian process noise; use --method "
+        "gaussian to recover it)",
     )
     ex.add_argument("--agent", default="oracle", help="agent artifact directory (<run>/agent) or 'oracle' (default)")
-    ex.add_argument("--method", choices=("deterministic", "gaussian", "supervised"), default="deterministic")
+    ex.add_argument("--method", choices=EXTRACTION_METHODS, default="deterministic")
     ex.add_argument(
         "--estimator",
-        choices=("two-sample", "one-sample", "score"),
+        choices=ESTIMATORS,
         default="two-sample",
         help="gradient estimator of --method gaussian (default: %(default)s, unbiased; one-sample is biased "
         "towards deterministic kernels)",
@@ -181,6 +203,9 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--out", required=True, help="output directory")
     ex.add_argument("--quiet", action="store_true", help="no progress output")
 
+
+def _add_evaluate(sub: Any) -> None:
+    """``plray evaluate``: a world-model artifact against the truth and on unseen goals."""
     ev = sub.add_parser(
         "evaluate",
         help="evaluate a world-model artifact against the true dynamics and on unseen goals",
@@ -203,6 +228,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ev.add_argument("--seed", type=int, default=0)
 
+
+def _add_serve(sub: Any) -> None:
+    """``plray serve``: the world-model API on Ray Serve."""
     sv = sub.add_parser(
         "serve",
         help="serve world models to planners over HTTP (Ray Serve)",
@@ -223,6 +251,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--reload-interval", type=_float, default=5.0, metavar="S", help="seconds between new-version checks (0: off)"
     )
 
+
+def _add_run(sub: Any) -> None:
+    """``plray run``: one experiment, from config to results."""
     rn = sub.add_parser(
         "run",
         help="run an experiment: train agents (Tune), extract world models (actor pool), evaluate, report",
@@ -251,6 +282,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--address", default=None, help="Ray cluster to join: auto, host:port or ray://host:10001 (default: local)"
     )
 
+
+def _add_exact_table(sub: Any) -> None:
+    """``plray exact-table``: P-learning from exact Q* over every variant."""
     demo = sub.add_parser(
         "exact-table",
         help="P-learning from exact Q* over every FourRooms variant and several goal counts (no Ray)",
@@ -259,7 +293,6 @@ def build_parser() -> argparse.ArgumentParser:
         "prints one table.",
     )
     demo.add_argument("--json", metavar="PATH", default=None, help="also write all results to PATH (JSON)")
-    return parser
 
 
 def _print_err(msg: str) -> None:

@@ -1,4 +1,4 @@
-"""Goal-conditioned PQN on RLlib's new API stack: the paper's agent (reference §1.5.1), with hindsight relabelling.
+"""Goal-conditioned PQN on RLlib's new API stack: the paper's agent (docs/method.md#agents), with hindsight relabelling.
 
 PQN (Gallici et al. 2024) is Q-learning without a replay buffer or a target network: each
 iteration samples a rollout of ``num_envs`` x ``rollout_fragment_length`` steps with ε-greedy

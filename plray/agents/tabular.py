@@ -1,7 +1,7 @@
 """The paper's FourRooms agent: a goal-conditioned tabular Q-learner with all-goals relabelling.
 
-Reference §1.5.2 and §4.2: "a goal-conditioned tabular Q-learner trained up to 1e7 steps". The
-paper releases no FourRooms code; this learner is plray's reading of it.
+The paper names only "Q-learning" for FourRooms, trained up to 1e7 environment steps, and releases
+no FourRooms code; this learner is plray's reading of it (docs/method.md#agents).
 
 **Model-free.** The learner sees only sampled transitions (s, a, s') from
 :meth:`FourRooms.sample_next`, never the kernel. ``num_envs`` walkers move in parallel (numpy-
@@ -300,30 +300,85 @@ def train_tabular_q(
     first_batch = -(-start_step // B)
     done_steps = min(first_batch * B, total)
 
-    if initial_q is None:
-        Q = np.zeros((S, A, G))
-    else:
-        Q = as_float_array(initial_q, "initial_q", ndim=3).copy()
-        check_shape(Q, "initial_q", (S, A, G), ("S", "A", "G"))
-    if initial_visits is None:
-        visits = _replay_visits(mdp, cfg, done_steps)
-    else:
-        visits = np.asarray(initial_visits)
-        if not np.issubdtype(visits.dtype, np.integer) or (visits < 0).any():
-            raise PlrayInputError("initial_visits: must be non-negative integer counts")
-        check_shape(visits, "initial_visits", (S, A), ("S", "A"))
-        visits = visits.astype(np.int64).copy()
-        if int(visits.sum()) != done_steps:
-            raise PlrayInputError(
-                f"initial_visits: count {int(visits.sum())} transitions, but resuming at start_step = {start_step} "
-                f"means {done_steps} (the batch boundary at or after it); pass the snapshot's own visits"
-            )
+    Q, visits = _initial_state(mdp, cfg, (S, A, G), initial_q, initial_visits, start_step, done_steps)
 
     wanted = sorted({int(k) for k in snapshot_steps})
     if wanted and (wanted[0] < 1 or wanted[-1] > total):
         raise PlrayInputError(f"snapshot_steps: each must lie in [1, env_steps = {total}], got {wanted}")
     wanted = [k for k in wanted if k > start_step]
 
+    start = time.perf_counter()
+    steps, snapshots, snapshot_visits = _q_learning(
+        mdp, cfg, gamma, Q, visits, (rewards, dones), first_batch, done_steps, wanted, progress
+    )
+    seconds = time.perf_counter() - start
+    run = steps - done_steps
+    return TabularQResult(
+        Q=Q,
+        visits=visits,
+        env_steps=steps,
+        seconds=seconds,
+        steps_per_s=run / seconds if seconds > 0 else 0.0,
+        snapshots=snapshots,
+        snapshot_visits=snapshot_visits,
+    )
+
+
+def _initial_state(
+    mdp: FourRooms,
+    cfg: TabularQConfig,
+    shape: tuple[int, int, int],
+    initial_q: FloatArray | None,
+    initial_visits: IntArray | None,
+    start_step: int,
+    done_steps: int,
+) -> tuple[FloatArray, IntArray]:
+    """The Q table (S, A, G) and visit counts (S, A) to train from: zeros, or a checked snapshot."""
+    S, A, G = shape
+    if initial_q is None:
+        Q = np.zeros((S, A, G))
+    else:
+        Q = as_float_array(initial_q, "initial_q", ndim=3).copy()
+        check_shape(Q, "initial_q", (S, A, G), ("S", "A", "G"))
+    if initial_visits is None:
+        return Q, _replay_visits(mdp, cfg, done_steps)
+    visits = np.asarray(initial_visits)
+    if not np.issubdtype(visits.dtype, np.integer) or (visits < 0).any():
+        raise PlrayInputError("initial_visits: must be non-negative integer counts")
+    check_shape(visits, "initial_visits", (S, A), ("S", "A"))
+    visits = visits.astype(np.int64).copy()
+    if int(visits.sum()) != done_steps:
+        raise PlrayInputError(
+            f"initial_visits: count {int(visits.sum())} transitions, but resuming at start_step = {start_step} "
+            f"means {done_steps} (the batch boundary at or after it); pass the snapshot's own visits"
+        )
+    return Q, visits
+
+
+def _q_learning(
+    mdp: FourRooms,
+    cfg: TabularQConfig,
+    gamma: float,
+    Q: FloatArray,
+    visits: IntArray,
+    goals: tuple[FloatArray, FloatArray],
+    first_batch: int,
+    done_steps: int,
+    wanted: list[int],
+    progress: Callable[[int], None] | None,
+) -> tuple[int, dict[int, FloatArray], dict[int, IntArray]]:
+    """Batched Q-learning on the seeded walk, in place on ``Q`` (S, A, G) and ``visits`` (S, A).
+
+    Args:
+        goals: rewards and dones on arrival, each (S, G).
+        wanted: env steps at which to snapshot Q and the visits (ascending; consumed).
+
+    Returns:
+        (env steps reached, snapshots of Q by step, snapshots of the visits by step).
+    """
+    rewards, dones = goals
+    S, A, G = Q.shape
+    B, total = cfg.num_envs, cfg.env_steps
     step_sizes = _StepSizes(float(cfg.lr_power), cfg.offset(gamma), float(cfg.lr_min))
     Qf = Q.reshape(S * A, G)  # a view: updates write into Q
     visits_flat = visits.reshape(S * A)
@@ -333,8 +388,6 @@ def train_tabular_q(
     snapshot_visits: dict[int, IntArray] = {}
     say = progress or (lambda _step: None)
     block_steps = B * cfg.episode_length
-
-    start = time.perf_counter()
     steps = done_steps
     walk = _walk(mdp, cfg, first_batch)
     while steps < total:
@@ -357,18 +410,8 @@ def train_tabular_q(
             snapshot_visits[key] = visits.copy()
         if steps % block_steps == 0:
             say(steps)
-    seconds = time.perf_counter() - start
     say(steps)
-    run = steps - done_steps
-    return TabularQResult(
-        Q=Q,
-        visits=visits,
-        env_steps=steps,
-        seconds=seconds,
-        steps_per_s=run / seconds if seconds > 0 else 0.0,
-        snapshots=snapshots,
-        snapshot_visits=snapshot_visits,
-    )
+    return steps, snapshots, snapshot_visits
 
 
 # --------------------------------------------------------------------------- artifact

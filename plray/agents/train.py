@@ -33,6 +33,7 @@ from plray.agents.modules import GoalQNetwork
 from plray.agents.qsource import NetworkQSource, QSource, SACQSource
 from plray.envs.base import GoalTask
 from plray.envs.registry import make_task
+from plray.utils import ray_runtime
 from plray.utils.io import atomic_write_json, atomic_write_text
 from plray.utils.schema import ConfigError, from_mapping, to_mapping
 
@@ -81,7 +82,6 @@ def network_config(cfg: AgentConfig, task: GoalTask) -> dict[str, Any]:
 
 def algorithm_config(cfg: AgentConfig) -> Any:
     """The RLlib ``AlgorithmConfig`` of a run (DQN or SAC with the HER buffer, or PQN; vectorised goal env)."""
-    from ray.rllib.core.rl_module.rl_module import RLModuleSpec
     from ray.tune.registry import register_env
 
     from plray.envs.registry import make_env
@@ -114,58 +114,8 @@ def algorithm_config(cfg: AgentConfig) -> Any:
         common_training["training_intensity"] = tr.training_intensity
     decay_steps = max(1, int(tr.epsilon_fraction * tr.total_env_steps))
     epsilon = [(0, tr.epsilon_start), (decay_steps, tr.epsilon_end)]
-    if cfg.algorithm == "pqn":
-        from plray.agents.pqn import PQNConfig
-
-        algo_cfg = PQNConfig().training(
-            lr=lr,
-            gamma=gamma,
-            grad_clip=tr.grad_clip,
-            grad_clip_by="global_norm",
-            her=her,
-            epsilon=epsilon,
-            num_epochs=tr.num_epochs,
-            minibatch_size=tr.train_batch_size,
-            optimizer=tr.optimizer or "radam",
-        )
-        algo_cfg = algo_cfg.rl_module(model_config=network_config(cfg, task))
-    elif cfg.algorithm == "dqn":
-        from ray.rllib.algorithms.dqn import DQNConfig
-
-        from plray.agents.rllib_module import GoalQTorchRLModule
-
-        algo_cfg = (
-            DQNConfig()
-            .rl_module(
-                rl_module_spec=RLModuleSpec(module_class=GoalQTorchRLModule, model_config=network_config(cfg, task))
-            )
-            .training(
-                **common_training,
-                double_q=tr.double_q,
-                dueling=False,
-                num_atoms=1,
-                epsilon=epsilon,
-                target_network_update_freq=tr.target_update_freq,
-            )
-        )
-    else:
-        from ray.rllib.algorithms.sac import SACConfig
-
-        # SAC's config validation accepts only RLlib's own buffer names: it is built with the plain
-        # EpisodeReplayBuffer, and build_algorithm() swaps in the hindsight buffer afterwards.
-        common_training["replay_buffer_config"] = {"type": "EpisodeReplayBuffer", "capacity": tr.replay_capacity}
-        common_training |= {"lr": None, "actor_lr": lr, "critic_lr": lr, "alpha_lr": lr}
-        algo_cfg = (
-            SACConfig()
-            .rl_module(
-                model_config={
-                    "fcnet_hiddens": list(cfg.network.hiddens),
-                    "fcnet_activation": cfg.network.activation,
-                    "fcnet_use_layernorm": cfg.network.layernorm,
-                }
-            )
-            .training(**common_training, target_network_update_freq=1)
-        )
+    builders = {"pqn": _pqn_config, "dqn": _dqn_config, "sac": _sac_config}
+    algo_cfg = builders[cfg.algorithm](cfg, task, common_training, her, epsilon)
     rounds = 1 if cfg.algorithm == "pqn" else 8  # sampling rounds per iteration (pqn: one rollout)
     return (
         algo_cfg.environment(
@@ -186,6 +136,75 @@ def algorithm_config(cfg: AgentConfig) -> Any:
         .fault_tolerance(restart_failed_env_runners=False)
         .reporting(min_sample_timesteps_per_iteration=tr.num_envs * tr.rollout_fragment_length * rounds)
         .debugging(seed=cfg.seed, log_level="ERROR")
+    )
+
+
+def _pqn_config(cfg: AgentConfig, task: GoalTask, common: dict[str, Any], her: dict[str, Any], epsilon: list) -> Any:
+    """PQN: on-policy Q(λ)-style updates over the vectorised env, relabelling inside the learner."""
+    from plray.agents.pqn import PQNConfig
+
+    tr = cfg.training
+    algo_cfg = PQNConfig().training(
+        lr=common["lr"],
+        gamma=common["gamma"],
+        grad_clip=tr.grad_clip,
+        grad_clip_by="global_norm",
+        her=her,
+        epsilon=epsilon,
+        num_epochs=tr.num_epochs,
+        minibatch_size=tr.train_batch_size,
+        optimizer=tr.optimizer or "radam",
+    )
+    return algo_cfg.rl_module(model_config=network_config(cfg, task))
+
+
+def _dqn_config(cfg: AgentConfig, task: GoalTask, common: dict[str, Any], her: dict[str, Any], epsilon: list) -> Any:
+    """DQN with the goal Q-network module and the hindsight replay buffer."""
+    from ray.rllib.algorithms.dqn import DQNConfig
+    from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+
+    from plray.agents.rllib_module import GoalQTorchRLModule
+
+    tr = cfg.training
+    return (
+        DQNConfig()
+        .rl_module(rl_module_spec=RLModuleSpec(module_class=GoalQTorchRLModule, model_config=network_config(cfg, task)))
+        .training(
+            **common,
+            double_q=tr.double_q,
+            dueling=False,
+            num_atoms=1,
+            epsilon=epsilon,
+            target_network_update_freq=tr.target_update_freq,
+        )
+    )
+
+
+def _sac_config(cfg: AgentConfig, task: GoalTask, common: dict[str, Any], her: dict[str, Any], epsilon: list) -> Any:
+    """SAC for continuous actions (RLlib's default module; the hindsight buffer is swapped in later)."""
+    from ray.rllib.algorithms.sac import SACConfig
+
+    tr = cfg.training
+    # SAC's config validation accepts only RLlib's own buffer names: it is built with the plain
+    # EpisodeReplayBuffer, and build_algorithm() swaps in the hindsight buffer afterwards.
+    lr = common["lr"]
+    training = common | {
+        "replay_buffer_config": {"type": "EpisodeReplayBuffer", "capacity": tr.replay_capacity},
+        "lr": None,
+        "actor_lr": lr,
+        "critic_lr": lr,
+        "alpha_lr": lr,
+    }
+    return (
+        SACConfig()
+        .rl_module(
+            model_config={
+                "fcnet_hiddens": list(cfg.network.hiddens),
+                "fcnet_activation": cfg.network.activation,
+                "fcnet_use_layernorm": cfg.network.layernorm,
+            }
+        )
+        .training(**training, target_network_update_freq=1)
     )
 
 
@@ -338,13 +357,48 @@ def train(
         max_iterations: stop after this many iterations in this call (for tests and interruption).
         on_iteration: called after each iteration with (iteration, result summary).
     """
-    import ray
-
     out = Path(out_dir)
+    ckpt_root = out / "checkpoints"
+    latest = _prepare_run_dir(cfg, out, resume)
+    torch.set_num_threads(cfg.training.torch_threads)
+    with ray_runtime.connect(address, num_cpus=max(2, cfg.training.num_env_runners + 1)):
+        task = make_task(cfg.task, **cfg.task_kwargs)
+        gamma = cfg.gamma or task.gamma
+        algo = build_algorithm(cfg)
+        try:
+            iteration = int(latest[1]["iteration"]) if latest is not None else 0
+            if latest is not None:
+                algo.restore_from_path(str(latest[0].resolve()))
+            steps_at_start = int(latest[1]["env_steps"]) if latest is not None else 0
+            wall_start = time.perf_counter()
+            iteration, env_steps = _train_loop(
+                algo, cfg, out, iteration, steps_at_start, progress, max_iterations, on_iteration
+            )
+            wall = time.perf_counter() - wall_start
+            _save_checkpoint(algo, ckpt_root, iteration, env_steps, cfg.checkpoint.keep)
+            metrics: dict[str, Any] = {
+                "run": cfg.run_name,
+                "task": cfg.task,
+                "algorithm": cfg.algorithm,
+                "seed": cfg.seed,
+                "iterations": iteration,
+                "env_steps": env_steps,
+                "finished": env_steps >= cfg.training.total_env_steps,
+                "wall_clock_s_this_call": wall,
+                "env_steps_per_s_this_call": (env_steps - steps_at_start) / wall if wall > 0 else None,
+            }
+            _export_agent(algo, cfg, task, gamma, out, metrics)
+            atomic_write_json(out / "metrics.json", metrics)
+            return metrics
+        finally:
+            algo.stop()
+
+
+def _prepare_run_dir(cfg: AgentConfig, out: Path, resume: bool) -> tuple[Path, dict[str, Any]] | None:
+    """Create the run directory, refuse another config's run, write ``config.yaml``; the newest checkpoint."""
     out.mkdir(parents=True, exist_ok=True)
     ckpt_root = out / "checkpoints"
     ckpt_root.mkdir(exist_ok=True)
-    config_text = yaml.safe_dump(to_mapping(cfg), sort_keys=False)
     config_file = out / "config.yaml"
     latest = _latest_checkpoint(ckpt_root) if resume else None
     if latest is not None and config_file.is_file():
@@ -354,114 +408,87 @@ def train(
                 f"{out}: holds a run with a different configuration; resume it with its own config.yaml, "
                 "or choose another output directory"
             )
-    atomic_write_text(config_file, config_text)
+    atomic_write_text(config_file, yaml.safe_dump(to_mapping(cfg), sort_keys=False))
+    return latest
 
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    torch.set_num_threads(cfg.training.torch_threads)
-    started_ray = False
-    if not ray.is_initialized():
-        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
-        if address is None and "RAY_ADDRESS" not in os.environ:
-            address = "local"  # a fresh embedded Ray, even if a `ray start` cluster runs on this host
-            kwargs["num_cpus"] = max(2, cfg.training.num_env_runners + 1)
-        ray.init(address=address, **kwargs)
-        started_ray = True
-    task = make_task(cfg.task, **cfg.task_kwargs)
-    gamma = cfg.gamma or task.gamma
-    algo = build_algorithm(cfg)
-    try:
-        iteration = 0
-        if latest is not None:
-            algo.restore_from_path(str(latest[0].resolve()))
-            iteration = int(latest[1]["iteration"])
-        env_steps = int(latest[1]["env_steps"]) if latest is not None else 0
-        steps_at_start = env_steps
-        bar = Progress(cfg.run_name, cfg.training.total_env_steps, progress)
-        wall_start = time.perf_counter()
-        done_iters = 0
-        while env_steps < cfg.training.total_env_steps:
-            if max_iterations is not None and done_iters >= max_iterations:
-                break
-            result = algo.train()
-            iteration += 1
-            done_iters += 1
-            runners = result.get("env_runners", {})
-            learner = result.get("learners", {}).get("default_policy", {})
-            env_steps = int(runners.get("num_env_steps_sampled_lifetime", env_steps))
-            summary = {
-                "iteration": iteration,
-                "env_steps": env_steps,
-                "episode_return_mean": runners.get("episode_return_mean"),
-                "episode_len_mean": runners.get("episode_len_mean"),
-                "loss": learner.get("qf_loss", learner.get("total_loss")),
-                "time_s": time.perf_counter() - wall_start,
-            }
-            with (out / "progress.jsonl").open("a", encoding="utf-8") as fh:
-                # strict JSON: no NaN (RLlib reports NaN episode means for rounds where no episode ended)
-                finite = {
-                    k: v
-                    for k, v in summary.items()
-                    if v is not None and not (isinstance(v, float) and not np.isfinite(v))
-                }
-                fh.write(json.dumps(finite, allow_nan=False) + "\n")
-            bar.update(env_steps, {"return": summary["episode_return_mean"], "loss": summary["loss"]}, steps_at_start)
-            if on_iteration is not None:
-                on_iteration(iteration, summary)
-            if iteration % cfg.checkpoint.every_iters == 0:
-                _save_checkpoint(algo, ckpt_root, iteration, env_steps, cfg.checkpoint.keep)
-        bar.close()
-        wall = time.perf_counter() - wall_start
-        _save_checkpoint(algo, ckpt_root, iteration, env_steps, cfg.checkpoint.keep)
-        finished = env_steps >= cfg.training.total_env_steps
-        metrics: dict[str, Any] = {
-            "run": cfg.run_name,
-            "task": cfg.task,
-            "algorithm": cfg.algorithm,
-            "seed": cfg.seed,
-            "iterations": iteration,
+
+def _train_loop(
+    algo: Any,
+    cfg: AgentConfig,
+    out: Path,
+    iteration: int,
+    env_steps: int,
+    progress: bool,
+    max_iterations: int | None,
+    on_iteration: Callable[[int, dict[str, Any]], None] | None,
+) -> tuple[int, int]:
+    """RLlib iterations until the step budget (or ``max_iterations``); returns (iteration, env steps).
+
+    Appends one line per iteration to ``progress.jsonl`` and checkpoints every ``checkpoint.every_iters``.
+    """
+    steps_at_start = env_steps
+    bar = Progress(cfg.run_name, cfg.training.total_env_steps, progress)
+    wall_start = time.perf_counter()
+    done_iters = 0
+    while env_steps < cfg.training.total_env_steps:
+        if max_iterations is not None and done_iters >= max_iterations:
+            break
+        result = algo.train()
+        iteration += 1
+        done_iters += 1
+        runners = result.get("env_runners", {})
+        learner = result.get("learners", {}).get("default_policy", {})
+        env_steps = int(runners.get("num_env_steps_sampled_lifetime", env_steps))
+        summary = {
+            "iteration": iteration,
             "env_steps": env_steps,
-            "finished": finished,
-            "wall_clock_s_this_call": wall,
-            "env_steps_per_s_this_call": (env_steps - steps_at_start) / wall if wall > 0 else None,
+            "episode_return_mean": runners.get("episode_return_mean"),
+            "episode_len_mean": runners.get("episode_len_mean"),
+            "loss": learner.get("qf_loss", learner.get("total_loss")),
+            "time_s": time.perf_counter() - wall_start,
         }
-        if cfg.algorithm in ("dqn", "pqn"):
-            net = _dqn_network(algo)
-            manifest = {
-                "task": cfg.task,
-                "task_kwargs": dict(cfg.task_kwargs),
-                "gamma": gamma,
-                "algorithm": cfg.algorithm,
-                "value_mode": "max",
-                "network": network_config(cfg, task),
-                "env_steps": env_steps,
-                "seed": cfg.seed,
+        with (out / "progress.jsonl").open("a", encoding="utf-8") as fh:
+            # strict JSON: no NaN (RLlib reports NaN episode means for rounds where no episode ended)
+            finite = {
+                k: v for k, v in summary.items() if v is not None and not (isinstance(v, float) and not np.isfinite(v))
             }
-            source: QSource = NetworkQSource(net, task, gamma)
-            tensors: dict[str, Any] = {"q": net.state_dict()}
-        else:
-            learner = algo.learner_group._learner
-            module = learner.module["default_policy"]
-            alpha = float(torch.exp(learner.curr_log_alpha["default_policy"]).detach().reshape(-1)[0])
-            tensors, extra = SACQSource.export(module, alpha)
-            manifest = {
-                "task": cfg.task,
-                "task_kwargs": dict(cfg.task_kwargs),
-                "gamma": gamma,
-                "algorithm": "sac",
-                "env_steps": env_steps,
-                "seed": cfg.seed,
-                **extra,
-            }
-            source = SACQSource(module, task, gamma, alpha)
-        metrics |= evaluate_greedy(source, cfg.evaluation.episodes_per_goal, cfg.seed)
-        save_agent(out / "agent", tensors, manifest | {"metrics": metrics})
-        if cfg.algorithm == "sac":
-            module.train()  # the source froze the learner's module for evaluation; give it back
-            for p in module.parameters():
-                p.requires_grad_(True)
-        atomic_write_json(out / "metrics.json", metrics)
-        return metrics
-    finally:
-        algo.stop()
-        if started_ray:
-            ray.shutdown()
+            fh.write(json.dumps(finite, allow_nan=False) + "\n")
+        bar.update(env_steps, {"return": summary["episode_return_mean"], "loss": summary["loss"]}, steps_at_start)
+        if on_iteration is not None:
+            on_iteration(iteration, summary)
+        if iteration % cfg.checkpoint.every_iters == 0:
+            _save_checkpoint(algo, out / "checkpoints", iteration, env_steps, cfg.checkpoint.keep)
+    bar.close()
+    return iteration, env_steps
+
+
+def _export_agent(
+    algo: Any, cfg: AgentConfig, task: GoalTask, gamma: float, out: Path, metrics: dict[str, Any]
+) -> None:
+    """Evaluate the greedy agent (into ``metrics``) and write the pickle-free agent artifact."""
+    manifest: dict[str, Any] = {
+        "task": cfg.task,
+        "task_kwargs": dict(cfg.task_kwargs),
+        "gamma": gamma,
+        "algorithm": cfg.algorithm,
+        "env_steps": metrics["env_steps"],
+        "seed": cfg.seed,
+    }
+    if cfg.algorithm in ("dqn", "pqn"):
+        net = _dqn_network(algo)
+        manifest |= {"value_mode": "max", "network": network_config(cfg, task)}
+        source: QSource = NetworkQSource(net, task, gamma)
+        tensors: dict[str, Any] = {"q": net.state_dict()}
+    else:
+        learner = algo.learner_group._learner
+        module = learner.module["default_policy"]
+        alpha = float(torch.exp(learner.curr_log_alpha["default_policy"]).detach().reshape(-1)[0])
+        tensors, extra = SACQSource.export(module, alpha)
+        manifest |= extra
+        source = SACQSource(module, task, gamma, alpha)
+    metrics |= evaluate_greedy(source, cfg.evaluation.episodes_per_goal, cfg.seed)
+    save_agent(out / "agent", tensors, manifest | {"metrics": metrics})
+    if cfg.algorithm == "sac":
+        module.train()  # the source froze the learner's module for evaluation; give it back
+        for p in module.parameters():
+            p.requires_grad_(True)

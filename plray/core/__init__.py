@@ -1,4 +1,10 @@
-"""The mathematics of P-learning: numpy only, no Ray (reference: shared p-learning notes §1.3-1.4).
+"""The mathematics of P-learning (docs/method.md): third-party imports are numpy and torch, never Ray.
+
+``import plray.core`` loads the tabular methods, which need numpy only (``bellman``, ``tabular``,
+``baselines``, ``identifiability``, ``extraction``). The neural methods and world models
+(``neural``, ``neural_stochastic``, ``neural_baselines``, ``worldmodel``, ``worldmodel_gaussian``,
+``ensemble``) also use torch, and world-model artifacts are saved and loaded through
+:mod:`plray.utils.artifact`.
 
 The public entry points are :func:`bellman_matrix` and :func:`extract_kernel`; :func:`extract`
 returns the kernel with its identifiability diagnostics.

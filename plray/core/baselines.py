@@ -1,4 +1,4 @@
-"""Baselines that P-learning generalises (reference §2 and §3).
+"""Baselines that P-learning generalises (docs/method.md#value-argmin, #wvf).
 
 * **Single-value argmin inversion** (Adamczyk 2025): for deterministic dynamics and one reward,
   Q(s, a) = r(s, a) + γ V(f(s, a)), so the successor is the state whose value is nearest

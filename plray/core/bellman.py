@@ -8,7 +8,7 @@ Q-values Q, policy π and goals g_1..g_G reads, for every (s, a) and goal l,
 
 so ``Q(s, a, :) = M @ P(s, a, :)`` with the (G, K) matrix
 
-    M[l, k] = r(s'_k, g_l) + γ (1 − done(s'_k, g_l)) V(s'_k, g_l)        (reference §1.3b)
+    M[l, k] = r(s'_k, g_l) + γ (1 − done(s'_k, g_l)) V(s'_k, g_l)        (docs/method.md#the-bellman-matrix)
 
 M depends only on the candidate next states, never on (s, a): one matrix serves every row of P.
 """

@@ -1,4 +1,4 @@
-"""Identifiability diagnostics for a Bellman matrix M (reference §1.4).
+"""Identifiability diagnostics for a Bellman matrix M (docs/method.md#identifiability).
 
 Whether an agent's Q-values pin down its world model is a property of M alone:
 

@@ -1,6 +1,6 @@
 """Neural P-learning for continuous states: a successor network fitted to the agent's Bellman equation.
 
-The official method (reference §1.3c, §4.4 item 4): a deterministic successor function
+The official method (docs/method.md#neural-deterministic-p-learning): a deterministic successor function
 s' = f_φ(s, a), with residual prediction s' = s + Δ_φ(s, a) (angle dims wrapped), a tanh MLP
 (2 × 256) with orthogonal initialisation and a small output layer (gain 0.01, so Δ ≈ 0 at start),
 trained on fresh samples every step, (s, a, g) with s from a state sampler (the task's reset

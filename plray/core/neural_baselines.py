@@ -1,4 +1,4 @@
-"""Continuous-state reference lines for neural P-learning (reference §2 and §4.4 item 6).
+"""Continuous-state reference lines for neural P-learning (docs/method.md#continuous-baselines).
 
 * :func:`value_argmin_successor`: Adamczyk's single-value inversion with one goal. With reward on
   arrival and deterministic dynamics, Q(s, a, g) = m_g(f(s, a)) where

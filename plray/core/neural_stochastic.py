@@ -1,6 +1,6 @@
 """Stochastic neural P-learning: a diagonal-Gaussian successor kernel fitted to the agent's Bellman equation.
 
-Reference §1.3(d) and §4.4 item 5 (the paper names the reparameterisation trick but releases no
+docs/method.md#neural-gaussian-p-learning (the paper names the reparameterisation trick but releases no
 code; the family is ours). The kernel is
 
     P_φ(s' | s, a) = N(μ_φ(s, a), diag σ_φ(s, a)²),   μ_φ = wrap(s + Δ_φ(s, a)),
@@ -19,7 +19,7 @@ and P-learning minimises L(φ) = E_d δ_φ². Its gradient is a product of two e
 * ``"one-sample"`` (biased): ℓ = (Q − ŷ(s'_1))², whose expectation is δ_φ² + Var_{s'} ŷ(s', g). The
   extra variance term rewards kernels whose successors all have the same ŷ, so it pulls σ_φ
   towards 0 (near-deterministic kernels), whatever the true noise.
-* ``"score"`` (unbiased, reference §1.3a): the same two-sample value, but the gradient is the
+* ``"score"`` (unbiased, docs/method.md#sampled): the same two-sample value, but the gradient is the
   score-function form 2 (Q − ŷ(s'_1)) (Q − ŷ(s'_2)) ∇_φ log P_φ(s'_2 | s, a) with the samples
   detached. It does not differentiate through V (useful when V is not differentiable in s'), at
   the price of a much higher variance.
@@ -55,11 +55,11 @@ from plray.core.neural import (
     optimise,
     wrap_dims,
 )
+from plray.core.types import ESTIMATORS
 from plray.core.validation import PlrayInputError
 
 Tensor = torch.Tensor
 Estimator = Literal["two-sample", "one-sample", "score"]
-ESTIMATORS: tuple[str, ...] = ("two-sample", "one-sample", "score")
 
 LOG_STD_MIN = math.log(1e-5)
 """Default lower bound of log σ (σ ≥ 1e-5: a near-deterministic kernel, still a density)."""
@@ -204,7 +204,7 @@ def stochastic_p_learning_loss(
       is (t − E ŷ)² and its gradient is unbiased for ∇ (t − E ŷ)². Single batches can be negative.
     * ``"one-sample"``: mean_B (t − ŷ(s'_1))², expectation (t − E ŷ)² + Var ŷ: biased towards σ → 0.
     * ``"score"``: the two-sample value, with gradient mean_B 2 (t − ŷ(s'_1)) (t − ŷ(s'_2)) ∇ log P_φ(s'_2)
-      (samples detached; reference §1.3a).
+      (samples detached; docs/method.md#sampled).
 
     Args:
         model: the Gaussian kernel.

@@ -1,7 +1,7 @@
 """Tabular P-learning: recover a kernel P (S, A, K) from Q (S, A, G) and the Bellman matrix M (G, K).
 
 Every (s, a) gives one linear system ``M @ P(s, a, :) = Q(s, a, :)`` (see :mod:`plray.core.bellman`).
-The methods differ in how they solve it (reference §1.3, §4.4):
+The methods differ in how they solve it (docs/method.md#extraction-methods):
 
 * ``closed-form``: P(s, a) = M⁺ Q(s, a) (+ (I − M⁺M) P₀(s, a) when P₀ is given), Theorem 1's limit.
   With ``project=True`` each row is then projected (Euclidean) onto the probability simplex; the
@@ -9,7 +9,7 @@ The methods differ in how they solve it (reference §1.3, §4.4):
   and Q is exact, and it turns least-squares rows into distributions when it has not or Q is noisy.
 * ``gradient``: full-batch gradient descent on ½‖M P(s, a) − Q(s, a)‖², P ← P − α Mᵀ(M P − Q), for
   any 0 < α < 2/σ_max(M)²; from P₀ it converges to M⁺Q + (I − M⁺M) P₀ (Theorem 1).
-* ``sampled``: the paper's general algorithm (§1.3a) over softmax logits φ: sample (s, a, g) ~ d,
+* ``sampled``: the paper's general algorithm (docs/method.md#sampled) over softmax logits φ: sample (s, a, g) ~ d,
   two independent next states s'₁, s'₂ ~ P_φ(s, a), δⁱ = M[g, s'ᵢ] − Q(s, a, g) and the
   score-function gradient ĝ = δ¹ δ² ∇_φ log P_φ(s'₂ | s, a), an unbiased estimate of the gradient
   of ½ E_d[δ_φ²]. Here the a' ~ π(s', g) draw is integrated exactly: M already holds
@@ -20,7 +20,7 @@ The methods differ in how they solve it (reference §1.3, §4.4):
   adds what every kernel row is known to be, a distribution, which identifies sparse kernels from
   far fewer goals than |S| (see docs/extraction.md for the FourRooms figures).
 * ``column-match``: deterministic kernels from few goals: the successor of (s, a) is the column of M
-  nearest Q(s, a, ·) in ℓ₁, k̂ = argmin_k ‖M[:, k] − Q(s, a, :)‖₁ (§1.4).
+  nearest Q(s, a, ·) in ℓ₁, k̂ = argmin_k ‖M[:, k] − Q(s, a, :)‖₁ (docs/method.md#column-match).
 * ``value-argmin`` and ``wvf``: the baselines of :mod:`plray.core.baselines`.
 
 The dispatch over all methods is :func:`plray.core.extraction.extract`.
@@ -170,7 +170,7 @@ def score_function_gradient(
     weight: float | FloatArray = 1.0,
     pairs: int = 1,
 ) -> FloatArray:
-    """The paper's double-sampling estimate of ∇_φ L, summed over a batch of tuples (§1.3a).
+    """The paper's double-sampling estimate of ∇_φ L, summed over a batch of tuples (docs/method.md#sampled).
 
     For each tuple (s, a, g), draws ``pairs`` independent pairs s'₁, s'₂ ~ P_φ(s, a) and
     accumulates ``weight`` × mean over pairs of δ¹ δ² (e_{s'₂} − P_φ(s, a)) into block φ[s, a].
@@ -226,7 +226,7 @@ def sampled(
     checkpoint: Any = None,
     checkpoint_every: int = 1000,
 ) -> tuple[FloatArray, dict[str, Any]]:
-    """Stochastic P-learning with the double-sampling score-function gradient (§1.3a).
+    """Stochastic P-learning with the double-sampling score-function gradient (docs/method.md#sampled).
 
     d is uniform over (s, a, g). With ``batch_size=None`` every update sweeps all S·A·G tuples
     once (each weighted 1/G, an unbiased estimate of ∇L); otherwise it draws ``batch_size``

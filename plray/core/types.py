@@ -32,3 +32,8 @@ KERNEL_METHODS: tuple[str, ...] = (
     "wvf",
 )
 VALUE_MODES: tuple[str, ...] = ("max", "policy", "softmax", "logsumexp")
+EXTRACTION_METHODS: tuple[str, ...] = ("deterministic", "gaussian", "supervised")
+"""Neural extraction methods for continuous tasks (``plray extract --method``): deterministic and
+Gaussian P-learning, and the supervised baseline fitted to true transitions."""
+ESTIMATORS: tuple[str, ...] = ("two-sample", "one-sample", "score")
+"""Gradient estimators of Gaussian P-learning (see :mod:`plray.core.neural_stochastic`)."""

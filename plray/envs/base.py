@@ -5,7 +5,7 @@ A :class:`GoalTask` holds a task's exact dynamics as batched numpy functions, so
 implementation. Arrays are batch-first float64; shapes use B (batch), d (state_dim),
 o (obs_dim), k (goal_dim).
 
-Rewards follow the paper (reference §1.1, §1.5.2): paid on arrival in the next state s', and a
+Rewards follow the paper (docs/method.md#environments): paid on arrival in the next state s', and a
 function of the goal-space projection of s' only ("achieved goal"), which is what hindsight
 relabelling needs: r(s', g) = reward(achieved_goal(s'), g). Training rewards are sparse,
 1[‖achieved − g‖ < tolerance], and the episode terminates on reaching the goal.

@@ -19,7 +19,7 @@ Layout (11 × 11 with border walls, a central cross of walls and four one-cell d
 81 interior cells − 13 wall cells = 68 free states, indexed in row-major order. Actions are
 0 up, 1 right, 2 down, 3 left; a move into a wall leaves the agent where it is.
 
-Variants (reference §1.5.2):
+Variants (docs/method.md#fourrooms):
 
 * ``deterministic``: the intended move always happens.
 * ``windy``: the intended move w.p. 1/2, otherwise rotated 90° clockwise or anticlockwise,

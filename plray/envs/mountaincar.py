@@ -1,4 +1,4 @@
-"""MountainCar as a goal-conditioned task (reference §1.5.2, §4.1).
+"""MountainCar as a goal-conditioned task (docs/method.md#mountaincar).
 
 The physics are gymnax's ``classic_control.MountainCar`` (itself OpenAI gym's ``MountainCar-v0``),
 which the paper's released code wraps, with the built-in goal termination removed. With state

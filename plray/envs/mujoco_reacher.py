@@ -2,7 +2,7 @@
 
 The paper's page labels its reacher "MuJoCo Reacher" although its code uses a kinematic arm
 (:mod:`plray.envs.reacher`); this task is the real MuJoCo physics, for when the label is taken at
-its word (reference §4.1: "if MuJoCo Reacher is required instead, document the deviation").
+its word; docs/method.md#mujoco-reacher records the deviation.
 
 Physics: the model is gymnasium's own ``reacher.xml`` asset (two hinge joints, armature 1,
 damping 1, motor gear 200, RK4 with timestep 0.01, no contacts), stepped ``frame_skip = 2`` times

@@ -1,7 +1,7 @@
-"""The kinematic two-link reacher of the paper's released code (reference §1.5.2, §4.1).
+"""The kinematic two-link reacher of the paper's released code (docs/method.md#kinematic-reacher).
 
-The paper calls this environment "MuJoCo Reacher", but its code (S3 ``envs/reacher.py``) wraps
-gymnax's ``misc.reacher.Reacher`` (S7), a kinematic arm with no MuJoCo physics. plray follows the
+The paper calls this environment "MuJoCo Reacher", but its code (``envs/reacher.py``) wraps
+gymnax's ``misc.reacher.Reacher``, a kinematic arm with no MuJoCo physics. plray follows the
 code, which produced the paper's numbers; :mod:`plray.envs.mujoco_reacher` is the MuJoCo variant.
 
 State s = [θ₁, θ₂, ω₁, ω₂]. Each step applies a torque τ ∈ {−1, 0, 1}² (semi-implicit Euler,
@@ -23,7 +23,7 @@ Forward kinematics, checked against gymnax's source: both links have unit length
 
     fingertip = (cos θ₁ + cos θ₂, sin θ₁ + sin θ₂)
 
-This agrees with the reference notes. Other facts read off gymnax's source:
+This agrees with docs/method.md#kinematic-reacher. Other facts read off gymnax's source:
 
 * There is no velocity clipping: ω is unbounded and grows by up to 0.05 a step. The state box
   ω ∈ [−2, 2] (``state_low``/``state_high``, the paper's ``STATE_RANGES``) only bounds uniform

@@ -1,8 +1,9 @@
 """A batched cross-entropy-method (CEM) model-predictive planner for goals given as state functions.
 
-The paper plans unseen goals by grid value iteration (:mod:`plray.evaluation.unseen`, reference
-§1.5.5), which scales as (nodes per dim)^d. CEM is the grid-free alternative for larger state
-spaces (e.g. the MuJoCo Reacher, or continuous actions); it is **not** the paper's planner.
+The paper plans unseen goals by grid value iteration (:mod:`plray.evaluation.unseen`,
+docs/method.md#unseen-goal-planning), which scales as (nodes per dim)^d. CEM is the grid-free
+alternative for larger state spaces (e.g. the MuJoCo Reacher, or continuous actions); it is **not**
+the paper's planner.
 
 At every call, for each query state s and ``iterations`` rounds:
 

@@ -1,7 +1,8 @@
-"""Ground truth on regular grids for continuous-state goal-conditioned tasks (reference §1.5.3, §1.5.5, §4.5).
+"""Ground truth on regular grids for continuous-state goal-conditioned tasks.
 
-The paper's Q_NMSE reference values and its unseen-goal planner both run Bellman iterations on a
-regular grid of states, reading values at off-grid successors by N-linear interpolation:
+The paper's Q_NMSE reference values (docs/method.md#q-accuracy) and its unseen-goal planner
+(docs/method.md#unseen-goal-planning) both run Bellman iterations on a regular grid of states,
+reading values at off-grid successors by N-linear interpolation:
 
     V(x) ← max_a [ r(x'_a) + γ (1 − done(x'_a)) · Interp(V, x'_a) ],     x'_a = f(x, a),
 
@@ -337,7 +338,7 @@ class GridSolution:
     def act(self, states: FloatArray) -> IntArray:
         """Greedy actions argmax_a Interp(Q[:, a], s) at arbitrary states (B, d), shape (B,) int64.
 
-        Ties go to the lowest action. This is the policy the paper rolls out (reference §1.5.5).
+        Ties go to the lowest action. This is the policy the paper rolls out (docs/method.md#unseen-goal-planning).
         """
         return np.argmax(self.q_values(states), axis=1).astype(np.int64)
 
@@ -536,7 +537,7 @@ def grid_mdp(
         num_actions: A, the number of discrete actions.
         gamma: discount in (0, 1).
         forbidden_fn: optional forbidden(next_states (B, d)) -> (B,) bool; a forbidden successor
-            terminates with reward 0 (e.g. the gentle-car goal's |v| > 0.05, reference §1.5.5).
+            terminates with reward 0 (e.g. the gentle-car goal's |v| > 0.05, docs/method.md#unseen-goals).
         chunk_size: nodes per call (default: ``CHUNK_ENTRIES`` / 2^d, divided by K with
             ``successor_fn``).
         successor_fn: stochastic dynamics: nodes (B, K, d) and weights (K,) of a quadrature of the
@@ -617,7 +618,7 @@ def grid_value_iteration(
     """Optimal values on a grid: V(x) = max_a [r(x'_a) + γ (1 − done(x'_a)) Interp(V, x'_a)].
 
     Iterates from V = 0 until the sup-norm change is below ``tol`` (default 1e-10) or
-    ``max_iters`` (default 10 000) sweeps, as the paper's planner does (reference §1.5.5).
+    ``max_iters`` (default 10 000) sweeps, as the paper's planner does (docs/method.md#unseen-goal-planning).
     Arguments are those of :func:`grid_mdp`.
 
     Returns:
@@ -873,7 +874,7 @@ def q_nmse_per_goal(q_agent: FloatArray, q_true: FloatArray) -> FloatArray:
 
 
 def q_nmse(q_agent: FloatArray, q_true: FloatArray) -> float:
-    """The paper's Q_NMSE (reference §1.5.3, §4.5): per (goal, action) MSE / Var(Q^π), averaged.
+    """The paper's Q_NMSE (docs/method.md#q-accuracy): per (goal, action) MSE / Var(Q^π), averaged.
 
     For every action a and goal g, the mean squared error over the N evaluation states (grid
     nodes) between the agent's Q and the reference Q^π is divided by the variance of Q^π over the

@@ -1,6 +1,6 @@
 """Ground-truth Q-values of finite goal-conditioned MDPs, vectorised over every goal of a set.
 
-Reward is paid on arrival and the bootstrap is masked by termination (reference §1.2):
+Reward is paid on arrival and the bootstrap is masked by termination (docs/method.md#setting-and-notation):
 
     Q(s, a, g) = Σ_s' P(s' | s, a) · [ r(s', g) + γ (1 − done(s', g)) V(s', g) ].
 

@@ -5,7 +5,7 @@
   projection); TV is then still the ℓ₁ distance over two, which bounds the error of any expectation
   of a function bounded by 1 taken under P̂ instead of P.
 * **Kernel MSE**: the mean of (P̂(s, a, s') − P(s, a, s'))² over all S·A·S entries: the "mean MSE"
-  of the paper's FourRooms figures, whose averaging the paper does not state (reference §1.5.3).
+  of the paper's FourRooms figures, whose averaging the paper does not state (docs/method.md#tv-and-kernel-mse).
 """
 
 from __future__ import annotations

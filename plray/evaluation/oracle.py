@@ -1,7 +1,7 @@
 """The ground-truth agent: Q* of each training goal from grid value iteration under the true dynamics.
 
 :class:`OracleQSource` is a :class:`~plray.agents.qsource.QSource` whose Q-values are the optimal
-Q* of the task (reference §1.5.5's planner run on the true dynamics, the same machinery as R*):
+Q* of the task (the planner of docs/method.md#unseen-goal-planning on the true dynamics, as for R*):
 for every training goal g, :func:`~plray.evaluation.grid.task_value_iteration` gives Q*(x_i, a, g)
 at the nodes x_i of a regular grid over the state box (angle dims periodic), and off-grid states
 read Q* by N-linear interpolation::

@@ -1,4 +1,4 @@
-"""How accurate a trained agent's Q-values are: the paper's Q_MSE / Q_NMSE (reference §1.5.3).
+"""How accurate a trained agent's Q-values are: the paper's Q_MSE / Q_NMSE (docs/method.md#q-accuracy).
 
 The reference is **Q^π of the agent's own greedy policy** under the task's true dynamics, not Q*:
 an agent whose Q-values are self-consistent with its own (possibly poor) policy scores well. For

@@ -1,4 +1,4 @@
-"""Unseen-goal evaluation of continuous-state world models (reference §1.5.5, §4.5).
+"""Unseen-goal evaluation of continuous-state world models (docs/method.md#unseen-goal-planning).
 
 The paper's planner is **grid value iteration inside the world model**, not RL or MPC:
 
@@ -153,7 +153,7 @@ def _mountaincar_goals(task: Any) -> list[UnseenGoal]:
 
 
 def unseen_goals(task: GoalTask) -> list[UnseenGoal]:
-    """The paper's three unseen goals of a task (reference §1.5.5).
+    """The paper's three unseen goals of a task (docs/method.md#unseen-goals).
 
     Args:
         task: a :class:`~plray.envs.mountaincar.MountainCarTask` (either goal family: same
@@ -400,7 +400,7 @@ def evaluate_unseen(
     optimal: GridSolution | None = None,
     model_successor_fn: SuccessorFn | None = None,
 ) -> dict[str, Any]:
-    """R_WM and R* of one unseen goal (reference §1.5.5; see the module docstring).
+    """R_WM and R* of one unseen goal (docs/method.md#unseen-goal-planning; see the module docstring).
 
     On a stochastic task (not in the paper) R* plans with the true kernel's quadrature, both
     policies act on sampled successors (the same seeded draws), and a stochastic model plans with

@@ -1,4 +1,4 @@
-"""World-model accuracy of continuous-state models: the paper's WM_MSE / WM_NMSE (reference §1.5.3, §4.5).
+"""World-model accuracy of continuous-state models: the paper's WM_MSE / WM_NMSE (docs/method.md#world-model-error).
 
 For a world model f̂ (``predict_fn``) and the task's exact dynamics f (``task.next_state``), on
 evaluation states s_1 … s_B drawn from the **same distribution the model was trained on**
@@ -48,7 +48,7 @@ PAPER_EVALUATION: dict[str, tuple[Distribution, int]] = {
     "mountaincar-velocity": ("uniform", 500**2),
     "mountaincar-position-noisy": ("uniform", 500**2),
 }
-"""The paper's WM evaluation set per task name: (distribution, number of states) (reference §1.5.3)."""
+"""The paper's WM evaluation set per task name: (distribution, number of states) (docs/method.md#world-model-error)."""
 
 
 def obs_angle_dims(task: GoalTask) -> tuple[int, ...]:
@@ -280,7 +280,7 @@ def wm_errors(
     angle_dims: Sequence[int] | None = None,
     reference_fn: PredictFn | None = None,
 ) -> dict[str, Any]:
-    """The paper's WM_MSE and WM_NMSE of a world model against the task's true dynamics (reference §1.5.3).
+    """The paper's WM_MSE and WM_NMSE of a model against the task's true dynamics (docs/method.md#world-model-error).
 
     Per (action a, dim j): MSE_{a,j} = mean_i (f̂(s_i, a)_j − f(s_i, a)_j)² (wrapped on angle dims)
     and NMSE_{a,j} = MSE_{a,j} / Var_i(f(s_i, a)_j); headline numbers average over all (a, j).
@@ -418,7 +418,7 @@ def cross_model_nmse(
     actions: IntArray | FloatArray | None = None,
     angle_dims: Sequence[int] | None = None,
 ) -> dict[str, Any]:
-    """Cross-WM NMSE: model A's predictions against model B's as the reference (reference §1.5.3).
+    """Cross-WM NMSE: model A's predictions against model B's as the reference (docs/method.md#cross-model-error).
 
     NMSE_{a,j} = mean_i (f_A(s_i, a)_j − f_B(s_i, a)_j)² / Var_i(f_B(s_i, a)_j), averaged over all
     (a, j). With ``predict_b = task.next_state`` this is :func:`wm_errors`'s WM_NMSE. The measure is

@@ -31,12 +31,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import yaml
 
 from plray.experiments.rundir import RunDir, skip_checkpoints
 from plray.experiments.schema import ExperimentConfig, experiment_from_mapping
+from plray.utils import ray_runtime
 from plray.utils.io import atomic_write_text
 from plray.utils.schema import ConfigError, to_mapping
 
@@ -85,22 +85,6 @@ def check_run_dir(cfg: ExperimentConfig, run_dir: Path) -> None:
     atomic_write_text(path, yaml.safe_dump(to_mapping(cfg), sort_keys=False))
 
 
-def connect(cfg: ExperimentConfig, address: str | None) -> bool:
-    """Join ``address`` (a cluster) or start an embedded local Ray; returns whether we started it."""
-    import ray
-
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    if ray.is_initialized():
-        return False
-    kwargs: dict[str, Any] = {"log_to_driver": False}
-    if address is None and "RAY_ADDRESS" not in os.environ:
-        # "local": a fresh embedded Ray, even if a `ray start` cluster runs on this host
-        address = "local"
-        kwargs |= {"include_dashboard": False, "num_cpus": cfg.resources.num_cpus}
-    ray.init(address=address, **kwargs)
-    return True
-
-
 def run_experiment(
     cfg: ExperimentConfig,
     run_dir: str | os.PathLike[str] | RunDir,
@@ -124,25 +108,16 @@ def run_experiment(
     """
     import ray
 
-    from plray.experiments.actors import ExtractionPool
-    from plray.experiments.jobs import embed_agent_config, jobs_for, read_result
-    from plray.experiments.results import build_ensembles, collect, write_results
+    from plray.experiments.results import collect, write_results
     from plray.experiments.sweep import run_sweep
 
-    cfg = embed_agent_config(cfg.validate(), base_dir or Path.cwd())
-    store = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
+    cfg, store = _open_run(cfg, run_dir, base_dir, say)
     run = store.local
-    if store.remote:
-        say(f"run directory {store.uri} (working copy {run})")
-        store.pull(skip=lambda rel: skip_checkpoints(rel) or rel.startswith("tune/"))
-    check_run_dir(cfg, run)
-    store.push("config.yaml")
     start = time.perf_counter()
     stages: dict[str, float] = {}
     cells = cfg.cells()
     say(f"plray run: {cfg.name}: {len(cells)} agents x {len(cfg.extraction.methods)} methods -> {store.uri}")
-    started = connect(cfg, address)
-    try:
+    with ray_runtime.connect(address, num_cpus=cfg.resources.num_cpus):
         res = ray.cluster_resources()
         cluster_nodes = sum(1 for n in ray.nodes() if n.get("Alive"))
         say(f"Ray: {cluster_nodes} node(s), {res.get('CPU', 0):g} CPUs")
@@ -153,29 +128,12 @@ def run_experiment(
         stages["train"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        trained = [c for c in cells if read_result(run / "agents" / c.key / "result.json") is not None]
-        jobs = jobs_for(cfg, trained)
-        todo = [j for j in jobs if read_result(j.out_dir(run) / "result.json") is None]
-        say(f"== stage 2/4: extract world models ({len(todo)} of {len(jobs)} jobs to run) ==")
-        if todo:
-            pool = ExtractionPool(cfg, store, num_actors=min(cfg.resources.num_actors, len(todo)))
-            try:
-                report = pool.run(todo, say=say)
-            finally:
-                pool.shutdown()
-            failures |= {f"extract {k}": v for k, v in report.errors.items()}
-            store.pull("extractions", "models")
+        failures |= _extract_stage(cfg, store, say)
         stages["extract"] = time.perf_counter() - t
 
         t = time.perf_counter()
         agents, extractions = collect(cfg, run, cells)
-        ensembles = []
-        if cfg.extraction.ensemble.enabled and len(cfg.seeds) > 1:
-            say("== stage 3/4: ensembles over seeds ==")
-            ensembles = build_ensembles(cfg, run, extractions)
-            store.push(*(f"models/{Path(e['world_model']).name}" for e in ensembles))
-        else:
-            say("== stage 3/4: ensembles skipped (one seed, or disabled) ==")
+        ensembles = _ensemble_stage(cfg, store, extractions, say)
         stages["ensemble"] = time.perf_counter() - t
 
         t = time.perf_counter()
@@ -183,9 +141,6 @@ def run_experiment(
         results_dir, table = write_results(cfg, run, agents, extractions, ensembles, failures)
         store.push("results")
         stages["report"] = time.perf_counter() - t
-    finally:
-        if started:
-            ray.shutdown()
     return RunSummary(
         run_dir=run,
         results_dir=results_dir,
@@ -199,3 +154,53 @@ def run_experiment(
         cluster_nodes=cluster_nodes,
         location=store.uri,
     )
+
+
+def _open_run(
+    cfg: ExperimentConfig, run_dir: str | os.PathLike[str] | RunDir, base_dir: Path | None, say: Say
+) -> tuple[ExperimentConfig, RunDir]:
+    """The validated config (agent config file embedded) and the run directory, checked and synced."""
+    from plray.experiments.jobs import embed_agent_config
+
+    cfg = embed_agent_config(cfg.validate(), base_dir or Path.cwd())
+    store = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
+    if store.remote:
+        say(f"run directory {store.uri} (working copy {store.local})")
+        store.pull(skip=lambda rel: skip_checkpoints(rel) or rel.startswith("tune/"))
+    check_run_dir(cfg, store.local)
+    store.push("config.yaml")
+    return cfg, store
+
+
+def _extract_stage(cfg: ExperimentConfig, store: RunDir, say: Say) -> dict[str, str]:
+    """Stage 2: every unfinished job of the trained cells on the actor pool; returns failures."""
+    from plray.experiments.actors import ExtractionPool
+    from plray.experiments.jobs import AGENTS_DIR, jobs_for, read_result
+
+    run = store.local
+    trained = [c for c in cfg.cells() if read_result(run / AGENTS_DIR / c.key / "result.json") is not None]
+    jobs = jobs_for(cfg, trained)
+    todo = [j for j in jobs if read_result(j.out_dir(run) / "result.json") is None]
+    say(f"== stage 2/4: extract world models ({len(todo)} of {len(jobs)} jobs to run) ==")
+    if not todo:
+        return {}
+    pool = ExtractionPool(cfg, store, num_actors=min(cfg.resources.num_actors, len(todo)))
+    try:
+        report = pool.run(todo, say=say)
+    finally:
+        pool.shutdown()
+    store.pull("extractions", "models")
+    return {f"extract {k}": v for k, v in report.errors.items()}
+
+
+def _ensemble_stage(cfg: ExperimentConfig, store: RunDir, extractions: list[dict], say: Say) -> list[dict]:
+    """Stage 3: one ensemble per cell group and method over seeds (when enabled and seeds > 1)."""
+    from plray.experiments.results import build_ensembles
+
+    if not (cfg.extraction.ensemble.enabled and len(cfg.seeds) > 1):
+        say("== stage 3/4: ensembles skipped (one seed, or disabled) ==")
+        return []
+    say("== stage 3/4: ensembles over seeds ==")
+    ensembles = build_ensembles(cfg, store.local, extractions)
+    store.push(*(f"models/{Path(e['world_model']).name}" for e in ensembles))
+    return ensembles

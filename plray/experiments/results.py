@@ -30,7 +30,8 @@ from plray.experiments.schema import Cell, ExperimentConfig
 from plray.utils.io import atomic_write_text, finite_or_none
 
 PAPER_GOALS_NEEDED = {"deterministic": 1, "windy": 4, "teleport": 20}
-"""Goal counts at which the paper's FourRooms WM policies are within 5% of optimal (reference §1.5.4)."""
+"""Goal counts at which the paper's FourRooms WM policies are within 5% of optimal
+(docs/method.md#published-numbers)."""
 
 PAPER_KERNEL_MSE = {
     ("windy", 1): 6e-3,
@@ -43,7 +44,7 @@ PAPER_KERNEL_MSE = {
     ("teleport", 68): 1.5e-4,
     ("deterministic", 1): 0.0,
 }
-"""The paper's kernel MSE at 10M steps, read from its figures (approximate; reference §1.5.4)."""
+"""The paper's kernel MSE at 10M steps, read from its figures (approximate; docs/method.md#published-numbers)."""
 
 GROUP_FIELDS = ("variant", "num_goals", "goal_family", "placement", "method", "goals_used", "agent_steps")
 METRICS = ("tv_mean", "kernel_mse", "wm_nmse", "return_wm", "return_opt", "return_ratio")

@@ -27,15 +27,18 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from plray.core.types import EXTRACTION_METHODS
+from plray.envs.fourrooms import GOAL_FAMILIES, GOAL_PLACEMENTS, VARIANTS
 from plray.utils.schema import ConfigError, from_mapping, load_yaml, non_negative, positive
 
 TASKS = ("fourrooms", "mountaincar-position", "mountaincar-velocity")
 """Tasks the pipeline runs end to end."""
 
-FOURROOMS_VARIANTS = ("deterministic", "windy", "teleport")
-FOURROOMS_FAMILIES = ("generic", "indicator", "gaussian")
+# FourRooms' vocabulary is owned by plray.envs.fourrooms; the names below are the schema's view of it
+FOURROOMS_VARIANTS = VARIANTS
+FOURROOMS_FAMILIES = GOAL_FAMILIES
 CONTINUOUS_FAMILIES = ("sparse",)
-PLACEMENTS = ("random", "spread")
+PLACEMENTS = GOAL_PLACEMENTS
 
 AGENT_KINDS = ("tabular-q", "exact", "rllib")
 """``tabular-q``: goal-conditioned tabular Q-learning from sampled transitions (FourRooms);
@@ -45,8 +48,8 @@ AGENT_KINDS = ("tabular-q", "exact", "rllib")
 TABULAR_METHODS = ("closed-form", "simplex", "simplex-local", "column-match", "sampled", "wvf")
 """Extraction methods for FourRooms agents (``simplex-local``: simplex least squares with each
 state's successors restricted to its neighbours and the teleport targets)."""
-NEURAL_METHODS = ("deterministic", "gaussian")
-"""Neural P-learning methods for continuous agents."""
+NEURAL_METHODS = tuple(m for m in EXTRACTION_METHODS if m != "supervised")
+"""Neural P-learning methods for continuous agents (``supervised`` is a baseline, not an inversion)."""
 
 
 @dataclass(frozen=True)
@@ -255,32 +258,7 @@ class ExperimentConfig:
         fourrooms = self.task == "fourrooms"
         families = FOURROOMS_FAMILIES if fourrooms else CONTINUOUS_FAMILIES
         for i, grid in enumerate(self.sweep):
-            where = f"sweep[{i}]"
-            variants = FOURROOMS_VARIANTS if fourrooms else ("none",)
-            for j, v in enumerate(grid.variant):
-                if v not in variants:
-                    raise ConfigError(
-                        f"{where}.variant[{j}]: {v!r} is not allowed for {self.task}; "
-                        f"choose one of {', '.join(variants)}"
-                    )
-            limit = 68 if fourrooms else 64
-            for j, n in enumerate(grid.num_goals):
-                if not 1 <= n <= limit:
-                    raise ConfigError(f"{where}.num_goals[{j}]: must be between 1 and {limit}, got {n}")
-            for j, fam in enumerate(grid.goal_family or []):
-                if fam not in families:
-                    raise ConfigError(
-                        f"{where}.goal_family[{j}]: {fam!r} is not allowed for {self.task}; "
-                        f"choose one of {', '.join(families)}"
-                    )
-            for j, pl in enumerate(grid.placement or []):
-                if pl not in PLACEMENTS:
-                    raise ConfigError(
-                        f"{where}.placement[{j}]: {pl!r} is not allowed; " f"choose one of {', '.join(PLACEMENTS)}"
-                    )
-            for name in ("variant", "num_goals"):
-                if not getattr(grid, name):
-                    raise ConfigError(f"{where}.{name}: must list at least one value")
+            self._check_grid(f"sweep[{i}]", grid, families)
         if self.goals.family not in families:
             raise ConfigError(
                 f"goals.family: {self.goals.family!r} is not allowed for {self.task}; "
@@ -321,6 +299,35 @@ class ExperimentConfig:
         else:
             self.neural_overrides_check()
         return self
+
+    def _check_grid(self, where: str, grid: Any, families: tuple[str, ...]) -> None:
+        """One sweep grid's values against the task's variants, goal counts, families, placements."""
+        fourrooms = self.task == "fourrooms"
+        variants = FOURROOMS_VARIANTS if fourrooms else ("none",)
+        for j, v in enumerate(grid.variant):
+            if v not in variants:
+                raise ConfigError(
+                    f"{where}.variant[{j}]: {v!r} is not allowed for {self.task}; "
+                    f"choose one of {', '.join(variants)}"
+                )
+        limit = 68 if fourrooms else 64
+        for j, n in enumerate(grid.num_goals):
+            if not 1 <= n <= limit:
+                raise ConfigError(f"{where}.num_goals[{j}]: must be between 1 and {limit}, got {n}")
+        for j, fam in enumerate(grid.goal_family or []):
+            if fam not in families:
+                raise ConfigError(
+                    f"{where}.goal_family[{j}]: {fam!r} is not allowed for {self.task}; "
+                    f"choose one of {', '.join(families)}"
+                )
+        for j, pl in enumerate(grid.placement or []):
+            if pl not in PLACEMENTS:
+                raise ConfigError(
+                    f"{where}.placement[{j}]: {pl!r} is not allowed; " f"choose one of {', '.join(PLACEMENTS)}"
+                )
+        for name in ("variant", "num_goals"):
+            if not getattr(grid, name):
+                raise ConfigError(f"{where}.{name}: must list at least one value")
 
     def tabular_config(self, variant: str | None = None) -> Any:
         """The :class:`plray.agents.tabular.TabularQConfig` of the tabular agents on ``variant`` (seed 0)."""

@@ -126,39 +126,7 @@ def run_sweep(
     )
     exp_dir = f"{storage}/{EXPERIMENT_NAME}"
     callback = _progress_callback(say, len(cells), {c.key for c in cells} - {c.key for c in todo})
-    run_config = tune.RunConfig(
-        name=EXPERIMENT_NAME,
-        storage_path=storage,
-        storage_filesystem=fs,
-        verbose=0,
-        callbacks=[callback],
-        failure_config=tune.FailureConfig(max_failures=cfg.resources.max_failures),
-    )
-    if tune.Tuner.can_restore(exp_dir, storage_filesystem=fs):
-        say(f"[train] resuming the interrupted Tune experiment in {run.uri}/tune/{EXPERIMENT_NAME}")
-        tuner = tune.Tuner.restore(
-            exp_dir,
-            trainable=trainable,
-            resume_unfinished=True,
-            resume_errored=True,
-            restart_errored=False,
-            storage_filesystem=fs,
-        )
-        # restoring brings back the pickled run config; give it this driver's progress callback
-        internal = getattr(tuner, "_local_tuner", None)
-        if internal is not None and hasattr(internal, "_run_config"):
-            internal._run_config.callbacks = [callback]
-    else:
-        tuner = tune.Tuner(
-            trainable,
-            param_space={"cell": tune.grid_search([c.as_dict() for c in todo])},
-            tune_config=tune.TuneConfig(
-                max_concurrent_trials=cfg.resources.max_concurrent_trials or None,
-                trial_dirname_creator=lambda trial: Cell(**trial.config["cell"]).key,
-                trial_name_creator=lambda trial: Cell(**trial.config["cell"]).key,
-            ),
-            run_config=run_config,
-        )
+    tuner = _tuner(cfg, todo, trainable, run, callback, say)
     grid = tuner.fit()
     run.pull(AGENTS_DIR, skip=skip_checkpoints)
     errors: dict[str, str] = {}
@@ -176,3 +144,44 @@ def run_sweep(
         say(f"[train] {len(missing)} cells were not in the restored experiment; starting them")
         errors |= run_sweep(cfg, missing, run, say=say)
     return errors
+
+
+def _tuner(cfg: ExperimentConfig, todo: list[Cell], trainable: Any, run: RunDir, callback: Any, say: Say) -> Any:
+    """The Tune experiment to fit: restored from the run's Tune state if there is one, else new."""
+    from ray import tune
+
+    storage, fs = run.tune_storage()
+    exp_dir = f"{storage}/{EXPERIMENT_NAME}"
+    if tune.Tuner.can_restore(exp_dir, storage_filesystem=fs):
+        say(f"[train] resuming the interrupted Tune experiment in {run.uri}/tune/{EXPERIMENT_NAME}")
+        tuner = tune.Tuner.restore(
+            exp_dir,
+            trainable=trainable,
+            resume_unfinished=True,
+            resume_errored=True,
+            restart_errored=False,
+            storage_filesystem=fs,
+        )
+        # restoring brings back the pickled run config; give it this driver's progress callback
+        internal = getattr(tuner, "_local_tuner", None)
+        if internal is not None and hasattr(internal, "_run_config"):
+            internal._run_config.callbacks = [callback]
+        return tuner
+    run_config = tune.RunConfig(
+        name=EXPERIMENT_NAME,
+        storage_path=storage,
+        storage_filesystem=fs,
+        verbose=0,
+        callbacks=[callback],
+        failure_config=tune.FailureConfig(max_failures=cfg.resources.max_failures),
+    )
+    return tune.Tuner(
+        trainable,
+        param_space={"cell": tune.grid_search([c.as_dict() for c in todo])},
+        tune_config=tune.TuneConfig(
+            max_concurrent_trials=cfg.resources.max_concurrent_trials or None,
+            trial_dirname_creator=lambda trial: Cell(**trial.config["cell"]).key,
+            trial_name_creator=lambda trial: Cell(**trial.config["cell"]).key,
+        ),
+        run_config=run_config,
+    )

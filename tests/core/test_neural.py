@@ -67,7 +67,7 @@ def sample_states(rng: np.random.Generator, n: int) -> np.ndarray:
 
 
 def nmse_per_action_dim(model: SuccessorNetwork, task: LinearTask, n: int = 4000) -> np.ndarray:
-    """WM_NMSE of §1.5.3 for this toy: per (action, dim) MSE / Var(true s'_dim)."""
+    """WM_NMSE of docs/method.md#world-model-error for this toy: per (action, dim) MSE / Var(true s'_dim)."""
     rng = np.random.default_rng(123)
     s = sample_states(rng, n)
     out = np.zeros((task.num_actions, task.state_dim))

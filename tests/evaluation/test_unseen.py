@@ -1,4 +1,4 @@
-"""Unseen-goal evaluation (reference §1.5.5): goal definitions, grid VI inside a model, true-dynamics rollouts."""
+"""Unseen-goal evaluation (docs/method.md#unseen-goal-planning): goals, grid VI in a model, true-dynamics rollouts."""
 
 from __future__ import annotations
 

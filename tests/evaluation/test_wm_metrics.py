@@ -1,4 +1,4 @@
-"""WM_MSE / WM_NMSE and cross-WM NMSE (reference §1.5.3): hand-computed values, wrapped angles."""
+"""WM_MSE / WM_NMSE and cross-WM NMSE (docs/method.md#world-model-error): hand-computed values, wrapped angles."""
 
 from __future__ import annotations
 
