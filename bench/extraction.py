@@ -39,7 +39,8 @@ def extract(task: str, agent: str, method: str, steps: int, batch: int, out: Pat
     return summary
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
+    """The benchmark's command line."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="tiny budgets and grids (smoke run, ~2 minutes)")
     parser.add_argument("--agent", action="append", default=[], metavar="TASK=PATH", help="agent artifact per task")
@@ -50,8 +51,13 @@ def main() -> None:
         "--sources", nargs="*", default=None, choices=("oracle", "supervised", "agent"), help="only these sources"
     )
     parser.add_argument("--name", default="extraction", help="result file name under bench/results")
-    args = parser.parse_args()
-    torch.set_num_threads(1)
+    return parser
+
+
+def run_sources(args: argparse.Namespace) -> tuple[list[dict], list[dict], dict[tuple[str, str], Path]]:
+    """Extract every (task, source) pair; returns the result rows, the unseen-goal rows and the models."""
+    from plray.experiments.extraction import run_evaluation
+
     agents = dict(a.split("=", 1) for a in args.agent)
     out = Path(args.out)
     # CPU budgets: the paper's Reacher setting (1000 x 1024); MountainCar cut from 20 000 x 4096 to fit a laptop
@@ -65,8 +71,6 @@ def main() -> None:
     rows: list[dict[str, Any]] = []
     unseen_rows: list[dict[str, Any]] = []
     models: dict[tuple[str, str], Path] = {}
-    from plray.experiments.extraction import run_evaluation
-
     for task, (steps, batch) in budgets.items():
         if args.tasks is not None and task not in args.tasks:
             continue
@@ -96,13 +100,17 @@ def main() -> None:
                 )
                 for u in ev.get("unseen", []):
                     unseen_rows.append({"task": task, "source": label, **u})
+    return rows, unseen_rows, models
 
-    cross: list[dict[str, Any]] = []
+
+def cross_models(models: dict[tuple[str, str], Path], quick: bool) -> list[dict[str, Any]]:
+    """Cross-model NMSE of the MountainCar position and velocity models, per source."""
     from plray.core.worldmodel import load_world_model
     from plray.evaluation.wm_metrics import cross_model_nmse, evaluation_states
 
+    cross: list[dict[str, Any]] = []
     mc = make_task("mountaincar-position")
-    states = evaluation_states(mc, 2000 if args.quick else 20000, np.random.default_rng(1), "uniform")
+    states = evaluation_states(mc, 2000 if quick else 20000, np.random.default_rng(1), "uniform")
     for label in ("oracle", "agent"):
         a, b = models.get(("mountaincar-position", label)), models.get(("mountaincar-velocity", label))
         if a is None or b is None:
@@ -116,7 +124,12 @@ def main() -> None:
                 "velocity_vs_true": cross_model_nmse(mb.predict, mc.next_state, mc, states)["nmse"],
             }
         )
+    return cross
 
+
+def markdown(rows: list[dict], unseen_rows: list[dict], cross: list[dict]) -> str:
+    """The benchmark's markdown report."""
+    columns = ("task", "source", "wm_nmse", "wm_nmse_state", "wm_nmse_off_wall", "q_nmse", "steps", "batch")
     md = [
         "# Neural P-learning: extraction accuracy, unseen goals, throughput",
         "",
@@ -127,21 +140,7 @@ def main() -> None:
         "value iteration; `supervised`: the same network fitted to true transitions (a reference line that uses",
         "data P-learning never sees); `agent`: an RLlib agent trained by `plray train`.",
         "",
-        markdown_table(
-            rows,
-            (
-                "task",
-                "source",
-                "wm_nmse",
-                "wm_nmse_state",
-                "wm_nmse_off_wall",
-                "q_nmse",
-                "steps",
-                "batch",
-                "samples_per_s",
-                "wall_clock_s",
-            ),
-        ),
+        markdown_table(rows, (*columns, "samples_per_s", "wall_clock_s")),
         "",
         "Paper (10 seeds, H100): Reacher WM_NMSE 1.2e-4 (agent Q_NMSE 0.57); "
         "MountainCar-position 6.7e-3 (Q_NMSE 0.10).",
@@ -159,8 +158,16 @@ def main() -> None:
         f"Machine: {machine()}",
         "",
     ]
+    return "\n".join(md)
+
+
+def main() -> None:
+    args = build_parser().parse_args()
+    torch.set_num_threads(1)
+    rows, unseen_rows, models = run_sources(args)
+    cross = cross_models(models, args.quick)
     payload = {"machine": machine(), "quick": args.quick, "rows": rows, "unseen": unseen_rows, "cross": cross}
-    json_path, md_path = write_results(args.name, payload, "\n".join(md))
+    json_path, md_path = write_results(args.name, payload, markdown(rows, unseen_rows, cross))
     print(f"wrote {json_path} and {md_path}")
 
 

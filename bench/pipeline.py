@@ -131,6 +131,61 @@ def demo() -> dict[str, Any]:
     return {"seconds": seconds, "summary_line": tail[-1] if tail else ""}
 
 
+def _study_markdown(s: dict[str, Any], commit: str) -> list[str]:
+    """The FourRooms study's section of the report."""
+    m = {"commit": commit}
+    return [
+        "## FourRooms study with learned agents (configs/experiments/fourrooms-study.yaml)",
+        "",
+        f"Measured at commit {s.get('commit', m['commit'])}.",
+        "",
+        f"{len(s['agents'])} learned tabular agents; wall-clock {s['seconds']:.0f} s "
+        f"({', '.join(f'{k} {v:.0f} s' for k, v in s['stage_seconds'].items())}). Mean (std) over seeds; "
+        "the paper's kernel MSE is read from its figures at 10M steps (docs/method.md#published-numbers).",
+        "",
+        markdown_table(
+            s["summary"],
+            (
+                "variant",
+                "num_goals",
+                "method",
+                "seeds",
+                "kernel_mse",
+                "kernel_mse_std",
+                "paper_kernel_mse",
+                "tv_mean",
+                "return_ratio",
+                "return_ratio_std",
+                "return_ratio_min",
+            ),
+        ),
+        "",
+        "Goal counts at which the mean R_WM / R* is within 5% of R*, against the paper's:",
+        "",
+        markdown_table(s["goals_needed"], ("variant", "method", "swept", "goals_needed", "paper", "meets_paper")),
+        "",
+        "Ensembles over seeds (disagreement: mean TV of members from the mixture; Spearman ρ between "
+        "per-(s, a) disagreement and the mixture's actual TV error):",
+        "",
+        markdown_table(
+            s["ensembles"],
+            (
+                "variant",
+                "num_goals",
+                "method",
+                "members",
+                "kernel_mse",
+                "member_tv_mean",
+                "tv_mean",
+                "disagreement_mean",
+                "disagreement_error_spearman",
+                "return_ratio",
+            ),
+        ),
+        "",
+    ]
+
+
 def markdown(payload: dict[str, Any]) -> str:
     m = payload["machine"]
     lines = [
@@ -141,57 +196,7 @@ def markdown(payload: dict[str, Any]) -> str:
         "",
     ]
     if "study" in payload:
-        s = payload["study"]
-        lines += [
-            "## FourRooms study with learned agents (configs/experiments/fourrooms-study.yaml)",
-            "",
-            f"Measured at commit {s.get('commit', m['commit'])}.",
-            "",
-            f"{len(s['agents'])} learned tabular agents; wall-clock {s['seconds']:.0f} s "
-            f"({', '.join(f'{k} {v:.0f} s' for k, v in s['stage_seconds'].items())}). Mean (std) over seeds; "
-            "the paper's kernel MSE is read from its figures at 10M steps (docs/method.md#published-numbers).",
-            "",
-            markdown_table(
-                s["summary"],
-                (
-                    "variant",
-                    "num_goals",
-                    "method",
-                    "seeds",
-                    "kernel_mse",
-                    "kernel_mse_std",
-                    "paper_kernel_mse",
-                    "tv_mean",
-                    "return_ratio",
-                    "return_ratio_std",
-                    "return_ratio_min",
-                ),
-            ),
-            "",
-            "Goal counts at which the mean R_WM / R* is within 5% of R*, against the paper's:",
-            "",
-            markdown_table(s["goals_needed"], ("variant", "method", "swept", "goals_needed", "paper", "meets_paper")),
-            "",
-            "Ensembles over seeds (disagreement: mean TV of members from the mixture; Spearman ρ between "
-            "per-(s, a) disagreement and the mixture's actual TV error):",
-            "",
-            markdown_table(
-                s["ensembles"],
-                (
-                    "variant",
-                    "num_goals",
-                    "method",
-                    "members",
-                    "kernel_mse",
-                    "member_tv_mean",
-                    "tv_mean",
-                    "disagreement_mean",
-                    "disagreement_error_spearman",
-                    "return_ratio",
-                ),
-            ),
-            "",
-        ]
+        lines += _study_markdown(payload["study"], m["commit"])
     if "throughput" in payload:
         t = payload["throughput"]
         lines += [

@@ -69,7 +69,8 @@ def variants(fine: int, agent: str | None, only_agent: bool, floor: bool) -> lis
     return agents if only_agent else oracle + agents
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The benchmark's command line."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=6000, help="P-learning steps (default: %(default)s)")
     parser.add_argument("--batch-size", type=int, default=2048, help="samples per step (default: %(default)s)")
@@ -80,26 +81,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only-agent", action="store_true", help="only the --agent and --floor rows")
     parser.add_argument("--floor", action="store_true", help="add the two-sample kernel on the noise-free task")
     parser.add_argument("--name", default="stochastic_extraction", help="results file name (default: %(default)s)")
-    args = parser.parse_args(argv)
-    if args.only_agent and args.agent is None and not args.floor:
-        parser.error("--only-agent needs --agent or --floor")
-    agent_info: dict[str, Any] = {}
-    if args.agent is not None:
-        from plray.agents.qsource import load_qsource
-        from plray.evaluation.q_accuracy import q_accuracy
+    return parser
 
-        source = load_qsource(args.agent)
-        if source.task.name != TASK:
-            parser.error(f"--agent: trained on {source.task.name!r}, not {TASK!r}")
-        acc = q_accuracy(source, 200)
-        agent_info = {
-            "agent": args.agent,
-            "env_steps": source.metadata.get("env_steps"),
-            "q_nmse": acc["q_nmse"],
-            "q_mse": acc["q_mse"],
-            "success": source.metadata.get("metrics", {}).get("success_rate"),
-        }
-        print(f"[bench] agent {args.agent}: {agent_info}", file=sys.stderr, flush=True)
+
+def agent_quality(parser: argparse.ArgumentParser, agent: str) -> dict[str, Any]:
+    """The agent's steps, greedy success and grid Q_NMSE on the noisy task."""
+    from plray.agents.qsource import load_qsource
+    from plray.evaluation.q_accuracy import q_accuracy
+
+    source = load_qsource(agent)
+    if source.task.name != TASK:
+        parser.error(f"--agent: trained on {source.task.name!r}, not {TASK!r}")
+    acc = q_accuracy(source, 200)
+    return {
+        "agent": agent,
+        "env_steps": source.metadata.get("env_steps"),
+        "q_nmse": acc["q_nmse"],
+        "q_mse": acc["q_mse"],
+        "success": source.metadata.get("metrics", {}).get("success_rate"),
+    }
+
+
+def run_variants(args: argparse.Namespace) -> tuple[list[dict], list[dict], list[dict]]:
+    """Extract and evaluate every variant; returns the rows, the unseen-goal rows and the details."""
     rows: list[dict[str, Any]] = []
     unseen_rows: list[dict[str, Any]] = []
     details: list[dict[str, Any]] = []
@@ -132,10 +136,21 @@ def main(argv: list[str] | None = None) -> int:
             unseen_rows.append({"model": label, **{k: u[k] for k in ("goal", "return_wm", "return_opt", "ratio")}})
         details.append({"label": label, "config": overrides, "summary": summary, "evaluation": ev})
         print(f"[bench] {label}: {row} ({time.perf_counter() - t0:.0f} s evaluation)", file=sys.stderr, flush=True)
+    return rows, unseen_rows, details
+
+
+def markdown(
+    args: argparse.Namespace,
+    rows: list[dict],
+    unseen_rows: list[dict],
+    details: list[dict],
+    agent_info: dict[str, Any],
+    command: str,
+) -> str:
+    """The benchmark's markdown report."""
     noisy_runs = [d for d in details if d["summary"]["task"] == TASK]
     true_std = noisy_runs[0]["evaluation"]["metrics"]["kernel"]["std_true"] if noisy_runs else [0.005, 0.001]
-    command = "python bench/stochastic_extraction.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    md = "\n".join(
+    return "\n".join(
         [
             "# P-learning a stochastic kernel: MountainCar-position with Gaussian process noise",
             "",
@@ -173,6 +188,20 @@ def main(argv: list[str] | None = None) -> int:
             else []
         )
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.only_agent and args.agent is None and not args.floor:
+        parser.error("--only-agent needs --agent or --floor")
+    agent_info: dict[str, Any] = {}
+    if args.agent is not None:
+        agent_info = agent_quality(parser, args.agent)
+        print(f"[bench] agent {args.agent}: {agent_info}", file=sys.stderr, flush=True)
+    rows, unseen_rows, details = run_variants(args)
+    command = "python bench/stochastic_extraction.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    md = markdown(args, rows, unseen_rows, details, agent_info, command)
     payload = {
         "command": command.strip(),
         "machine": machine(),

@@ -19,7 +19,7 @@ from typing import Any
 
 from plray import __version__
 from plray.core.types import KERNEL_METHODS, VALUE_MODES
-from plray.core.validation import PlrayInputError
+from plray.utils.validation import PlrayInputError
 
 TABLE_COLUMNS = (
     "variant",

@@ -99,3 +99,12 @@ def bucket(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
     boto3 = pytest.importorskip("boto3")
     boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1").create_bucket(Bucket=name)
     return name
+
+
+# ---------------------------------------------------------------- markers
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test that starts Ray (the ``ray_local`` fixture or the ``ray`` marker) is also ``slow``,
+    so ``make test-fast`` (``-m "not slow"``) runs the suite that needs no Ray in a minute or two."""
+    for item in items:
+        if "ray_local" in getattr(item, "fixturenames", ()) or item.get_closest_marker("ray") is not None:
+            item.add_marker(pytest.mark.slow)

@@ -21,8 +21,8 @@ from typing import Any, Literal
 import numpy as np
 
 from plray.agents.her import HER_STRATEGIES
-from plray.core.validation import PlrayInputError
 from plray.utils.schema import ConfigError, non_negative, open_unit_interval, positive, unit_interval
+from plray.utils.validation import PlrayInputError
 
 
 def _her_strategy(value: str) -> str | None:

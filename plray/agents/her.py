@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 
 from plray.core.types import FloatArray, IntArray
-from plray.core.validation import PlrayInputError, check_choice
 from plray.envs.base import GoalTask
+from plray.utils.validation import PlrayInputError, check_choice
 
 HER_STRATEGIES: tuple[str, ...] = ("future", "final", "episode", "random")
 

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from plray.core.validation import PlrayInputError
+from plray.utils.validation import PlrayInputError
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh, "silu": nn.SiLU, "elu": nn.ELU}
 

@@ -50,8 +50,8 @@ from ray.rllib.utils.metrics import (
 
 from plray.agents.her import HER_STRATEGIES, check_k, relabel_fragments, resolve_task
 from plray.agents.rllib_module import GoalQTorchRLModule
-from plray.core.validation import PlrayInputError, check_choice
 from plray.envs.base import GoalTask
+from plray.utils.validation import PlrayInputError, check_choice
 
 QF_NEXT_PREDS = "qf_next_preds"
 MODULE_ID = "default_policy"

@@ -31,9 +31,9 @@ import torch
 from plray.agents.export import ArtifactError, load_agent
 from plray.agents.modules import GoalQNetwork
 from plray.core.types import FloatArray
-from plray.core.validation import PlrayInputError, check_gamma
 from plray.envs.base import GoalTask
 from plray.envs.fourrooms import FourRoomsTask
+from plray.utils.validation import PlrayInputError, check_gamma
 
 Tensor = torch.Tensor
 

@@ -68,9 +68,9 @@ from typing import Any
 import numpy as np
 
 from plray.core.types import FloatArray, IntArray
-from plray.core.validation import PlrayInputError, as_float_array, check_choice, check_gamma, check_shape
 from plray.envs.fourrooms import VARIANTS, FourRooms, GoalSet
 from plray.utils.artifact import ArtifactError, load_artifact, save_artifact
+from plray.utils.validation import PlrayInputError, as_float_array, check_choice, check_gamma, check_shape
 
 ALGORITHM = "tabular-q"
 TASK_NAME = "fourrooms"

@@ -32,7 +32,7 @@ from plray.core.tabular import (
     simplex_least_squares,
 )
 from plray.core.types import KERNEL_METHODS, VALUE_MODES
-from plray.core.validation import PlrayInputError
+from plray.utils.validation import PlrayInputError
 
 __all__ = [
     "KERNEL_METHODS",

@@ -18,7 +18,7 @@ import numpy as np
 
 from plray.core.kernel import check_qm, one_hot_kernel
 from plray.core.types import FloatArray, IntArray
-from plray.core.validation import PlrayInputError, as_float_array, check_gamma
+from plray.utils.validation import PlrayInputError, as_float_array, check_gamma
 
 
 def value_argmin_inversion(

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from plray.core.types import VALUE_MODES, FloatArray, ValueMode
-from plray.core.validation import (
+from plray.utils.validation import (
     PlrayInputError,
     as_float_array,
     check_choice,

@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 
 from plray.core.types import FloatArray
-from plray.core.validation import PlrayInputError, as_float_array
 from plray.core.worldmodel import TabularWorldModel, WorldModel
+from plray.utils.validation import PlrayInputError, as_float_array
 
 
 def member_tv(kernels: FloatArray) -> FloatArray:

@@ -16,7 +16,7 @@ from plray.core import baselines, tabular
 from plray.core.identifiability import Identifiability, identifiability
 from plray.core.kernel import check_qm
 from plray.core.types import KERNEL_METHODS, FloatArray
-from plray.core.validation import PlrayInputError, check_choice
+from plray.utils.validation import PlrayInputError, check_choice
 
 _METHOD_FUNCTIONS: dict[str, Callable[..., Any]] = {
     "closed-form": tabular.closed_form,

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from plray.core.types import FloatArray
-from plray.core.validation import PlrayInputError, as_float_array, check_gamma
+from plray.utils.validation import PlrayInputError, as_float_array, check_gamma
 
 
 def column_gap(M: FloatArray, chunk: int = 512) -> float:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from plray.core.types import FloatArray, IntArray
-from plray.core.validation import PlrayInputError, as_float_array
+from plray.utils.validation import PlrayInputError, as_float_array
 
 
 def check_qm(Q: object, M: object) -> tuple[FloatArray, FloatArray]:

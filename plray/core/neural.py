@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from plray.core.validation import PlrayInputError
+from plray.utils.validation import PlrayInputError
 
 Tensor = torch.Tensor
 

@@ -34,7 +34,7 @@ from plray.core.neural import (
     uniform_action_sampler,
     wrap_dims,
 )
-from plray.core.validation import PlrayInputError, check_gamma
+from plray.utils.validation import PlrayInputError, check_gamma
 
 Tensor = torch.Tensor
 
@@ -124,6 +124,23 @@ def value_argmin_successor(
         raise PlrayInputError(
             f"chunk_size, refine_steps, refine_lr: need >= 1, >= 0, > 0, got {chunk_size}, {refine_steps}, {refine_lr}"
         )
+    q, out = _nearest_arrival_value(agent, task, s, a, g, cand, gamma, chunk_size)
+    if refine_steps == 0:
+        return out
+    for i in range(0, len(out), chunk_size):
+        out[i : i + chunk_size] = _refine(
+            agent, task, out[i : i + chunk_size], q[i : i + chunk_size], g, gamma, refine_steps, refine_lr
+        )
+    return out
+
+
+def _nearest_arrival_value(
+    agent: QFunction, task: TaskSpec, s: Tensor, a: Tensor, g: Tensor, cand: Tensor, gamma: float, chunk_size: int
+) -> tuple[Tensor, Tensor]:
+    """Q(s, a, g) (B,) and, per row, the candidate (B, d) whose arrival value m_g is nearest to it.
+
+    m_g is evaluated once per candidate, sorted, and each target found by binary search.
+    """
     with torch.no_grad():
         q = torch.cat(
             [
@@ -146,23 +163,24 @@ def value_argmin_successor(
         hi = torch.searchsorted(m_sorted, q).clamp(max=len(m) - 1)
         lo = (hi - 1).clamp(min=0)
         pick = torch.where((m_sorted[lo] - q).abs() <= (m_sorted[hi] - q).abs(), lo, hi)
-        out = cand[order[pick]].clone()
-    if refine_steps == 0:
-        return out
-    for i in range(0, len(out), chunk_size):
-        x = out[i : i + chunk_size].clone().requires_grad_(True)
-        target = q[i : i + chunk_size]
-        opt = torch.optim.Adam([x], lr=refine_lr)
-        for _ in range(refine_steps):
-            loss = ((arrival_values(agent, task, x, g, gamma) - target) ** 2).sum()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            if task.angle_dims:
-                with torch.no_grad():
-                    x.copy_(wrap_dims(x, task.angle_dims))
-        out[i : i + chunk_size] = x.detach()
-    return out
+        return q, cand[order[pick]].clone()
+
+
+def _refine(
+    agent: QFunction, task: TaskSpec, start: Tensor, target: Tensor, g: Tensor, gamma: float, steps: int, lr: float
+) -> Tensor:
+    """Move each state (B, d) by Adam on (m_g(x) − target)², angle dims wrapped; returns (B, d)."""
+    x = start.clone().requires_grad_(True)
+    opt = torch.optim.Adam([x], lr=lr)
+    for _ in range(steps):
+        loss = ((arrival_values(agent, task, x, g, gamma) - target) ** 2).sum()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if task.angle_dims:
+            with torch.no_grad():
+                x.copy_(wrap_dims(x, task.angle_dims))
+    return x.detach()
 
 
 def train_supervised_successor(

@@ -56,7 +56,7 @@ from plray.core.neural import (
     wrap_dims,
 )
 from plray.core.types import ESTIMATORS
-from plray.core.validation import PlrayInputError
+from plray.utils.validation import PlrayInputError
 
 Tensor = torch.Tensor
 Estimator = Literal["two-sample", "one-sample", "score"]

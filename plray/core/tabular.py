@@ -35,7 +35,7 @@ import numpy as np
 
 from plray.core.kernel import check_qm, one_hot_kernel, project_simplex
 from plray.core.types import FloatArray, IntArray
-from plray.core.validation import PlrayInputError, as_float_array, check_choice, check_shape
+from plray.utils.validation import PlrayInputError, as_float_array, check_choice, check_shape
 
 __all__ = ["check_qm", "one_hot_kernel", "project_simplex"]  # re-exported: the kernel primitives' home is kernel.py
 
@@ -234,121 +234,137 @@ def sampled(
 
     Args:
         Q: (S, A, G); M: (G, K).
-        num_updates: number of parameter updates.
-        batch_size: tuples per update, or None for a full sweep.
+        num_updates, batch_size: parameter updates; tuples per update (None: a full sweep).
         learning_rate: α (SGD) or Adam's step size.
-        optimizer: ``"adam"`` (default: the gradient scale shrinks as 1/K at a uniform start, which
+        optimizer: ``"adam"`` (default: at a uniform start the gradient shrinks as 1/K, which
             Adam's normalisation removes) or ``"sgd"``, the paper's plain φ ← φ − α ĝ.
-        schedule: step-size schedule: ``"constant"``, ``"linear"`` (decay to 0) or ``"cosine"``.
-            With iterate averaging (below) a constant step works best; measured on windy FourRooms.
+        schedule: ``"constant"`` (best with averaging; measured on windy FourRooms), ``"linear"``
+            (decay to 0) or ``"cosine"``.
         pairs: independent next-state pairs per tuple.
-        average: Polyak-Ruppert averaging: the returned kernel is the mean of P_φ over the last
-            ``average`` fraction of updates (0 returns the last iterate). Averaging the iterates of a
-            stochastic-gradient method cancels much of the noise its single iterate keeps.
+        average: Polyak-Ruppert averaging: the kernel returned is the mean of P_φ over the last
+            ``average`` fraction of updates (0: the last iterate), which cancels much of the noise.
         seed: seeds every draw; the same seed gives the same kernel.
         logits0: initial φ (S, A, K); default zeros (uniform P_φ).
-        callback: optional ``callback(update, logits)`` called every 100 updates (progress, logging).
-        state: resume from this optimiser state (a dict that ``checkpoint`` received): the run then
-            continues exactly as if it had never stopped (same seed, same kernel).
-        checkpoint: optional ``checkpoint(state)`` called every ``checkpoint_every`` updates with the
-            whole optimiser state: ``update`` (int), ``logits``, ``m``, ``v``, ``kernel_sum``
-            (arrays of shape (S, A, K)) and ``rng`` (the generator's JSON-ready state).
-        checkpoint_every: updates between checkpoints.
+        callback: optional ``callback(update, logits)`` every 100 updates (progress, logging).
+        state: resume from an optimiser state that ``checkpoint`` received: the run continues
+            exactly as if it had never stopped (same seed, same kernel).
+        checkpoint, checkpoint_every: ``checkpoint(state)`` every ``checkpoint_every`` updates with
+            ``update`` (int), ``logits``, ``m``, ``v``, ``kernel_sum`` ((S, A, K) each) and ``rng``.
 
     Returns:
-        the kernel softmax(φ) (S, A, K) and ``{"updates", "updates_per_s", "loss", "seconds",
-        "resumed_from"}``.
+        softmax(φ) (S, A, K) and ``{"updates", "updates_per_s", "loss", "seconds", "resumed_from"}``.
     """
     Q, M = check_qm(Q, M)
-    check_choice(optimizer, "optimizer", ("adam", "sgd"))
-    check_choice(schedule, "schedule", ("constant", "linear", "cosine"))
+    _check_sampled_options(optimizer, schedule, num_updates, pairs, learning_rate, average, batch_size)
     S, A, G = Q.shape
     K = M.shape[1]
+    if checkpoint_every < 1:
+        raise PlrayInputError(f"checkpoint_every: must be >= 1, got {checkpoint_every}")
+    rng = np.random.default_rng(seed)
+    logits = np.zeros((S, A, K)) if logits0 is None else as_float_array(logits0, "logits0", ndim=3).copy()
+    check_shape(logits, "logits0", (S, A, K), ("S", "A", "K"))
+    resumed_from, m, v, kernel_sum = 0, np.zeros_like(logits), np.zeros_like(logits), np.zeros_like(logits)
+    if state is not None:
+        resumed_from, logits, m, v, kernel_sum = _restore_sampled(state, rng, (S, A, K), num_updates)
+    full = np.indices((S, A, G)).reshape(3, -1) if batch_size is None else None
+    first_averaged = num_updates - max(1, int(average * num_updates)) + 1  # average 0: the last iterate
+    start = time.perf_counter()
+    for n in range(resumed_from + 1, num_updates + 1):
+        s, a, g, w = _draw_tuples(rng, (S, A, G), batch_size, full)
+        grad = score_function_gradient(logits, Q, M, s, a, g, rng, weight=w, pairs=pairs)
+        lr = learning_rate * _schedule_factor(schedule, (n - 1) / num_updates)
+        m, v = _step(optimizer, logits, grad, m, v, n, lr)
+        if n >= first_averaged:
+            kernel_sum += _softmax(logits)
+        if callback is not None and n % 100 == 0:
+            callback(n, logits)
+        if checkpoint is not None and n % checkpoint_every == 0 and n < num_updates:
+            state_now = {"update": n, "logits": logits, "m": m, "v": v, "kernel_sum": kernel_sum}
+            checkpoint(state_now | {"rng": rng.bit_generator.state})
+    seconds = time.perf_counter() - start
+    kernel = kernel_sum / (num_updates - first_averaged + 1)
+    loss = float((0.5 * (np.einsum("sak,gk->sag", kernel, M) - Q) ** 2).mean(axis=2).sum())
+    rate = (num_updates - resumed_from) / seconds if seconds > 0 else float("nan")
+    info = {"updates": num_updates, "updates_per_s": rate, "loss": loss, "seconds": seconds}
+    return kernel, info | {"resumed_from": resumed_from}
+
+
+def _check_sampled_options(
+    optimizer: str,
+    schedule: str,
+    num_updates: int,
+    pairs: int,
+    learning_rate: float,
+    average: float,
+    batch_size: int | None,
+) -> None:
+    """:func:`sampled`'s options, each checked with a message naming it."""
+    check_choice(optimizer, "optimizer", ("adam", "sgd"))
+    check_choice(schedule, "schedule", ("constant", "linear", "cosine"))
     if num_updates < 1 or pairs < 1 or not learning_rate > 0:
         raise PlrayInputError("num_updates, pairs and learning_rate must be positive")
     if not 0.0 <= average < 1.0:
         raise PlrayInputError(f"average: fraction of updates to average must be in [0, 1), got {average}")
     if batch_size is not None and batch_size < 1:
         raise PlrayInputError(f"batch_size: must be >= 1 or None (full sweep), got {batch_size}")
-    rng = np.random.default_rng(seed)
-    logits = np.zeros((S, A, K)) if logits0 is None else as_float_array(logits0, "logits0", ndim=3).copy()
-    check_shape(logits, "logits0", (S, A, K), ("S", "A", "K"))
-    m = np.zeros_like(logits)
-    v = np.zeros_like(logits)
-    beta1, beta2, adam_eps = 0.9, 0.999, 1e-8
+
+
+def _draw_tuples(
+    rng: np.random.Generator, shape: tuple[int, int, int], batch_size: int | None, full: IntArray | None
+) -> tuple[IntArray, IntArray, IntArray, float]:
+    """One update's (s, a, g) tuples (B,) each and their weight: the full sweep ``full`` (3, S·A·G)
+    weighted 1/G, or ``batch_size`` uniform draws weighted S·A/B."""
+    S, A, G = shape
     if batch_size is None:
-        grid = np.indices((S, A, G)).reshape(3, -1)
-        full_s, full_a, full_g = grid[0], grid[1], grid[2]
-    first_averaged = num_updates - int(average * num_updates) + 1
-    kernel_sum = np.zeros_like(logits)
-    resumed_from = 0
-    if state is not None:
-        try:
-            resumed_from = int(state["update"])
-            logits, m, v, kernel_sum = (
-                np.array(state[k], dtype=np.float64) for k in ("logits", "m", "v", "kernel_sum")
-            )
-            rng.bit_generator.state = state["rng"]
-        except (KeyError, TypeError, ValueError) as exc:
-            raise PlrayInputError(f"state: not a state saved by this method ({exc})") from exc
-        if logits.shape != (S, A, K) or not 0 <= resumed_from <= num_updates:
-            raise PlrayInputError(f"state: saved for shape {logits.shape} at update {resumed_from}, not for this run")
-    if checkpoint_every < 1:
-        raise PlrayInputError(f"checkpoint_every: must be >= 1, got {checkpoint_every}")
-    start = time.perf_counter()
-    for n in range(resumed_from + 1, num_updates + 1):
-        if batch_size is None:
-            s, a, g, w = full_s, full_a, full_g, 1.0 / G
-        else:
-            s = rng.integers(S, size=batch_size)
-            a = rng.integers(A, size=batch_size)
-            g = rng.integers(G, size=batch_size)
-            w = S * A / batch_size
-        grad = score_function_gradient(logits, Q, M, s, a, g, rng, weight=w, pairs=pairs)
-        frac = (n - 1) / num_updates
-        lr = (
-            learning_rate
-            * {
-                "constant": 1.0,
-                "linear": 1.0 - frac,
-                "cosine": 0.5 * (1.0 + np.cos(np.pi * frac)),
-            }[schedule]
-        )
-        if optimizer == "sgd":
-            logits -= lr * grad
-        else:
-            m = beta1 * m + (1 - beta1) * grad
-            v = beta2 * v + (1 - beta2) * grad**2
-            m_hat = m / (1 - beta1**n)
-            v_hat = v / (1 - beta2**n)
-            logits -= lr * m_hat / (np.sqrt(v_hat) + adam_eps)
-        if n >= first_averaged:
-            kernel_sum += _softmax(logits)
-        if callback is not None and n % 100 == 0:
-            callback(n, logits)
-        if checkpoint is not None and n % checkpoint_every == 0 and n < num_updates:
-            checkpoint(
-                {
-                    "update": n,
-                    "logits": logits,
-                    "m": m,
-                    "v": v,
-                    "kernel_sum": kernel_sum,
-                    "rng": rng.bit_generator.state,
-                }
-            )
-    seconds = time.perf_counter() - start
-    kernel = kernel_sum / (num_updates - first_averaged + 1)
-    loss = float((0.5 * (np.einsum("sak,gk->sag", kernel, M) - Q) ** 2).mean(axis=2).sum())
-    done = num_updates - resumed_from
-    info = {
-        "updates": num_updates,
-        "updates_per_s": done / seconds if seconds > 0 else float("nan"),
-        "loss": loss,
-        "seconds": seconds,
-        "resumed_from": resumed_from,
-    }
-    return kernel, info
+        assert full is not None
+        return full[0], full[1], full[2], 1.0 / G
+    s = rng.integers(S, size=batch_size)
+    a = rng.integers(A, size=batch_size)
+    g = rng.integers(G, size=batch_size)
+    return s, a, g, S * A / batch_size
+
+
+ADAM_BETAS = (0.9, 0.999)
+"""Adam's moment decay rates in :func:`sampled`."""
+ADAM_EPS = 1e-8
+
+
+def _schedule_factor(schedule: str, frac: float) -> float:
+    """The step-size multiplier at fraction ``frac`` of the run: constant, linear or cosine decay."""
+    if schedule == "linear":
+        return 1.0 - frac
+    if schedule == "cosine":
+        return 0.5 * (1.0 + np.cos(np.pi * frac))
+    return 1.0
+
+
+def _step(
+    optimizer: str, logits: FloatArray, grad: FloatArray, m: FloatArray, v: FloatArray, n: int, lr: float
+) -> tuple[FloatArray, FloatArray]:
+    """Update ``logits`` in place by SGD or by Adam's ``n``-th step; returns Adam's moments (m, v)."""
+    if optimizer == "sgd":
+        logits -= lr * grad
+        return m, v
+    beta1, beta2 = ADAM_BETAS
+    m = beta1 * m + (1 - beta1) * grad
+    v = beta2 * v + (1 - beta2) * grad**2
+    logits -= lr * (m / (1 - beta1**n)) / (np.sqrt(v / (1 - beta2**n)) + ADAM_EPS)
+    return m, v
+
+
+def _restore_sampled(
+    state: dict[str, Any], rng: np.random.Generator, shape: tuple[int, int, int], num_updates: int
+) -> tuple[int, FloatArray, FloatArray, FloatArray, FloatArray]:
+    """A checkpoint of :func:`sampled`: (update, logits, m, v, kernel_sum), each array (S, A, K); sets ``rng``."""
+    try:
+        resumed_from = int(state["update"])
+        logits, m, v, kernel_sum = (np.array(state[k], dtype=np.float64) for k in ("logits", "m", "v", "kernel_sum"))
+        rng.bit_generator.state = state["rng"]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise PlrayInputError(f"state: not a state saved by this method ({exc})") from exc
+    if logits.shape != shape or not 0 <= resumed_from <= num_updates:
+        raise PlrayInputError(f"state: saved for shape {logits.shape} at update {resumed_from}, not for this run")
+    return resumed_from, logits, m, v, kernel_sum
 
 
 # --------------------------------------------------------------------------- simplex-constrained

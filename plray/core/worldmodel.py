@@ -23,7 +23,7 @@ import torch
 
 from plray.core.neural import NeuralPConfig, SuccessorNetwork
 from plray.core.types import FloatArray
-from plray.core.validation import PlrayInputError, as_float_array, check_shape
+from plray.utils.validation import PlrayInputError, as_float_array, check_shape
 
 MODEL_TYPES: tuple[str, ...] = ("tabular", "deterministic", "gaussian", "ensemble")
 

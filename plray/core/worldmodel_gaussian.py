@@ -10,8 +10,8 @@ import torch
 from plray.core.neural import wrap_dims
 from plray.core.neural_stochastic import GaussianSuccessorNetwork
 from plray.core.types import FloatArray
-from plray.core.validation import PlrayInputError
 from plray.core.worldmodel import NetworkWorldModel, config_from_spec, load_network_state, network_spec
+from plray.utils.validation import PlrayInputError
 
 
 class GaussianWorldModel(NetworkWorldModel):

@@ -25,7 +25,7 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 
 from plray.core.types import BoolArray, FloatArray
-from plray.core.validation import PlrayInputError, as_float_array, check_shape
+from plray.utils.validation import PlrayInputError, as_float_array, check_shape
 
 QUADRATURE_ORDER = 5
 """Gauss–Hermite nodes per noisy dim of :meth:`GoalTask.successor_quadrature` (exact to degree 9)."""

@@ -52,8 +52,8 @@ import numpy as np
 from gymnasium import spaces
 
 from plray.core.types import BoolArray, FloatArray, IntArray
-from plray.core.validation import PlrayInputError, check_choice
 from plray.envs.base import GoalTask
+from plray.utils.validation import PlrayInputError, check_choice
 
 VARIANTS: tuple[str, ...] = ("deterministic", "windy", "teleport")
 GOAL_FAMILIES: tuple[str, ...] = ("indicator", "gaussian", "generic")

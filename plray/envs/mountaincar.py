@@ -44,8 +44,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from plray.core.types import FloatArray
-from plray.core.validation import PlrayInputError, check_choice
 from plray.envs.base import GoalTask, check_batch, check_count, check_rng
+from plray.utils.validation import PlrayInputError, check_choice
 
 GOALS: tuple[str, ...] = ("position", "velocity")
 ACTION_NAMES: tuple[str, ...] = ("left", "none", "right")

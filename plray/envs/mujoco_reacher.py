@@ -55,8 +55,8 @@ import numpy as np
 from mujoco import rollout
 
 from plray.core.types import FloatArray
-from plray.core.validation import PlrayInputError
 from plray.envs.base import GoalTask, check_batch, check_count, check_rng, wrap_angle
+from plray.utils.validation import PlrayInputError
 
 FRAME_SKIP = 2
 THETA2_LIMIT = 3.0

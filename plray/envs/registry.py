@@ -24,12 +24,12 @@ from typing import Any
 
 import numpy as np
 
-from plray.core.validation import PlrayInputError
 from plray.envs.base import GoalEnv, GoalTask, GoalVectorEnv
 from plray.envs.fourrooms import FourRoomsTask
 from plray.envs.mountaincar import NOISE_STD, MountainCarTask
 from plray.envs.mujoco_reacher import MujocoReacherTask
 from plray.envs.reacher import KinematicReacherTask
+from plray.utils.validation import PlrayInputError
 
 ENV_CONFIG_KEYS: tuple[str, ...] = ("task", "task_kwargs", "seed", "num_envs", "start_states")
 

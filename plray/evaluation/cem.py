@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from plray.core.types import BoolArray, FloatArray
-from plray.core.validation import PlrayInputError, as_float_array, check_gamma
+from plray.utils.validation import PlrayInputError, as_float_array, check_gamma
 
 NextStateFn = Callable[[FloatArray, np.ndarray], FloatArray]
 """next_state_fn(states (B, d), actions (B,) ints or (B, action_dim)) -> next states (B, d)."""

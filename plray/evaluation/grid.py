@@ -45,7 +45,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from plray.core.types import BoolArray, FloatArray, IntArray
-from plray.core.validation import PlrayInputError, as_float_array, check_finite, check_gamma, check_shape
+from plray.utils.validation import PlrayInputError, as_float_array, check_finite, check_gamma, check_shape
 
 if TYPE_CHECKING:
     from plray.envs.base import GoalTask

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from plray.core.types import FloatArray, IntArray
-from plray.core.validation import PlrayInputError, as_float_array, check_gamma, check_shape
+from plray.utils.validation import PlrayInputError, as_float_array, check_gamma, check_shape
 
 
 def _check_mdp(P: FloatArray, R: FloatArray, D: FloatArray | None) -> tuple[FloatArray, FloatArray, FloatArray]:

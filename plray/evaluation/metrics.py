@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from plray.core.types import FloatArray
-from plray.core.validation import PlrayInputError, as_float_array
+from plray.utils.validation import PlrayInputError, as_float_array
 
 
 def _pair(P_hat: object, P: object) -> tuple[FloatArray, FloatArray]:

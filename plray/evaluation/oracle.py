@@ -38,7 +38,6 @@ import numpy as np
 import torch
 
 from plray.agents.qsource import QSource
-from plray.core.validation import PlrayInputError
 from plray.envs.base import GoalTask
 from plray.evaluation.grid import (
     DEFAULT_MAX_ITERS,
@@ -48,6 +47,7 @@ from plray.evaluation.grid import (
     task_grid,
     task_value_iteration,
 )
+from plray.utils.validation import PlrayInputError
 
 Tensor = torch.Tensor
 ObsToState = Callable[[Tensor], Tensor]

@@ -23,8 +23,8 @@ import numpy as np
 
 from plray.core.kernel import project_simplex
 from plray.core.types import FloatArray, IntArray
-from plray.core.validation import PlrayInputError, as_float_array
 from plray.evaluation.ground_truth import policy_evaluation, value_iteration
+from plray.utils.validation import PlrayInputError, as_float_array
 
 
 @dataclass(frozen=True)

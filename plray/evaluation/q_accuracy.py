@@ -43,7 +43,6 @@ import torch
 
 from plray.agents.qsource import QSource
 from plray.core.types import FloatArray
-from plray.core.validation import PlrayInputError, as_float_array, check_shape
 from plray.evaluation.grid import (
     DEFAULT_MAX_ITERS,
     DEFAULT_TOL,
@@ -53,6 +52,7 @@ from plray.evaluation.grid import (
     task_grid,
     task_grid_mdp,
 )
+from plray.utils.validation import PlrayInputError, as_float_array, check_shape
 
 DEFAULT_CHUNK = 65_536
 """Nodes per batched forward pass of the agent's Q-network."""
@@ -107,6 +107,20 @@ def agent_q_at_nodes(source: QSource, grid: RegularGrid, goal: FloatArray, *, ch
     return np.concatenate(parts)
 
 
+def _discrete_source_goals(source: QSource, goals: FloatArray | None) -> FloatArray:
+    """The goals (G, k) to evaluate ``source`` on; refuses sources without discrete actions."""
+    if not isinstance(source, QSource):
+        raise PlrayInputError(f"source: expected a QSource, got {type(source).__name__}")
+    task = source.task
+    if task.num_actions is None:
+        raise PlrayInputError(f"source: Q accuracy needs discrete actions; task {task.name!r} has continuous ones")
+    goal_arr = as_float_array(task.training_goals if goals is None else goals, "goals", ndim=2)
+    check_shape(goal_arr, "goals", (None, task.goal_dim), ("G", "k"))
+    if goal_arr.shape[0] == 0:
+        raise PlrayInputError("goals: need at least one goal")
+    return goal_arr
+
+
 def q_accuracy(
     source: QSource,
     resolution: int | Sequence[int],
@@ -142,21 +156,13 @@ def q_accuracy(
           ``num_actions`` (A), ``gamma``, ``seconds`` (wall clock of the whole evaluation).
 
     Raises:
-        PlrayInputError: a source that is not a :class:`QSource` or has continuous actions, a bad
-            resolution, goals of the wrong shape or non-finite, a bad chunk, or Q^π constant over
-            the nodes for some (action, goal) (NMSE undefined).
+        PlrayInputError: not a discrete-action :class:`QSource`; a bad resolution or chunk; goals
+            of the wrong shape or not finite; Q^π constant over the nodes (NMSE undefined).
     """
     t0 = time.perf_counter()
-    if not isinstance(source, QSource):
-        raise PlrayInputError(f"source: expected a QSource, got {type(source).__name__}")
+    goal_arr = _discrete_source_goals(source, goals)
     task = source.task
-    if task.num_actions is None:
-        raise PlrayInputError(f"source: Q accuracy needs discrete actions; task {task.name!r} has continuous ones")
     chunk = _check_chunk(chunk)
-    goal_arr = as_float_array(task.training_goals if goals is None else goals, "goals", ndim=2)
-    check_shape(goal_arr, "goals", (None, task.goal_dim), ("G", "k"))
-    if goal_arr.shape[0] == 0:
-        raise PlrayInputError("goals: need at least one goal")
     grid = task_grid(task, resolution)
     N, A, G = grid.num_points, task.num_actions, goal_arr.shape[0]
 

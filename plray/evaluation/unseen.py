@@ -42,7 +42,6 @@ from typing import Any, ClassVar
 import numpy as np
 
 from plray.core.types import BoolArray, FloatArray
-from plray.core.validation import PlrayInputError, check_gamma
 from plray.envs.base import GoalTask, gauss_hermite, wrap_angle
 from plray.evaluation.grid import (
     DEFAULT_MAX_ITERS,
@@ -55,6 +54,7 @@ from plray.evaluation.grid import (
     rollout_returns,
     task_grid,
 )
+from plray.utils.validation import PlrayInputError, check_gamma
 
 StateRewardFn = Callable[[FloatArray], FloatArray]
 """reward_fn(next_states (B, d)) -> rewards (B,)."""

@@ -33,8 +33,8 @@ from typing import Any, Literal
 import numpy as np
 
 from plray.core.types import FloatArray, IntArray
-from plray.core.validation import PlrayInputError, as_float_array, check_shape
 from plray.envs.base import GoalTask, wrap_angle
+from plray.utils.validation import PlrayInputError, as_float_array, check_shape
 
 PredictFn = Callable[[FloatArray, np.ndarray], FloatArray]
 """predict_fn(states (B, d), actions (B,) ints or (B, action_dim)) -> next states (B, d), numpy."""

@@ -25,7 +25,6 @@ import torch
 
 from plray.core.neural import Checkpointing, NeuralPConfig
 from plray.core.types import ESTIMATORS, EXTRACTION_METHODS
-from plray.core.validation import PlrayInputError
 from plray.core.worldmodel import NeuralWorldModel, WorldModel, load_world_model, save_world_model
 from plray.core.worldmodel_gaussian import GaussianWorldModel
 from plray.envs.base import GoalTask
@@ -33,6 +32,7 @@ from plray.envs.registry import make_task
 from plray.evaluation.report import markdown_table
 from plray.utils.io import atomic_write_json, atomic_write_text
 from plray.utils.schema import ConfigError
+from plray.utils.validation import PlrayInputError
 
 METHODS = EXTRACTION_METHODS
 

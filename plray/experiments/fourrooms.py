@@ -17,9 +17,9 @@ import numpy as np
 
 from plray.core import bellman_matrix_from_q, extract
 from plray.core.types import KERNEL_METHODS, VALUE_MODES, FloatArray
-from plray.core.validation import PlrayInputError, check_choice, check_gamma
 from plray.envs.fourrooms import DEFAULT_GAMMA, GOAL_FAMILIES, GOAL_PLACEMENTS, VARIANTS, FourRooms
 from plray.evaluation import kernel_metrics, unseen_summary, value_iteration
+from plray.utils.validation import PlrayInputError, check_choice, check_gamma
 
 
 @dataclass(frozen=True)

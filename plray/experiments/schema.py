@@ -332,7 +332,7 @@ class ExperimentConfig:
     def tabular_config(self, variant: str | None = None) -> Any:
         """The :class:`plray.agents.tabular.TabularQConfig` of the tabular agents on ``variant`` (seed 0)."""
         from plray.agents.tabular import TabularQConfig
-        from plray.core.validation import PlrayInputError
+        from plray.utils.validation import PlrayInputError
 
         t = self.agent.tabular
         fields = {"env_steps": t.env_steps, "num_envs": t.num_envs, "episode_length": t.episode_length, **t.options}

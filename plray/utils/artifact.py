@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from plray.core.validation import PlrayInputError
 from plray.utils.io import default_mode
+from plray.utils.validation import PlrayInputError
 
 FORMAT = "plray-artifact"
 FORMAT_VERSION = 1

@@ -18,7 +18,7 @@ from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
 
 import yaml
 
-from plray.core.validation import PlrayInputError
+from plray.utils.validation import PlrayInputError
 
 T = TypeVar("T")
 

@@ -4,9 +4,9 @@ import torch
 
 from plray.core.ensemble import PointEnsemble, TabularEnsemble, member_tv
 from plray.core.neural import NeuralPConfig, SuccessorNetwork
-from plray.core.validation import PlrayInputError
 from plray.core.worldmodel import NeuralWorldModel, load_world_model, save_world_model
 from plray.envs import FourRooms
+from plray.utils.validation import PlrayInputError
 
 
 def _neural(seed: int = 0, state_dim: int = 3, angle_dims: tuple[int, ...] = (0,)) -> NeuralWorldModel:

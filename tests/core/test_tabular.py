@@ -217,3 +217,13 @@ def test_simplex_rejects_bad_candidates() -> None:
         simplex_least_squares(np.zeros((2, 1, 1)), np.ones((1, 2)), candidates=[[0]])
     with pytest.raises(PlrayInputError, match=r"candidates\[0\]"):
         simplex_least_squares(np.zeros((1, 1, 1)), np.ones((1, 2)), candidates=[[3]])
+
+
+def test_sampled_without_averaging_returns_the_last_iterate() -> None:
+    # average=0 once divided by an empty average (a kernel of NaN); it is the final softmax(φ)
+    rng = np.random.default_rng(0)
+    Q, M = rng.uniform(0, 1, (6, 3, 5)), rng.uniform(0, 1, (5, 6))
+    seen: list[np.ndarray] = []
+    kernel, _ = sampled(Q, M, num_updates=200, batch_size=7, average=0.0, seed=3, callback=lambda n, z: seen.append(z))
+    last = np.exp(seen[-1] - seen[-1].max(axis=-1, keepdims=True))
+    np.testing.assert_allclose(kernel, last / last.sum(axis=-1, keepdims=True), rtol=1e-12)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from plray.core.validation import PlrayInputError
 from plray.envs.mountaincar import MountainCarTask
 from plray.envs.reacher import KinematicReacherTask
 from plray.evaluation.cem import CEMPlanner
 from plray.evaluation.unseen import UnseenGoal, unseen_goal, unseen_returns
+from plray.utils.validation import PlrayInputError
 
 GAMMA = 0.9
 

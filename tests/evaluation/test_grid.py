@@ -7,7 +7,6 @@ from typing import ClassVar
 import numpy as np
 import pytest
 
-from plray.core.validation import PlrayInputError
 from plray.envs.base import GoalTask, wrap_angle
 from plray.evaluation.grid import (
     RegularGrid,
@@ -22,6 +21,7 @@ from plray.evaluation.grid import (
     task_policy_evaluation,
     task_value_iteration,
 )
+from plray.utils.validation import PlrayInputError
 
 GAMMA = 0.9
 

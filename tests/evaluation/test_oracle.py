@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from plray.core.neural import NeuralPConfig, SuccessorNetwork, p_learning_loss
-from plray.core.validation import PlrayInputError
 from plray.envs.mountaincar import MountainCarTask
 from plray.envs.reacher import KinematicReacherTask
 from plray.evaluation.grid import RegularGrid, task_grid, task_value_iteration
 from plray.evaluation.oracle import OracleQSource, torch_interpolate, torch_interpolation_weights
+from plray.utils.validation import PlrayInputError
 
 
 @pytest.fixture(scope="module")

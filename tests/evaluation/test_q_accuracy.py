@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from plray.agents.qsource import QSource
-from plray.core.validation import PlrayInputError
 from plray.envs.mountaincar import MountainCarTask
 from plray.evaluation.grid import GridSolution, task_grid, task_policy_evaluation, task_value_iteration
 from plray.evaluation.q_accuracy import q_accuracy, q_accuracy_rollout, rollout_q_pi
+from plray.utils.validation import PlrayInputError
 
 RES = 24
 

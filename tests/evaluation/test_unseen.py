@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from plray.core.validation import PlrayInputError
 from plray.envs.mountaincar import MountainCarTask
 from plray.envs.reacher import KinematicReacherTask
 from plray.evaluation.grid import task_grid
@@ -20,6 +19,7 @@ from plray.evaluation.unseen import (
     unseen_goals,
     unseen_returns,
 )
+from plray.utils.validation import PlrayInputError
 
 RES = 60
 

@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from plray.core.neural import SuccessorNetwork
-from plray.core.validation import PlrayInputError
 from plray.envs.mountaincar import MountainCarTask
 from plray.envs.reacher import KinematicReacherTask
 from plray.evaluation.wm_metrics import (
@@ -19,6 +18,7 @@ from plray.evaluation.wm_metrics import (
     obs_angle_dims,
     wm_errors,
 )
+from plray.utils.validation import PlrayInputError
 
 
 @pytest.fixture(scope="module")
