@@ -105,7 +105,7 @@ def run_sources(args: argparse.Namespace) -> tuple[list[dict], list[dict], dict[
 
 def cross_models(models: dict[tuple[str, str], Path], quick: bool) -> list[dict[str, Any]]:
     """Cross-model NMSE of the MountainCar position and velocity models, per source."""
-    from plray.core.worldmodel import load_world_model
+    from plray.core.model_io import load_world_model
     from plray.evaluation.wm_metrics import cross_model_nmse, evaluation_states
 
     cross: list[dict[str, Any]] = []

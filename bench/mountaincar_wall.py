@@ -37,8 +37,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import machine, write_results
+from plray.core.model_io import load_world_model
 from plray.core.neural import bellman_targets
-from plray.core.worldmodel import load_world_model
 from plray.envs.mountaincar import MountainCarTask, _free_velocity
 from plray.envs.registry import make_task
 from plray.evaluation.oracle import OracleQSource

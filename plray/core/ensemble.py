@@ -135,17 +135,5 @@ class PointEnsemble(WorldModel):
 
     @staticmethod
     def from_arrays(spec: dict[str, Any], arrays: dict[str, np.ndarray]) -> PointEnsemble:
-        specs = spec.get("members")
-        if not isinstance(specs, list) or not specs:
-            raise PlrayInputError("ensemble: manifest lists no members")
-        members = []
-        for i, member_spec in enumerate(specs):
-            if not isinstance(member_spec, dict) or member_spec.get("model_type") == "ensemble":
-                raise PlrayInputError(f"ensemble: member {i} has an invalid description")
-            prefix = f"m{i}/"
-            own = {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
-            members.append(WorldModel.from_arrays(member_spec, own))
-        extra = sorted(k for k in arrays if not any(k.startswith(f"m{i}/") for i in range(len(specs))))
-        if extra:
-            raise PlrayInputError(f"ensemble: arrays belong to no member: {extra[:3]}")
-        return PointEnsemble(members)
+        """Members are models of other types: rebuilt by :func:`plray.core.model_io.model_from_arrays`."""
+        raise NotImplementedError("load point ensembles with plray.core.model_io.model_from_arrays")

@@ -10,18 +10,19 @@ A :class:`WorldModel` predicts next states for batches of (state, action):
 States of finite models are integer indices carried as floats (shape (B, 1)), so every model
 speaks the same array shapes. ``to_arrays()`` / ``from_arrays()`` give the plain-array form that
 the artifact format stores, with a JSON-ready ``spec()``.
+
+This module holds the contract and the finite model, on numpy alone; the network models are in
+:mod:`plray.core.worldmodel_neural` and :mod:`plray.core.worldmodel_gaussian`, ensembles in
+:mod:`plray.core.ensemble`, and saving / loading any of them in :mod:`plray.core.model_io`.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import asdict
 from typing import Any, ClassVar
 
 import numpy as np
-import torch
 
-from plray.core.neural import NeuralPConfig, SuccessorNetwork
 from plray.core.types import FloatArray
 from plray.utils.validation import PlrayInputError, as_float_array, check_shape
 
@@ -95,25 +96,12 @@ class WorldModel(ABC):
 
     @staticmethod
     def from_arrays(spec: dict[str, Any], arrays: dict[str, np.ndarray]) -> WorldModel:
-        """Rebuild a model from :meth:`spec` and :meth:`to_arrays` output."""
-        kind = spec.get("model_type")
-        if kind == "tabular":
-            if "members" in arrays:
-                from plray.core.ensemble import TabularEnsemble
+        """Rebuild a model of this class from :meth:`spec` and :meth:`to_arrays` output.
 
-                return TabularEnsemble.from_arrays(spec, arrays)
-            return TabularWorldModel.from_arrays(spec, arrays)
-        if kind == "ensemble":
-            from plray.core.ensemble import PointEnsemble
-
-            return PointEnsemble.from_arrays(spec, arrays)
-        if kind == "deterministic":
-            return NeuralWorldModel.from_arrays(spec, arrays)
-        if kind == "gaussian":
-            from plray.core.worldmodel_gaussian import GaussianWorldModel
-
-            return GaussianWorldModel.from_arrays(spec, arrays)
-        raise PlrayInputError(f"model_type: unknown {kind!r}; choose one of {', '.join(MODEL_TYPES)}")
+        For a model of any type, :func:`plray.core.model_io.model_from_arrays` dispatches on
+        ``spec["model_type"]``.
+        """
+        raise NotImplementedError
 
 
 class TabularWorldModel(WorldModel):
@@ -175,100 +163,22 @@ class TabularWorldModel(WorldModel):
         return model
 
 
-def network_spec(net: SuccessorNetwork, config: NeuralPConfig) -> dict[str, Any]:
-    return {
-        "state_dim": net.state_dim,
-        "num_actions": net.num_actions,
-        "action_dim": net.action_dim,
-        "angle_dims": list(net.angle_dims),
-        "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(config).items()},
-    }
+_MOVED = {
+    **dict.fromkeys(
+        ("NeuralWorldModel", "NetworkWorldModel", "config_from_spec", "load_network_state", "network_spec"),
+        "plray.core.worldmodel_neural",
+    ),
+    **dict.fromkeys(
+        ("save_world_model", "load_world_model", "model_from_arrays", "MODEL_TYPES"), "plray.core.model_io"
+    ),
+}
+"""Names this module held before the split into worldmodel / worldmodel_neural / model_io."""
 
 
-def config_from_spec(spec: dict[str, Any]) -> NeuralPConfig:
-    cfg = dict(spec["config"])
-    for key in ("input_dims", "output_dims", "input_low", "input_high"):
-        if cfg.get(key) is not None:
-            cfg[key] = tuple(cfg[key])
-    return NeuralPConfig(**cfg)
+def __getattr__(name: str) -> Any:
+    """Old import paths (``from plray.core.worldmodel import load_world_model``) keep working."""
+    if name in _MOVED:
+        import importlib
 
-
-def load_network_state(module: torch.nn.Module, arrays: dict[str, np.ndarray]) -> None:
-    state = {k: torch.from_numpy(np.array(v)) for k, v in arrays.items()}
-    try:
-        module.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        raise PlrayInputError(f"world model tensors do not match the manifest's architecture ({exc})") from exc
-
-
-class NetworkWorldModel(WorldModel):
-    """Shared parts of the models held by a torch successor network (layout and parameters)."""
-
-    def __init__(self, network: torch.nn.Module, config: NeuralPConfig) -> None:
-        self.network = network.eval()
-        self.config = config
-        self.state_dim = network.state_dim
-        self.num_actions = network.num_actions
-        self.action_dim = network.action_dim
-        self.angle_dims = network.angle_dims
-
-    def to_arrays(self) -> dict[str, np.ndarray]:
-        return {k: v.detach().cpu().numpy() for k, v in self.network.state_dict().items()}
-
-
-class NeuralWorldModel(NetworkWorldModel):
-    """A deterministic successor network s' = f_φ(s, a) (see :mod:`plray.core.neural`)."""
-
-    model_type = "deterministic"
-
-    @torch.no_grad()
-    def predict(self, states: Any, actions: Any, chunk: int = 65536) -> FloatArray:
-        s, a = self.check_inputs(states, actions)
-        out = np.empty_like(s)
-        for i in range(0, len(s), chunk):
-            st = torch.as_tensor(s[i : i + chunk], dtype=torch.float32)
-            at = torch.as_tensor(a[i : i + chunk])
-            out[i : i + chunk] = self.network(st, at).double().numpy()
-        return out
-
-    def sample(self, states: Any, actions: Any, n: int, rng: np.random.Generator) -> FloatArray:
-        return np.broadcast_to(self.predict(states, actions), (n, *np.shape(states))).copy()
-
-    def spec(self) -> dict[str, Any]:
-        return {"model_type": "deterministic", **network_spec(self.network, self.config)}
-
-    @staticmethod
-    def from_arrays(spec: dict[str, Any], arrays: dict[str, np.ndarray]) -> NeuralWorldModel:
-        try:
-            cfg = config_from_spec(spec)
-            net = SuccessorNetwork(
-                int(spec["state_dim"]), spec["num_actions"], int(spec["action_dim"]), spec["angle_dims"], cfg
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise PlrayInputError(f"world model manifest: invalid architecture ({exc})") from exc
-        load_network_state(net, arrays)
-        return NeuralWorldModel(net, cfg)
-
-
-def save_world_model(out_dir: Any, model: WorldModel, manifest: dict[str, Any]) -> Any:
-    """Write a world-model artifact (kind ``world-model``): the model's spec and arrays plus ``manifest``.
-
-    ``manifest`` carries the provenance: task, goals, method, agent, metrics.
-    """
-    from plray.utils.artifact import save_artifact
-
-    return save_artifact(out_dir, "world-model", model.to_arrays(), {**manifest, "model": model.spec()})
-
-
-def load_world_model(path: Any) -> tuple[WorldModel, dict[str, Any]]:
-    """Read and verify a world-model artifact: (model, manifest). Nothing is unpickled."""
-    from plray.utils.artifact import ArtifactError, load_artifact
-
-    manifest, arrays = load_artifact(path, kind="world-model")
-    spec = manifest.get("model")
-    if not isinstance(spec, dict):
-        raise ArtifactError(f"{path}: manifest has no 'model' description")
-    try:
-        return WorldModel.from_arrays(spec, arrays), manifest
-    except PlrayInputError as exc:
-        raise ArtifactError(f"{path}: {exc}") from exc
+        return getattr(importlib.import_module(_MOVED[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

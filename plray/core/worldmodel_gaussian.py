@@ -10,7 +10,7 @@ import torch
 from plray.core.neural import wrap_dims
 from plray.core.neural_stochastic import GaussianSuccessorNetwork
 from plray.core.types import FloatArray
-from plray.core.worldmodel import NetworkWorldModel, config_from_spec, load_network_state, network_spec
+from plray.core.worldmodel_neural import NetworkWorldModel, config_from_spec, load_network_state, network_spec
 from plray.utils.validation import PlrayInputError
 
 

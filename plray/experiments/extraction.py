@@ -23,10 +23,12 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from plray.core.model_io import load_world_model, save_world_model
 from plray.core.neural import Checkpointing, NeuralPConfig
 from plray.core.types import ESTIMATORS, EXTRACTION_METHODS
-from plray.core.worldmodel import NeuralWorldModel, WorldModel, load_world_model, save_world_model
+from plray.core.worldmodel import WorldModel
 from plray.core.worldmodel_gaussian import GaussianWorldModel
+from plray.core.worldmodel_neural import NeuralWorldModel
 from plray.envs.base import GoalTask
 from plray.envs.registry import make_task
 from plray.evaluation.report import markdown_table

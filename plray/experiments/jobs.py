@@ -492,7 +492,7 @@ def run_job(
     Returns:
         the job's result: cell fields, method, kernel or WM errors, R_WM / R*, seconds, node.
     """
-    from plray.core.worldmodel import save_world_model
+    from plray.core.model_io import save_world_model
 
     out = job.out_dir(run_dir)
     done = read_result(out / "result.json")

@@ -147,7 +147,7 @@ def build_ensembles(cfg: ExperimentConfig, run_dir: Path, extractions: list[dict
 
     Writes ``<run>/models/<ensemble key>--ensemble`` and returns one row per ensemble.
     """
-    from plray.core.worldmodel import load_world_model, save_world_model
+    from plray.core.model_io import load_world_model, save_world_model
 
     groups: dict[str, list[dict]] = defaultdict(list)
     for row in extractions:

@@ -36,8 +36,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from plray.core.model_io import load_world_model
 from plray.core.validation import PlrayInputError
-from plray.core.worldmodel import WorldModel, load_world_model
+from plray.core.worldmodel import WorldModel
 from plray.serve import artifacts
 from plray.serve.errors import ApiError
 from plray.utils.artifact import MANIFEST, TENSORS, ArtifactError, read_manifest

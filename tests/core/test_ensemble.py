@@ -3,8 +3,9 @@ import pytest
 import torch
 
 from plray.core.ensemble import PointEnsemble, TabularEnsemble, member_tv
+from plray.core.model_io import load_world_model, save_world_model
 from plray.core.neural import NeuralPConfig, SuccessorNetwork
-from plray.core.worldmodel import NeuralWorldModel, load_world_model, save_world_model
+from plray.core.worldmodel_neural import NeuralWorldModel
 from plray.envs import FourRooms
 from plray.utils.validation import PlrayInputError
 

@@ -7,8 +7,10 @@ import pytest
 import torch
 
 from plray.core import PlrayInputError
+from plray.core.model_io import load_world_model, save_world_model
 from plray.core.neural import NeuralPConfig, SuccessorNetwork
-from plray.core.worldmodel import NeuralWorldModel, TabularWorldModel, load_world_model, save_world_model
+from plray.core.worldmodel import TabularWorldModel
+from plray.core.worldmodel_neural import NeuralWorldModel
 from plray.envs import FourRooms
 from plray.utils.artifact import ArtifactError
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from plray.cli import main
-from plray.core.worldmodel import load_world_model
+from plray.core.model_io import load_world_model
 from plray.experiments.extraction import ExtractionConfig, run_extraction
 from plray.utils.schema import ConfigError
 

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from plray.core.ensemble import TabularEnsemble
-from plray.core.worldmodel import load_world_model
+from plray.core.model_io import load_world_model
 from plray.envs.fourrooms import FourRooms
 from plray.envs.registry import make_task
 from plray.evaluation import kernel_metrics

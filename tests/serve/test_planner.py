@@ -13,7 +13,7 @@ import pytest
 
 from plray.core.neural import NeuralPConfig
 from plray.core.neural_baselines import train_supervised_successor
-from plray.core.worldmodel import NeuralWorldModel
+from plray.core.worldmodel_neural import NeuralWorldModel
 from plray.envs.reacher import KinematicReacherTask
 from plray.evaluation.unseen import unseen_goal
 from plray.serve.client import WorldModelClient
