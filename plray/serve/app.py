@@ -11,7 +11,7 @@ Routes (all JSON unless the request is Arrow IPC; see :mod:`plray.serve.codec`):
   rewards, terminations and returns under a goal;
 * ``POST /v1/models/{id}/plan``: a state and a goal to an action (CEM or value iteration);
 * ``POST /v1/admin/reload``: check the models directory for new versions now;
-* ``GET  /openapi.json``, ``/docs``: the schema.
+* ``GET  /openapi.json``, ``/docs``: the schema (``/docs`` is a self-contained page, no CDN).
 
 Small predict requests (B <= ``batch_rows``, no samples) go through ``@serve.batch``: requests that
 arrive within ``batch_wait_timeout_s`` of each other are concatenated into one model call (up to
@@ -28,6 +28,7 @@ import asyncio
 import hmac
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -40,7 +41,7 @@ from fastapi import FastAPI, Query, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ValidationError
 from ray import serve
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -55,6 +56,8 @@ from plray.serve.registry import LoadedModel, ModelRegistry
 log = logging.getLogger(__name__)
 
 TOKEN_ENV = "PLRAY_SERVE_TOKEN"
+_JSON_ONLY = ("models", "model", "reload")
+"""Endpoints that answer JSON only: an Accept that excludes JSON is a 406 there."""
 DEPLOYMENT_NAME = "WorldModelServer"
 
 
@@ -137,11 +140,76 @@ Bodies are JSON or Arrow IPC streams (`application/vnd.apache.arrow.stream`), ch
 `Content-Type`; answers follow `Accept` (default: the request's format). In Arrow, arrays are
 columns with B rows (a (B, m1, m2) array is a `fixed_size_list[m1*m2]` column with field metadata
 `shape` = `[m1, m2]`) and the other fields are JSON in the schema metadata `plray.params`
-(answers: `plray.info`). Every refusal is `{"error": kind, "detail": message}`. With a token
-configured, `/v1/*` and `/metrics` need `Authorization: Bearer <token>`.
+(answers: `plray.info`); `application/vnd.apache.arrow.file` (the IPC file format) is read and
+written as such. `Content-Encoding: gzip` or `zstd` bodies are inflated up to the body cap (413
+beyond). Every refusal the application writes is `{"error": kind, "detail": message}` (Serve's
+proxy writes a few plain-text ones itself: malformed HTTP, its request timeout, a lost replica).
+With a token configured, `/v1/*` and `/metrics` need `Authorization: Bearer <token>` (security
+scheme `bearerAuth`). The caps are under `info.x-plray-limits` (defaults; a deployment may differ).
 """
 
-app = FastAPI(title="plray world-model API", version=__version__, description=DESCRIPTION)
+DOCS_HTML = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>plray world-model API</title>
+<style>
+body{font:14px/1.45 system-ui,sans-serif;margin:0 auto;max-width:70em;padding:1em 2em;color:#222}
+h2{border-bottom:1px solid #ccc;margin-top:2em}
+.op{border:1px solid #ddd;border-radius:6px;margin:1em 0;padding:.6em 1em}
+.m{display:inline-block;min-width:4.5em;font-weight:bold;text-transform:uppercase}.get{color:#0a6}.post{color:#06c}
+pre{background:#f6f8fa;padding:.6em;overflow:auto;font-size:12px}code{background:#f6f8fa}
+details>summary{cursor:pointer;color:#555}table{border-collapse:collapse}td,th{border:1px solid #ddd;padding:2px 6px}
+</style></head><body><div id="app">Loading the schema ...</div>
+<script>
+"use strict";
+const el = (tag, attrs, ...kids) => {
+  const e = document.createElement(tag);
+  Object.entries(attrs || {}).forEach(([k, v]) => e.setAttribute(k, v));
+  kids.flat().forEach(k => e.append(k instanceof Node ? k : document.createTextNode(String(k))));
+  return e;
+};
+const json = v => el("pre", {}, JSON.stringify(v, null, 2));
+const fold = (title, body) => el("details", {}, el("summary", {}, title), body);
+function operation(path, method, op) {
+  const box = el("div", {class: "op", id: op.operationId || (method + path)},
+    el("span", {class: "m " + method}, method), el("code", {}, path), " ", op.summary || "");
+  if (op.description) box.append(el("p", {}, op.description));
+  if (op.security) box.append(el("p", {}, "Needs Authorization: Bearer <token> when the server has one."));
+  if (op.parameters && op.parameters.length) {
+    box.append(el("table", {}, el("tr", {}, el("th", {}, "parameter"), el("th", {}, "in"), el("th", {}, "about")),
+      op.parameters.map(p => el("tr", {}, el("td", {}, p.name), el("td", {}, p.in),
+        el("td", {}, p.description || "")))));
+  }
+  const body = op.requestBody && op.requestBody.content;
+  if (body) Object.entries(body).forEach(([type, c]) => box.append(fold("request body: " + type, json(c.schema || c))));
+  Object.entries(op.responses || {}).forEach(([code, r]) => box.append(
+    fold(code + " " + (r.description || ""), json(r.content || {}))));
+  return box;
+}
+function render(spec) {
+  const root = document.getElementById("app");
+  root.replaceChildren(el("h1", {}, spec.info.title, " ", el("small", {}, spec.info.version)),
+    el("pre", {}, spec.info.description || ""));
+  if (spec.info["x-plray-limits"]) root.append(fold("server caps (defaults)", json(spec.info["x-plray-limits"])));
+  root.append(el("h2", {}, "Operations"));
+  Object.entries(spec.paths).forEach(([path, ops]) =>
+    Object.entries(ops).forEach(([method, op]) => root.append(operation(path, method, op))));
+  root.append(el("h2", {}, "Schemas"));
+  const comps = (spec.components || {}).schemas || {};
+  Object.entries(comps).forEach(([name, sch]) => root.append(
+    el("h3", {id: "schema-" + name}, name), el("p", {}, sch.description || ""), fold("schema", json(sch))));
+  root.append(el("h2", {}, "Security"), json((spec.components || {}).securitySchemes || {}));
+}
+const url = location.pathname.replace(/\\/docs\\/?$/, "") + "/openapi.json";
+fetch(url).then(r => r.json()).then(render).catch(e => {
+  document.getElementById("app").textContent = "could not load " + url + ": " + e;
+});
+</script></body></html>
+"""
+
+app = FastAPI(
+    title="plray world-model API", version=__version__, description=DESCRIPTION, docs_url=None, redoc_url=None
+)
+_AUTHED = ("/v1/", "/metrics")
+"""Path prefixes that need the bearer token when one is configured."""
 
 _ERRORS = {
     400: {"model": schemas.ErrorBody, "description": "Invalid input (shape, dtype, NaN/inf, range, unsafe id)."},
@@ -193,11 +261,40 @@ def _openapi() -> dict[str, Any]:
         js = model.model_json_schema(ref_template="#/components/schemas/{model}")
         components.update(js.pop("$defs", {}))
         components[model.__name__] = js
+    schema["components"]["securitySchemes"] = {
+        "bearerAuth": {
+            "type": "http",
+            "scheme": "bearer",
+            "description": f"The token in the server's {TOKEN_ENV} environment variable; only enforced when it "
+            "is set (then a missing or wrong token is a 401).",
+        }
+    }
+    for path, ops in schema.get("paths", {}).items():
+        if path.startswith(_AUTHED):
+            for op in ops.values():
+                op["security"] = [{"bearerAuth": []}]
+    schema["info"]["x-plray-limits"] = _default_caps()
     app.openapi_schema = schema
     return schema
 
 
 app.openapi = _openapi  # type: ignore[method-assign]
+
+
+def _default_caps() -> dict[str, Any]:
+    """The server's caps by default (engine.DEFAULT_LIMITS and ServeSettings); a deployment may set its own."""
+    defaults = ServeSettings()
+    caps = asdict(engine.DEFAULT_LIMITS)
+    for name in ("max_body_bytes", "request_deadline_s"):
+        caps[name] = getattr(defaults, name)
+    caps["max_samples"] = schemas.MAX_SAMPLES
+    return caps
+
+
+@app.get("/docs", include_in_schema=False)
+async def _docs() -> HTMLResponse:
+    """A self-contained page rendering ``openapi.json`` (no CDN: it works offline)."""
+    return HTMLResponse(DOCS_HTML)
 
 
 @app.exception_handler(StarletteHTTPException)
@@ -206,6 +303,13 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResp
     kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "invalid_input")
     detail = f"no route {request.method} {request.url.path}" if exc.status_code in (404, 405) else str(exc.detail)
     return JSONResponse({"error": kind, "detail": detail}, status_code=exc.status_code, headers=exc.headers)
+
+
+@app.exception_handler(Exception)
+async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
+    """Anything that escapes a route (the routes map their own errors): a 500 in the API's format."""
+    log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path)
+    return JSONResponse(ApiError("internal", f"internal error ({type(exc).__name__})").body(), status_code=500)
 
 
 @app.exception_handler(RequestValidationError)
@@ -219,7 +323,9 @@ def _validation_message(exc: ValidationError) -> str:
     parts = []
     for err in exc.errors(include_url=False)[:5]:
         loc = ".".join(str(x) for x in err.get("loc", ())) or "body"
-        parts.append(f"{loc}: {err.get('msg')}")
+        got = err.get("input")
+        shown = f" (got {got!r:.40})" if isinstance(got, int | float | str | bool) else ""
+        parts.append(f"{loc}: {err.get('msg')}{shown}")
     more = exc.error_count() - len(parts)
     return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
 
@@ -232,16 +338,16 @@ def _parse(model: type[BaseModel], raw: bytes) -> BaseModel:
 
 
 def _split(
-    params: type[BaseModel], body: bytes, media: str, array_fields: tuple[str, ...]
+    params: type[BaseModel], body: bytes, media: str, array_fields: tuple[str, ...], max_bytes: int = 256 << 20
 ) -> tuple[Any, dict[str, Any]]:
-    """(validated params, raw arrays) from a JSON or Arrow request."""
+    """(validated params, raw arrays) from a JSON or Arrow request (Arrow decoding bounded by ``max_bytes``)."""
     if media == codec.JSON:
         full = {"predict": schemas.PredictRequest, "rollout": schemas.RolloutRequest}[
             "predict" if params is schemas.PredictParams else "rollout"
         ]
         req = _parse(full, body)
         return req, {name: getattr(req, name) for name in array_fields}
-    meta, arrays = codec.decode_arrow(body)
+    meta, arrays = codec.decode_arrow(body, file=media == codec.ARROW_FILE, max_bytes=max_bytes)
     missing = [n for n in array_fields if n not in arrays]
     extra = sorted(set(arrays) - set(array_fields))
     if missing or extra:
@@ -254,6 +360,80 @@ def _split(
     import json as _json
 
     return _parse(params, _json.dumps(meta).encode()), arrays
+
+
+def _plan_answer(media: str, body: dict[str, Any]) -> Response:
+    """A plan's answer: JSON, or Arrow with one row (column ``action``: (1,) or (1, ad)), the rest in ``plray.info``."""
+    if media == codec.JSON:
+        return Response(codec.encode_json(body), media_type=codec.JSON)
+    info = {k: v for k, v in body.items() if k != "action"}
+    action = np.asarray([body["action"]])
+    return Response(codec.encode_arrow({"action": action}, info, file=media == codec.ARROW_FILE), media_type=media)
+
+
+_PATH_KEYS = ("agent", "world_model", "members", "path", "source", "artifact", "models", "run_dir")
+_ABS_PATH = re.compile(r"^(/|~/|[A-Za-z]:[\\/]|\\\\|[A-Za-z][A-Za-z0-9+.-]*://)")
+
+
+def _is_path(value: Any) -> bool:
+    """A server-side location: an absolute path, a home path, a URI, or a list of them."""
+    if isinstance(value, str):
+        return bool(_ABS_PATH.match(value))
+    if isinstance(value, list) and value:
+        return all(_is_path(v) for v in value)
+    return False
+
+
+def _public(value: Any, key: str | None = None) -> Any:
+    """A manifest without server-side locations: keys whose values are paths (or named like paths) dropped."""
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            if _is_path(v) or (k in _PATH_KEYS and (isinstance(v, str) or _is_path(v) or isinstance(v, list))):
+                continue
+            out[k] = _public(v, k)
+        return out
+    if isinstance(value, list):
+        return [_public(v) for v in value if not _is_path(v)]
+    return value
+
+
+def _goal_meaning(task: Any) -> str:
+    if hasattr(task, "goals") and hasattr(task, "mdp"):
+        return (
+            f"one_hot(goal index, {task.goal_dim}) into the task's {task.goal_dim} training goals "
+            "(a goal of kind `task`); a cell as goal: kind `region`, target [state index], tolerance 0.5"
+        )
+    return (
+        f"the target of the task's achieved goal: a state s reaches g when ‖achieved_goal(s) − g‖ < "
+        f"{float(getattr(task, 'goal_tolerance', 0.0)):g} (the task's goal_tolerance)"
+    )
+
+
+_TASK_FIELDS = ("state_low", "state_high", "action_low", "action_high", "goal_dim", "goal_meaning", "cells")
+
+
+def _summary(entry: LoadedModel) -> dict[str, Any]:
+    """The registry's summary plus what the model's task knows: state box, action bounds, goal_dim, cell layout."""
+    out = entry.summary()
+    out.update(dict.fromkeys(_TASK_FIELDS))
+    try:
+        task = entry.task()
+    except ApiError:
+        return out
+    box = lambda x: None if x is None else [float(v) for v in np.asarray(x).reshape(-1)]  # noqa: E731
+    out.update(
+        state_low=box(getattr(task, "state_low", None)),
+        state_high=box(getattr(task, "state_high", None)),
+        goal_dim=int(task.goal_dim),
+        goal_meaning=_goal_meaning(task),
+    )
+    if not entry.model.discrete_actions:
+        out.update(action_low=box(task.action_low), action_high=box(task.action_high))
+    cells = getattr(getattr(task, "mdp", None), "cells", None)
+    if cells is not None and len(cells) == out.get("num_states"):
+        out["cells"] = [[int(r), int(c)] for r, c in np.asarray(cells)]
+    return out
 
 
 def _kernel_facts(model: TabularWorldModel) -> dict[str, Any]:
@@ -348,7 +528,7 @@ class WorldModelServer:
             if total > cap:
                 raise ApiError("payload_too_large", f"body exceeds the cap of {cap:,} bytes")
             chunks.append(chunk)
-        return b"".join(chunks)
+        return codec.decode_content(b"".join(chunks), request.headers.get("content-encoding"), cap)
 
     async def _run(self, fn: Callable[[], Any]) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self.pool, fn)
@@ -370,6 +550,8 @@ class WorldModelServer:
         try:
             if endpoint not in ("healthz",):
                 self._authorize(request)
+            if endpoint in _JSON_ONLY:
+                codec.json_only(request.headers.get("accept"))
             response = await work()
         except ApiError as exc:
             self.metrics.errors.labels(kind=exc.kind).inc()
@@ -397,8 +579,9 @@ class WorldModelServer:
         return await self._run(lambda: self._entry(model_id, version))
 
     def _encode(self, media: str, arrays: dict[str, np.ndarray], info: dict[str, Any]) -> Response:
-        if media == codec.ARROW:
-            return Response(codec.encode_arrow(arrays, info), media_type=codec.ARROW)
+        if media in (codec.ARROW, codec.ARROW_FILE):
+            body = codec.encode_arrow(arrays, info, file=media == codec.ARROW_FILE)
+            return Response(body, media_type=media)
         return Response(codec.encode_json({**info, **arrays}), media_type=codec.JSON)
 
     # ------------------------------------------------------------------ batched predict
@@ -464,7 +647,7 @@ class WorldModelServer:
                 models, unavailable = [], {}
                 for model_id in self.registry.ids():
                     try:
-                        models.append(self._entry(model_id).summary())
+                        models.append(_summary(self._entry(model_id)))
                     except ApiError as exc:
                         unavailable[model_id] = exc.detail
                 return {"models": models, "unavailable": unavailable}
@@ -487,14 +670,14 @@ class WorldModelServer:
     ) -> Response:
         async def work() -> Response:
             entry = await self._entry_async(model_id, version)
-            ident = entry.manifest.get("identifiability")
+            ident = _public(entry.manifest.get("identifiability"))
             if isinstance(entry.model, TabularWorldModel):
                 ident = {**(ident if isinstance(ident, dict) else {}), "kernel": _kernel_facts(entry.model)}
             body = {
-                "summary": entry.summary(),
+                "summary": _summary(entry),
                 "versions": await self._run(lambda: self.registry.versions(model_id)),
-                "manifest": entry.manifest,
-                "metrics": entry.manifest.get("metrics"),
+                "manifest": _public(entry.manifest),
+                "metrics": _public(entry.manifest.get("metrics")),
                 "identifiability": ident if isinstance(ident, dict) else None,
             }
             return Response(codec.encode_json(body), media_type=codec.JSON)
@@ -514,7 +697,8 @@ class WorldModelServer:
             answer = codec.response_type(request.headers.get("accept"), media)
             body = await self._body(request)
             small = len(body) <= self.settings.inline_body_bytes  # decode, check and encode inline: no thread hops
-            parse = lambda: _split(schemas.PredictParams, body, media, ("states", "actions"))  # noqa: E731
+            cap = self.settings.max_body_bytes
+            parse = lambda: _split(schemas.PredictParams, body, media, ("states", "actions"), cap)  # noqa: E731
             params, raw = parse() if small else await self._run(parse)
             entry = await self._entry_async(model_id, params.version)
             check = lambda: engine.check_batch(entry.model, raw["states"], raw["actions"])  # noqa: E731
@@ -570,7 +754,10 @@ class WorldModelServer:
             media = codec.media_type(request.headers.get("content-type"))
             answer = codec.response_type(request.headers.get("accept"), media)
             body = await self._body(request)
-            params, raw = await self._run(lambda: _split(schemas.RolloutParams, body, media, ("states", "actions")))
+            cap = self.settings.max_body_bytes
+            params, raw = await self._run(
+                lambda: _split(schemas.RolloutParams, body, media, ("states", "actions"), cap)
+            )
             entry = await self._entry_async(model_id, params.version)
 
             def compute(deadline: engine.Deadline) -> Response:
@@ -602,7 +789,7 @@ class WorldModelServer:
     @app.post(
         "/v1/models/{model_id}/plan",
         response_model=schemas.PlanResponse,
-        responses=_ERRORS,
+        responses=_answer_doc(schemas.PlanResponse),
         openapi_extra={
             "requestBody": {
                 "required": True,
@@ -615,7 +802,8 @@ class WorldModelServer:
         async def work() -> Response:
             media = codec.media_type(request.headers.get("content-type"))
             if media != codec.JSON:
-                raise ApiError("unsupported_media_type", "plan takes JSON bodies only")
+                raise ApiError("unsupported_media_type", f"plan takes {codec.JSON} bodies only, not {media}")
+            answer = codec.response_type(request.headers.get("accept"), codec.JSON)
             body = await self._body(request)
             req = _parse(schemas.PlanRequest, body)
             assert isinstance(req, schemas.PlanRequest)
@@ -653,8 +841,9 @@ class WorldModelServer:
                 )
 
             out = await self._run_heavy(request, compute)
-            body_out = {"model": entry.model_id, "version": entry.version, "method": req.method, **out}
-            return Response(codec.encode_json(body_out), media_type=codec.JSON)
+            return _plan_answer(
+                answer, {"model": entry.model_id, "version": entry.version, "method": req.method, **out}
+            )
 
         return await self._answer("plan", request, work)
 

@@ -58,6 +58,22 @@ def _final(data: bytes) -> bool:
     return isinstance(err, dict) and err.get("error") in FINAL_KINDS
 
 
+def _client_error(status: int, data: bytes) -> ApiClientError:
+    """A refusal as an ApiClientError: the server's ``{error, detail}``, or kind ``proxy_error`` for anything else.
+
+    Anything else is an answer the application never wrote: Serve's proxy (a request timeout, a lost
+    replica) or its HTTP server (uvicorn's plain-text 400 on a malformed request); see docs/serve.md.
+    """
+    try:
+        err = json.loads(data)
+    except ValueError:
+        err = None
+    if isinstance(err, dict) and isinstance(err.get("error"), str) and "detail" in err:
+        return ApiClientError(status, err["error"], str(err["detail"]))
+    text = data[:500].decode(errors="replace").strip() or "(empty body)"
+    return ApiClientError(status, "proxy_error", f"not an answer of the API (from the proxy or HTTP server): {text}")
+
+
 class WorldModelClient:
     """Client of one server.
 
@@ -159,11 +175,7 @@ class WorldModelClient:
 
     def _check(self, status: int, ctype: str, data: bytes) -> None:
         if status >= 400:
-            try:
-                err = json.loads(data)
-                raise ApiClientError(status, str(err.get("error")), str(err.get("detail")))
-            except (ValueError, AttributeError):
-                raise ApiClientError(status, "http", data[:500].decode(errors="replace")) from None
+            raise _client_error(status, data)
 
     def _get_json(self, path: str) -> Any:
         status, ctype, data = self.request("GET", path)

@@ -118,17 +118,7 @@ def check_batch(model: WorldModel, states: Any, actions: Any, *, steps: bool = F
                 "invalid_input",
                 f"actions: expected shape {('(B, H)' if steps else '(B,)')} = {lead} of integers, got {a.shape}",
             )
-        if a.dtype.kind == "f":
-            if not np.all(a == np.round(a)):
-                raise ApiError(
-                    "invalid_input", f"actions: expected integers in [0, {model.num_actions}), got fractions"
-                )
-            a = a.astype(np.int64)
-        if a.size and (a.min() < 0 or a.max() >= model.num_actions):
-            raise ApiError(
-                "invalid_input",
-                f"actions: must lie in [0, {model.num_actions}), got values in [{a.min()}, {a.max()}]",
-            )
+        _check_action_indices(a, int(model.num_actions or 0))
         a = a.astype(np.int64)
     else:
         want = (*lead, model.action_dim)
@@ -145,6 +135,20 @@ def check_batch(model: WorldModel, states: Any, actions: Any, *, steps: bool = F
                 "invalid_input", f"states: finite-model states are integer indices in [0, {model.num_states})"
             )
     return s, a
+
+
+def _check_action_indices(a: np.ndarray, num_actions: int) -> None:
+    """Discrete actions must be integers in [0, A): checked on the values as sent, before any cast to int64."""
+    if a.dtype.kind == "f" and not np.all(a == np.round(a)):
+        raise ApiError("invalid_input", f"actions: expected integers in [0, {num_actions}), got fractions")
+    bad = (a < 0) | (a >= num_actions)
+    if a.size and bad.any():
+        first = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ApiError(
+            "invalid_input",
+            f"actions: {int(bad.sum())} entries are not a valid action index: actions must lie in "
+            f"[0, {num_actions}) (integers 0 … {num_actions - 1}); first {a[first]:g} at index {first}",
+        )
 
 
 def _finite_output(arr: FloatArray, name: str) -> FloatArray:
@@ -307,8 +311,9 @@ def rollout(
         mode: ``mean`` (predict) or ``sample`` (a draw per step).
 
     Returns:
-        ``states`` (B, H, d) = s_1..s_H; with a goal also ``rewards`` (B, H), ``terminated`` (B, H)
-        and ``returns`` (B,) = Σ_t γ^t r_t up to and including the first termination.
+        ``states`` (B, H, d) = s_1..s_H (predicted also after a termination); with a goal also
+        ``rewards`` (B, H) = r(s_{t+1}) up to and including the first termination, 0 after it;
+        ``terminated`` (B, H), true from the first termination on; ``returns`` (B,) = Σ_t γ^t rewards_t.
     """
     B, d = states.shape
     H = actions.shape[1]
@@ -334,10 +339,11 @@ def rollout(
         r, done = score(goal, traj.reshape(B * H, d))
         r, done = r.reshape(B, H), done.reshape(B, H)
         # alive at t: no termination strictly before t
-        alive = np.concatenate([np.ones((B, 1), dtype=bool), ~np.logical_or.accumulate(done, axis=1)[:, :-1]], axis=1)
-        out["rewards"] = r
-        out["terminated"] = done
-        out["returns"] = (r * alive * gamma ** np.arange(H)).sum(axis=1)
+        ended = np.logical_or.accumulate(done, axis=1)  # terminated at or before t
+        alive = np.concatenate([np.ones((B, 1), dtype=bool), ~ended[:, :-1]], axis=1)
+        out["rewards"] = np.where(alive, r, 0.0)  # the terminating step pays, later ones do not
+        out["terminated"] = ended
+        out["returns"] = (out["rewards"] * gamma ** np.arange(H)).sum(axis=1)
     return out
 
 
@@ -377,6 +383,57 @@ def _check_reachable(Q: FloatArray, where: str) -> None:
         )
 
 
+def _plan_value_iteration(
+    model: WorldModel,
+    s: FloatArray,
+    goal: UnseenGoal,
+    gamma: float,
+    task_fn: Any,
+    resolution: int | None,
+    limits: Limits,
+    deadline: Deadline,
+) -> tuple[int, float]:
+    """(action, value) of value iteration: exact on a finite kernel, on a grid over the task's box otherwise."""
+    if isinstance(model, TabularWorldModel):
+        Q, V = tabular_value_iteration(model, goal, gamma, deadline=deadline)
+        _check_reachable(Q, "no state of the finite model")
+        i = int(s[0, 0])
+        return int(np.argmax(Q[i])), float(V[i])
+    if not model.discrete_actions:
+        raise ApiError("invalid_input", "method: value_iteration needs discrete actions; use cem")
+    from plray.evaluation.unseen import plan_in_model
+
+    res = 20 if resolution is None else int(resolution)
+    rows = res**model.state_dim * int(model.num_actions or 1)
+    if rows > limits.max_grid_rows:
+        raise _too_large(f"grid nodes·actions ({res}^{model.state_dim}·A)", rows, limits.max_grid_rows)
+    task = task_fn()
+
+    def next_fn(x: FloatArray, a: np.ndarray) -> FloatArray:
+        return _call(model.predict, x, a)
+
+    try:
+        sol = plan_in_model(task, next_fn, goal, res, gamma=gamma, max_iters=2000, tol=1e-8)
+    except PlrayInputError as exc:
+        raise ApiError("invalid_input", str(exc)) from exc
+    _check_reachable(sol.Q, f"no grid node's predicted successor (resolution {res})")
+    return int(sol.act(s)[0]), float(sol.values(s)[0])
+
+
+def _action_box(model: WorldModel, task_fn: Any, action_low: Any, action_high: Any) -> dict[str, Any]:
+    """CEM's action space: ``num_actions``, or validated ``action_low`` / ``action_high`` (default: the task's)."""
+    if model.discrete_actions:
+        return {"num_actions": model.num_actions}
+    low, high = action_low, action_high
+    if low is None or high is None:
+        task = task_fn()
+        low, high = task.action_low, task.action_high
+    low, high = _numeric(low, "action_low").astype(float), _numeric(high, "action_high").astype(float)
+    if low.shape != (model.action_dim,) or high.shape != (model.action_dim,) or not (high > low).all():
+        raise ApiError("invalid_input", f"action_low/action_high: expected shape ({model.action_dim},) with high > low")
+    return {"action_low": low, "action_high": high}
+
+
 def plan(
     model: WorldModel,
     state: FloatArray,
@@ -396,40 +453,15 @@ def plan(
     limits: Limits = DEFAULT_LIMITS,
     deadline: Deadline = NO_DEADLINE,
 ) -> dict[str, Any]:
-    """The action to take from ``state`` (d,) toward ``goal``: ``{"action", "value", "seconds"}``."""
+    """The action to take from ``state`` (d,) toward ``goal``: ``{"action", "value", "seconds"}``.
+
+    ``value`` is value iteration's estimate of the state's optimal return, None for CEM.
+    """
     start = time.perf_counter()
     s = state.reshape(1, -1)
     if method == "value_iteration":
-        if isinstance(model, TabularWorldModel):
-            Q, V = tabular_value_iteration(model, goal, gamma, deadline=deadline)
-            _check_reachable(Q, "no state of the finite model")
-            i = int(s[0, 0])
-            return {"action": int(np.argmax(Q[i])), "value": float(V[i]), "seconds": time.perf_counter() - start}
-        if not model.discrete_actions:
-            raise ApiError("invalid_input", "method: value_iteration needs discrete actions; use cem")
-        from plray.evaluation.unseen import plan_in_model
-
-        res = 20 if resolution is None else int(resolution)
-        nodes = res**model.state_dim
-        if nodes * int(model.num_actions or 1) > limits.max_grid_rows:
-            raise _too_large(
-                f"grid nodes·actions ({res}^{model.state_dim}·A)",
-                nodes * int(model.num_actions or 1),
-                limits.max_grid_rows,
-            )
-        task = task_fn()
-
-        def next_fn(x: FloatArray, a: np.ndarray) -> FloatArray:
-            return _call(model.predict, x, a)
-
-        try:
-            sol = plan_in_model(task, next_fn, goal, res, gamma=gamma, max_iters=2000, tol=1e-8)
-        except PlrayInputError as exc:
-            raise ApiError("invalid_input", str(exc)) from exc
-        _check_reachable(sol.Q, f"no grid node's predicted successor (resolution {res})")
-        action = int(sol.act(s)[0])
-        return {"action": action, "value": float(sol.values(s)[0]), "seconds": time.perf_counter() - start}
-    # CEM
+        act, value = _plan_value_iteration(model, s, goal, gamma, task_fn, resolution, limits, deadline)
+        return {"action": act, "value": value, "seconds": time.perf_counter() - start}
     from plray.evaluation.cem import CEMPlanner
 
     rows = population * horizon * iterations
@@ -437,27 +469,14 @@ def plan(
         raise _too_large("CEM model rows population·horizon·iterations", rows, limits.max_plan_rows)
     if elites > population:
         raise ApiError("invalid_input", f"elites: must not exceed population ({population}), got {elites}")
-    kwargs: dict[str, Any] = {}
-    if model.discrete_actions:
-        kwargs["num_actions"] = model.num_actions
-    else:
-        low, high = action_low, action_high
-        if low is None or high is None:
-            task = task_fn()
-            low, high = task.action_low, task.action_high
-        low, high = _numeric(low, "action_low").astype(float), _numeric(high, "action_high").astype(float)
-        if low.shape != (model.action_dim,) or high.shape != (model.action_dim,) or not (high > low).all():
-            raise ApiError(
-                "invalid_input", f"action_low/action_high: expected shape ({model.action_dim},) with high > low"
-            )
-        kwargs["action_low"], kwargs["action_high"] = low, high
+    kwargs = _action_box(model, task_fn, action_low, action_high)
 
-    def next_fn2(x: FloatArray, a: np.ndarray) -> FloatArray:
+    def next_fn(x: FloatArray, a: np.ndarray) -> FloatArray:
         return _call(model.predict, x, a)
 
     try:
         planner = CEMPlanner(
-            next_fn2,
+            next_fn,
             goal.reward_fn,
             goal.terminal_fn,
             forbidden_fn=goal.forbidden_fn,

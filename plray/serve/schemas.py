@@ -15,11 +15,24 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from plray.serve.engine import DEFAULT_LIMITS
+
 MAX_SAMPLES = 1000
-MAX_HORIZON = 1000
+MAX_HORIZON = DEFAULT_LIMITS.max_horizon
+"""Largest rollout H by default (enforced by the engine with the deployment's own ``max_horizon``: a 413)."""
 
 Vector = list[float]
 Matrix = list[list[float]]
+
+
+def _cap(n: int) -> dict[str, Any]:
+    """``maxItems`` documenting a server cap (the default; the engine enforces the deployment's own, 413 beyond)."""
+    return {"maxItems": n}
+
+
+Rows = Annotated[Matrix, Field(min_length=1, json_schema_extra=_cap(DEFAULT_LIMITS.max_batch))]
+Steps = Annotated[list[int], Field(min_length=1, json_schema_extra=_cap(DEFAULT_LIMITS.max_horizon))]
+StepVectors = Annotated[Matrix, Field(min_length=1, json_schema_extra=_cap(DEFAULT_LIMITS.max_horizon))]
 
 
 class _Strict(BaseModel):
@@ -61,11 +74,13 @@ class RegionGoal(_Strict):
     dims: list[int] | None = Field(
         None, description="State dims the target refers to, shape (m,); default all d dims.", max_length=4096
     )
-    tolerance: float = Field(description="Radius, > 0 (strict inequality).", gt=0.0)
+    tolerance: float = Field(description="Radius, finite and > 0 (strict inequality).", gt=0.0, allow_inf_nan=False)
     forbidden_above: float | None = Field(
         None,
-        description="Optional: arriving at a state with ‖s'[dims] − target‖ > this ends the episode with reward 0.",
+        description="Optional, finite and > 0: arriving at a state with ‖s'[dims] − target‖ > this ends the "
+        "episode with reward 0.",
         gt=0.0,
+        allow_inf_nan=False,
     )
 
 
@@ -92,14 +107,22 @@ class PredictParams(_Strict):
 class PredictRequest(PredictParams):
     """A batch of (state, action) pairs."""
 
-    states: Matrix = Field(
-        description="States, shape (B, d); finite-model states are indices in [0, S) as numbers.",
-        min_length=1,
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"states": [[0.1, -0.2, 0.0, 0.0], [1.0, 0.5, 0.1, -0.1]], "actions": [3, 8]},
+                {"states": [[0.1, -0.2, 0.0, 0.0]], "actions": [[0.5, -0.5]], "n_samples": 0},
+            ]
+        }
     )
-    actions: list[int] | Matrix = Field(
+
+    states: Rows = Field(
+        description="States, shape (B, d); finite-model states are indices in [0, S) as numbers "
+        "(FourRooms: see the model summary's `cells` for each index's (row, col)).",
+    )
+    actions: Annotated[list[int], Field(min_length=1, json_schema_extra=_cap(DEFAULT_LIMITS.max_batch))] | Rows = Field(
         description="Actions: (B,) integers in [0, num_actions) for discrete-action models, "
         "(B, ad) numbers for continuous ones.",
-        min_length=1,
     )
 
 
@@ -128,7 +151,11 @@ class RolloutParams(_Strict):
     version: str | None = Field(None, description="Pin a model version (default: the newest served).", max_length=128)
     goal: Goal | None = Field(None, description="Goal scoring the trajectories (rewards, terminations, returns).")
     gamma: float | None = Field(
-        None, gt=0.0, lt=1.0, description="Discount of `returns` (default: the manifest's gamma, else 0.99)."
+        None,
+        gt=0.0,
+        lt=1.0,
+        allow_inf_nan=False,
+        description="Discount of `returns` (default: the manifest's gamma, else 0.99).",
     )
     mode: Literal["mean", "sample"] = Field(
         "mean", description="`mean`: follow predict (the mean / mode); `sample`: draw each step from the model."
@@ -139,10 +166,28 @@ class RolloutParams(_Strict):
 class RolloutRequest(RolloutParams):
     """B start states, each with an H-step action sequence."""
 
-    states: Matrix = Field(description="Start states s_0, shape (B, d).", min_length=1)
-    actions: list[list[int]] | list[Matrix] = Field(
-        description="Action sequences: (B, H) integers (discrete) or (B, H, ad) numbers (continuous).",
-        min_length=1,
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "states": [[0.1, -0.2, 0.0, 0.0]],
+                    "actions": [[3, 3, 8, 0]],
+                    "goal": {"kind": "region", "target": [0.5, 0.5], "dims": [0, 1], "tolerance": 0.3},
+                    "gamma": 0.9,
+                }
+            ]
+        }
+    )
+
+    states: Annotated[Matrix, Field(min_length=1, json_schema_extra=_cap(DEFAULT_LIMITS.max_rollout_steps))] = Field(
+        description="Start states s_0, shape (B, d); B·H is capped (max_rollout_steps)."
+    )
+    actions: (
+        Annotated[list[Steps], Field(min_length=1, json_schema_extra=_cap(DEFAULT_LIMITS.max_rollout_steps))]
+        | Annotated[list[StepVectors], Field(min_length=1, json_schema_extra=_cap(DEFAULT_LIMITS.max_rollout_steps))]
+    ) = Field(
+        description=f"Action sequences: (B, H) integers (discrete) or (B, H, ad) numbers (continuous); "
+        f"1 <= H <= max_horizon (default {DEFAULT_LIMITS.max_horizon}; H = 0 is a 422, beyond the cap a 413).",
     )
 
 
@@ -154,13 +199,21 @@ class RolloutResponse(BaseModel):
     batch_size: int = Field(description="B.")
     horizon: int = Field(description="H.")
     states: list[Matrix] = Field(
-        description="Shape (B, H, d): s_1 … s_H. Every step is predicted; after a termination the "
-        "trajectory continues but earns nothing."
+        description="Shape (B, H, d): s_1 … s_H. Every step is predicted, also after a termination (the "
+        "model keeps stepping; those steps earn nothing, see `rewards`)."
     )
-    rewards: Matrix | None = Field(None, description="Shape (B, H): r(s_{t+1}) under the goal (0 when forbidden).")
-    terminated: list[list[bool]] | None = Field(None, description="Shape (B, H): done(s_{t+1}) (forbidden included).")
+    rewards: Matrix | None = Field(
+        None,
+        description="Shape (B, H): r(s_{t+1}) under the goal while the trajectory is alive: the step that "
+        "terminates still pays, every later step is 0 (a forbidden arrival pays 0 and terminates).",
+    )
+    terminated: list[list[bool]] | None = Field(
+        None,
+        description="Shape (B, H): whether the trajectory has terminated at or before step t (done(s_{t'+1}) "
+        "for some t' <= t; forbidden included): false up to the first termination, true from it on.",
+    )
     returns: Vector | None = Field(
-        None, description="Shape (B,): Σ_t γ^t r_t up to and including the first termination."
+        None, description="Shape (B,): Σ_t γ^t rewards_t, i.e. up to and including the first termination."
     )
 
 
@@ -168,8 +221,29 @@ class RolloutResponse(BaseModel):
 class PlanRequest(_Strict):
     """A state and a goal; the answer is the action to take now."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "state": [0.1, -0.2, 0.0, 0.0],
+                    "goal": {"kind": "region", "target": [0.5, 0.5], "dims": [0, 1], "tolerance": 0.3},
+                    "method": "cem",
+                    "horizon": 5,
+                    "population": 50,
+                    "elites": 5,
+                    "iterations": 2,
+                },
+                {
+                    "state": [0.0],
+                    "goal": {"kind": "region", "target": [67], "tolerance": 0.5},
+                    "method": "value_iteration",
+                },
+            ]
+        }
+    )
+
     version: str | None = Field(None, description="Pin a model version (default: the newest served).", max_length=128)
-    state: Vector = Field(description="The current state, shape (d,).", min_length=1)
+    state: Vector = Field(description="The current state, shape (d,).", min_length=1, max_length=4096)
     goal: Goal = Field(description="What to reach.")
     method: Literal["cem", "value_iteration"] = Field(
         "cem",
@@ -182,7 +256,9 @@ class PlanRequest(_Strict):
     elites: int = Field(20, ge=1, le=10_000, description="CEM: sequences refitted to, <= population.")
     iterations: int = Field(5, ge=1, le=50, description="CEM: rounds.")
     seed: int = Field(0, ge=0, le=2**63 - 1, description="CEM: seeds the sampler.")
-    gamma: float | None = Field(None, gt=0.0, lt=1.0, description="Discount (default: manifest gamma, else 0.99).")
+    gamma: float | None = Field(
+        None, gt=0.0, lt=1.0, allow_inf_nan=False, description="Discount (default: manifest gamma, else 0.99)."
+    )
     resolution: int | None = Field(
         None, ge=2, le=400, description="Grid value iteration: nodes per dim (default 20; nodes^d capped)."
     )
@@ -201,7 +277,11 @@ class PlanResponse(BaseModel):
     version: str = Field(description="The version that answered.")
     method: str = Field(description="The planner used.")
     action: int | Vector = Field(description="An integer (discrete actions) or a vector (ad,) (continuous).")
-    value: float | None = Field(None, description="The planner's estimate of the return from the state.")
+    value: float | None = Field(
+        None,
+        description="value_iteration: the planner's estimate of the optimal return from the state; "
+        "always null for cem (CEM scores sampled sequences, it has no value estimate of the state).",
+    )
     seconds: float = Field(description="Planning time on the replica.")
 
 
@@ -220,6 +300,23 @@ class ModelSummary(BaseModel):
     num_states: int | None = Field(None, description="S for finite models.")
     angle_dims: list[int] = Field(description="State dims that are angles in [−π, π).")
     loaded_at: float = Field(description="UNIX time the version was loaded.")
+    state_low: Vector | None = Field(None, description="The task's state box, lower corner (d,) (null: no task).")
+    state_high: Vector | None = Field(None, description="The task's state box, upper corner (d,) (null: no task).")
+    action_low: Vector | None = Field(
+        None, description="Continuous actions: the task's lower bounds (ad,); null for discrete actions or no task."
+    )
+    action_high: Vector | None = Field(
+        None, description="Continuous actions: the task's upper bounds (ad,); null for discrete actions or no task."
+    )
+    goal_dim: int | None = Field(
+        None, description="k, the length of `goal` in a goal of kind `task` (null: the model has no task)."
+    )
+    goal_meaning: str | None = Field(None, description="What a task goal's k numbers mean for this task.")
+    cells: list[list[int]] | None = Field(
+        None,
+        description="Finite grid models (FourRooms): cells[i] = [row, col] of state index i (row-major over the "
+        "free cells of the 11 × 11 layout); the state sent and returned is the index i as a number.",
+    )
 
 
 class ModelList(BaseModel):

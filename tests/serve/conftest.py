@@ -14,10 +14,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from plray.core.model_io import save_world_model
 from plray.core.neural import NeuralPConfig, SuccessorNetwork
 from plray.core.neural_stochastic import GaussianSuccessorNetwork
-from plray.core.worldmodel import NeuralWorldModel, TabularWorldModel, WorldModel, save_world_model
+from plray.core.worldmodel import TabularWorldModel, WorldModel
 from plray.core.worldmodel_gaussian import GaussianWorldModel
+from plray.core.worldmodel_neural import NeuralWorldModel
 from plray.envs import FourRooms
 
 PORT = 18231

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pytest
 import requests
 
-from plray.core.worldmodel import load_world_model
+from plray.core.model_io import load_world_model
 from plray.serve import codec, engine
 from plray.serve.client import ApiClientError, WorldModelClient
 from tests.serve.conftest import PORT, TOKEN, wait_healthy
