@@ -447,11 +447,19 @@ def cmd_extract(args: argparse.Namespace) -> int:
         estimator=args.estimator,
         seed=args.seed,
     ).validate()
-    steps = cfg.neural_config().steps
+    steps, batch = cfg.neural_config().steps, cfg.neural_config().batch_size
+    first: list[tuple[int, float]] = []  # (step, time) of the first report: rates exclude the set-up
 
     def progress(step: int, loss: float) -> None:
-        if step % max(100, steps // 20) == 0 or step == steps:
-            print(f"[extract {cfg.task}] step {step}/{steps}  loss {loss:.3g}", file=sys.stderr, flush=True)
+        now = time.perf_counter()
+        first[:] = first or [(step, now)]
+        if step % max(100, steps // 20) and step != steps:
+            return
+        (step0, t0), line = first[0], f"[extract {cfg.task}] step {step}/{steps}  loss {loss:.3g}"
+        if step > step0 and now > t0:
+            rate = (step - step0) * batch / (now - t0)
+            line += f"  {rate:,.0f} samples/s  ~{(steps - step) * batch / rate:.0f} s left"
+        print(line, file=sys.stderr, flush=True)
 
     print(f"extracting a {cfg.method} world model from {cfg.agent} on {cfg.task} -> {args.out}", file=sys.stderr)
     summary = run_extraction(cfg, args.out, progress=None if args.quiet else progress)
