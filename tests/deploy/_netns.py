@@ -40,23 +40,28 @@ TOOLS = ("ip", "unshare", "ssh", "ssh-keygen", "rsync")
 ROOT_HOME = Path("/root")
 
 # Runs inside the fresh mount namespace, before the host's command: private /tmp, /run and home.
-# $0 is the state directory (its tmp/ and home/), $1 the ':'-separated paths under /root to keep
-# visible in home (bound into it first, then carried along by the recursive bind over /root).
+# $0 is the state directory (its tmp/ and home/), $1 the ':'-separated paths under /root or /tmp
+# to keep visible (bound into home/ or tmp/ first, then carried along by the recursive binds).
 _PRIVATE_MOUNTS = (
     "set -e; home=$0/home; keep=$1; shift; "
-    'mount --bind "$0/tmp" /tmp; mount -t tmpfs -o mode=755 tmpfs /run; mkdir -p /run/sshd; '
-    'IFS=:; for p in $keep; do mkdir -p "$home${p#/root}"; mount --bind "$p" "$home${p#/root}"; done; unset IFS; '
+    "IFS=:; for p in $keep; do case $p in "
+    '/tmp/*) t="$0/tmp${p#/tmp}";; *) t="$home${p#/root}";; esac; '
+    'mkdir -p "$t"; mount --bind "$p" "$t"; done; unset IFS; '
+    'mount --rbind "$0/tmp" /tmp; mount -t tmpfs -o mode=755 tmpfs /run; mkdir -p /run/sshd; '
     'mount --rbind "$home" /root; exec "$@"'
 )
+HIDDEN = (ROOT_HOME, Path("/tmp"))
+"""Folders the hosts get private copies of (home and /tmp)."""
 
 
 def _paths_to_keep() -> list[str]:
-    """What the hosts need from under /root, which their private home hides: this Python's
-    installation (e.g. pyenv's), the virtual environment and the checkout, where they live there."""
+    """What the hosts need from under /root or /tmp, which their private home and /tmp hide: this
+    Python's installation (e.g. pyenv's), the virtual environment and the checkout (a CI clone may
+    live in /tmp), where they live there."""
     repo = Path(__file__).resolve().parents[2]
     wanted = sorted({Path(p).resolve() for p in (sys.base_prefix, sys.prefix, repo)})
-    under_root = [p for p in wanted if p.is_relative_to(ROOT_HOME) and p != ROOT_HOME]
-    return [str(p) for p in under_root if not any(p != q and p.is_relative_to(q) for q in under_root)]
+    hidden = [p for p in wanted if any(p.is_relative_to(h) and p != h for h in HIDDEN)]
+    return [str(p) for p in hidden if not any(p != q and p.is_relative_to(q) for q in hidden)]
 
 
 @dataclass

@@ -59,9 +59,9 @@ def test_pull_and_push_keep_a_remote_run_and_its_working_copies_in_step(bucket: 
 CONFIG = {
     "name": "s3-run",
     "task": "fourrooms",
-    "sweep": [{"variant": ["windy"], "num_goals": [1, 2, 3, 4, 5, 6]}],
+    "sweep": [{"variant": ["windy"], "num_goals": [1, 2, 3, 4]}],
     "seeds": [0],
-    "agent": {"kind": "tabular-q", "tabular": {"env_steps": 300_000}},
+    "agent": {"kind": "tabular-q", "tabular": {"env_steps": 200_000}},
     "extraction": {"methods": ["simplex-local"]},
     "resources": {"num_cpus": 2, "max_concurrent_trials": 2},
 }
@@ -119,6 +119,7 @@ def _serve_and_predict(uri: str, model_id: str, env: dict[str, str], tmp_path: P
 
 @pytest.mark.slow
 @pytest.mark.ray
+@pytest.mark.timeout(1500)
 def test_plray_run_on_s3_survives_a_kill_resumes_from_the_uri_and_serves(
     bucket: str, s3_endpoint: str, tmp_path: Path
 ) -> None:
@@ -127,7 +128,7 @@ def test_plray_run_on_s3_survives_a_kill_resumes_from_the_uri_and_serves(
     uri = f"s3://{bucket}/runs/s3-run"
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"} | {"RAY_AUTH_MODE": "disabled"}
     first = _run_killed_after_first_trial(cfg_path, uri, env | {"PLRAY_CACHE_DIR": str(tmp_path / "a")}, tmp_path)
-    assert 1 <= len(first) < 6, f"{len(first)} trials had finished: kill earlier"
+    assert 1 <= len(first) < 4, f"{len(first)} trials had finished: kill earlier"
 
     # resume on "another machine": a fresh working copy, only the URI in common
     again = subprocess.run(
@@ -135,10 +136,10 @@ def test_plray_run_on_s3_survives_a_kill_resumes_from_the_uri_and_serves(
         env=env | {"PLRAY_CACHE_DIR": str(tmp_path / "b")},
         capture_output=True,
         text=True,
-        timeout=400,
+        timeout=1200,  # about 60 s on a quiet 2-core machine
     )
     assert again.returncode == 0, again.stderr[-3000:]
-    assert f"{6 - len(first)} of 6 agents to train" in again.stderr or "resuming the interrupted" in again.stderr
+    assert f"{4 - len(first)} of 4 agents to train" in again.stderr or "resuming the interrupted" in again.stderr
     assert f"serve the world models: plray serve --models {uri}/models" in again.stdout
 
     store = parse(uri)
@@ -147,12 +148,12 @@ def test_plray_run_on_s3_survives_a_kill_resumes_from_the_uri_and_serves(
     fs, results = store.fs, store.join("results")
     agents = pq.read_table(f"{results.path}/agents.parquet", filesystem=fs).to_pylist()
     cells = sorted(a["cell"] for a in agents)
-    assert cells == sorted(f"windy-g{n}-generic-random-s0" for n in range(1, 7))  # each trial once
+    assert cells == sorted(f"windy-g{n}-generic-random-s0" for n in range(1, 5))  # each trial once
     extractions = pq.read_table(f"{results.path}/extractions.parquet", filesystem=fs).to_pylist()
-    assert len(extractions) == 6 and all(0 <= e["tv_mean"] < 0.5 for e in extractions)
+    assert len(extractions) == 4 and all(0 <= e["tv_mean"] < 0.5 for e in extractions)
     assert "results.md" in results.list()
 
-    model_id = "windy-g6-generic-random-s0--simplex-local"
+    model_id = "windy-g4-generic-random-s0--simplex-local"
     manifest = json.loads(store.join("models", model_id, "manifest.json").read_text())
     assert manifest["task"] == "fourrooms"
     out = _serve_and_predict(uri, model_id, env | {"PLRAY_CACHE_DIR": str(tmp_path / "c")}, tmp_path)
