@@ -23,6 +23,7 @@ import copy
 import functools
 import gzip
 import importlib
+import os
 import re
 import shlex
 import shutil
@@ -48,7 +49,8 @@ from plray.deploy_manifests import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-CRD_DIR = ROOT.parent / "shared" / "kuberay-crds"
+CRD_DIR = Path(os.environ.get("PLRAY_KUBERAY_CRDS") or ROOT.parent / "shared" / "kuberay-crds")
+"""KubeRay v1.7.0's CRDs (gzip YAML): ``PLRAY_KUBERAY_CRDS``, else ``../shared/kuberay-crds`` beside the checkout."""
 CRD_FILES = {
     "RayCluster": "ray.io_rayclusters.yaml.gz",
     "RayJob": "ray.io_rayjobs.yaml.gz",
@@ -151,7 +153,10 @@ def crd_validator(kind: str) -> Any:
     import jsonschema
 
     if not CRD_DIR.is_dir():
-        pytest.skip(f"KubeRay CRDs not found at {CRD_DIR} (the shared reference data); CRD checks skipped")
+        pytest.skip(
+            f"KubeRay CRDs not found at {CRD_DIR} (the shared reference data; set PLRAY_KUBERAY_CRDS to their "
+            "folder); CRD checks skipped"
+        )
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     with gzip.open(CRD_DIR / CRD_FILES[kind], "rt") as fh:
         crd = yaml.load(fh, Loader=loader)
