@@ -28,273 +28,40 @@ import asyncio
 import hmac
 import logging
 import os
-import re
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
 from fastapi import FastAPI, Query, Request
-from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
-from fastapi.openapi.utils import get_openapi
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ValidationError
 from ray import serve
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from plray import __version__
 from plray.core.worldmodel import TabularWorldModel
-from plray.serve import codec, engine, schemas
+from plray.serve import codec, engine, openapi, schemas, summaries
 from plray.serve.errors import ApiError
 from plray.serve.metrics import ServeMetrics
 from plray.serve.registry import LoadedModel, ModelRegistry
+from plray.serve.settings import DeploymentOptions, ServeSettings
 
 log = logging.getLogger(__name__)
 
-TOKEN_ENV = "PLRAY_SERVE_TOKEN"
 _JSON_ONLY = ("models", "model", "reload")
 """Endpoints that answer JSON only: an Accept that excludes JSON is a 406 there."""
 DEPLOYMENT_NAME = "WorldModelServer"
 
 
-@dataclass
-class ServeSettings:
-    """What a replica needs (the ``args`` of :func:`build_app`; every field has a default but ``models``).
-
-    Attributes:
-        models: models directory or pyarrow URI.
-        cache_dir: local copies of remote artifacts.
-        max_models: most model ids served at once.
-        max_body_bytes: largest request body (413 beyond).
-        max_batch: largest predict B.
-        max_rollout_steps: largest rollout B·H.
-        max_output_elements: most numbers in one answer.
-        max_plan_rows: most model rows one plan may evaluate.
-        batch_rows: predict requests with B up to this go through ``@serve.batch``.
-        max_batch_rows: rows of one batched model call.
-        batch_wait_timeout_s: how long a batch waits for more requests.
-        reload_interval_s: period of the hot-reload check (0: only ``POST /v1/admin/reload``).
-        auth_token_env: environment variable holding the bearer token (unset or empty: no auth).
-        compute_threads: threads running decode / model / encode.
-        inline_body_bytes: predict bodies up to this size are decoded and checked on the event loop.
-        torch_threads: torch intra-op threads per replica (None: leave it as Ray sets it).
-        max_horizon: largest rollout H.
-        max_grid_rows: most grid nodes × actions of one grid value iteration.
-        request_deadline_s: rollout / plan work stops (503 ``deadline_exceeded``) past this many seconds.
-        heavy_threads: threads running rollout and plan, apart from predict's, so big requests never
-            starve small ones.
-        max_tensor_bytes: cap on one artifact's decompressed tensors (checked before decompressing).
-    """
-
-    models: str = "models"
-    cache_dir: str | None = None
-    max_models: int = 64
-    max_body_bytes: int = 256 << 20
-    max_batch: int = 1 << 20
-    max_rollout_steps: int = engine.DEFAULT_LIMITS.max_rollout_steps
-    max_output_elements: int = engine.DEFAULT_LIMITS.max_output_elements
-    max_plan_rows: int = engine.DEFAULT_LIMITS.max_plan_rows
-    batch_rows: int = 1024
-    max_batch_rows: int = 8192
-    batch_wait_timeout_s: float = 0.001
-    reload_interval_s: float = 5.0
-    auth_token_env: str = TOKEN_ENV
-    compute_threads: int = 2
-    inline_body_bytes: int = 16384
-    torch_threads: int | None = 1
-    max_horizon: int = engine.DEFAULT_LIMITS.max_horizon
-    max_grid_rows: int = engine.DEFAULT_LIMITS.max_grid_rows
-    request_deadline_s: float = 5.0
-    heavy_threads: int = 1
-    max_tensor_bytes: int = 1 << 30
-
-    @classmethod
-    def from_args(cls, args: dict[str, Any] | None) -> "ServeSettings":
-        """Settings from a plain dict, refusing unknown keys."""
-        args = dict(args or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(args) - known)
-        if unknown:
-            raise ValueError(f"unknown serve settings {unknown}; known: {sorted(known)}")
-        return cls(**args)
-
-    def limits(self) -> engine.Limits:
-        return engine.Limits(
-            self.max_batch,
-            self.max_rollout_steps,
-            self.max_output_elements,
-            self.max_plan_rows,
-            self.max_horizon,
-            self.max_grid_rows,
-        )
-
-
-# ---------------------------------------------------------------------- OpenAPI
-DESCRIPTION = """World-model predictions for planners (plray).
-
-Bodies are JSON or Arrow IPC streams (`application/vnd.apache.arrow.stream`), chosen by
-`Content-Type`; answers follow `Accept` (default: the request's format). In Arrow, arrays are
-columns with B rows (a (B, m1, m2) array is a `fixed_size_list[m1*m2]` column with field metadata
-`shape` = `[m1, m2]`) and the other fields are JSON in the schema metadata `plray.params`
-(answers: `plray.info`); `application/vnd.apache.arrow.file` (the IPC file format) is read and
-written as such. `Content-Encoding: gzip` or `zstd` bodies are inflated up to the body cap (413
-beyond). Every refusal the application writes is `{"error": kind, "detail": message}` (Serve's
-proxy writes a few plain-text ones itself: malformed HTTP, its request timeout, a lost replica).
-With a token configured, `/v1/*` and `/metrics` need `Authorization: Bearer <token>` (security
-scheme `bearerAuth`). The caps are under `info.x-plray-limits` (defaults; a deployment may differ).
-"""
-
-DOCS_HTML = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>plray world-model API</title>
-<style>
-body{font:14px/1.45 system-ui,sans-serif;margin:0 auto;max-width:70em;padding:1em 2em;color:#222}
-h2{border-bottom:1px solid #ccc;margin-top:2em}
-.op{border:1px solid #ddd;border-radius:6px;margin:1em 0;padding:.6em 1em}
-.m{display:inline-block;min-width:4.5em;font-weight:bold;text-transform:uppercase}.get{color:#0a6}.post{color:#06c}
-pre{background:#f6f8fa;padding:.6em;overflow:auto;font-size:12px}code{background:#f6f8fa}
-details>summary{cursor:pointer;color:#555}table{border-collapse:collapse}td,th{border:1px solid #ddd;padding:2px 6px}
-</style></head><body><div id="app">Loading the schema ...</div>
-<script>
-"use strict";
-const el = (tag, attrs, ...kids) => {
-  const e = document.createElement(tag);
-  Object.entries(attrs || {}).forEach(([k, v]) => e.setAttribute(k, v));
-  kids.flat().forEach(k => e.append(k instanceof Node ? k : document.createTextNode(String(k))));
-  return e;
-};
-const json = v => el("pre", {}, JSON.stringify(v, null, 2));
-const fold = (title, body) => el("details", {}, el("summary", {}, title), body);
-function operation(path, method, op) {
-  const box = el("div", {class: "op", id: op.operationId || (method + path)},
-    el("span", {class: "m " + method}, method), el("code", {}, path), " ", op.summary || "");
-  if (op.description) box.append(el("p", {}, op.description));
-  if (op.security) box.append(el("p", {}, "Needs Authorization: Bearer <token> when the server has one."));
-  if (op.parameters && op.parameters.length) {
-    box.append(el("table", {}, el("tr", {}, el("th", {}, "parameter"), el("th", {}, "in"), el("th", {}, "about")),
-      op.parameters.map(p => el("tr", {}, el("td", {}, p.name), el("td", {}, p.in),
-        el("td", {}, p.description || "")))));
-  }
-  const body = op.requestBody && op.requestBody.content;
-  if (body) Object.entries(body).forEach(([type, c]) => box.append(fold("request body: " + type, json(c.schema || c))));
-  Object.entries(op.responses || {}).forEach(([code, r]) => box.append(
-    fold(code + " " + (r.description || ""), json(r.content || {}))));
-  return box;
-}
-function render(spec) {
-  const root = document.getElementById("app");
-  root.replaceChildren(el("h1", {}, spec.info.title, " ", el("small", {}, spec.info.version)),
-    el("pre", {}, spec.info.description || ""));
-  if (spec.info["x-plray-limits"]) root.append(fold("server caps (defaults)", json(spec.info["x-plray-limits"])));
-  root.append(el("h2", {}, "Operations"));
-  Object.entries(spec.paths).forEach(([path, ops]) =>
-    Object.entries(ops).forEach(([method, op]) => root.append(operation(path, method, op))));
-  root.append(el("h2", {}, "Schemas"));
-  const comps = (spec.components || {}).schemas || {};
-  Object.entries(comps).forEach(([name, sch]) => root.append(
-    el("h3", {id: "schema-" + name}, name), el("p", {}, sch.description || ""), fold("schema", json(sch))));
-  root.append(el("h2", {}, "Security"), json((spec.components || {}).securitySchemes || {}));
-}
-const url = location.pathname.replace(/\\/docs\\/?$/, "") + "/openapi.json";
-fetch(url).then(r => r.json()).then(render).catch(e => {
-  document.getElementById("app").textContent = "could not load " + url + ": " + e;
-});
-</script></body></html>
-"""
-
 app = FastAPI(
-    title="plray world-model API", version=__version__, description=DESCRIPTION, docs_url=None, redoc_url=None
+    title="plray world-model API", version=__version__, description=openapi.DESCRIPTION, docs_url=None, redoc_url=None
 )
-_AUTHED = ("/v1/", "/metrics")
-"""Path prefixes that need the bearer token when one is configured."""
-
-_ERRORS = {
-    400: {"model": schemas.ErrorBody, "description": "Invalid input (shape, dtype, NaN/inf, range, unsafe id)."},
-    401: {"model": schemas.ErrorBody, "description": "Missing or wrong bearer token (when auth is on)."},
-    404: {"model": schemas.ErrorBody, "description": "Unknown model id or version."},
-    406: {"model": schemas.ErrorBody, "description": "Accept names no supported format."},
-    413: {"model": schemas.ErrorBody, "description": "Body, batch or answer over the server's caps."},
-    415: {"model": schemas.ErrorBody, "description": "Content-Type is neither JSON nor Arrow IPC."},
-    422: {"model": schemas.ErrorBody, "description": "JSON body does not match the schema."},
-    503: {"model": schemas.ErrorBody, "description": "The model's artifact does not load."},
-}
-MODEL_ID = PathParam(
-    description="Model id: a directory name under the models directory (letters, digits, '.', '_', '-'; "
-    "not starting with '.', no '..'); anything else is a 400."
-)
-_ARROW_DOC = {
-    "schema": {"type": "string", "format": "binary"},
-    "description": "Arrow IPC stream: array fields as columns, the rest as JSON in schema metadata `plray.params`.",
-}
-
-
-def _body_doc(model: type[BaseModel]) -> dict[str, Any]:
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {
-                codec.JSON: {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}},
-                codec.ARROW: _ARROW_DOC,
-            },
-        }
-    }
-
-
-def _answer_doc(model: type[BaseModel]) -> dict[int | str, dict[str, Any]]:
-    return {
-        200: {"model": model, "content": {codec.ARROW: {"schema": {"type": "string", "format": "binary"}}}},
-        **_ERRORS,
-    }
-
-
-def _openapi() -> dict[str, Any]:
-    if app.openapi_schema:
-        return app.openapi_schema
-    schema = get_openapi(
-        title=app.title, version=app.version, description=app.description, routes=app.routes, servers=app.servers
-    )
-    components = schema.setdefault("components", {}).setdefault("schemas", {})
-    for model in (schemas.PredictRequest, schemas.RolloutRequest, schemas.PlanRequest):
-        js = model.model_json_schema(ref_template="#/components/schemas/{model}")
-        components.update(js.pop("$defs", {}))
-        components[model.__name__] = js
-    schema["components"]["securitySchemes"] = {
-        "bearerAuth": {
-            "type": "http",
-            "scheme": "bearer",
-            "description": f"The token in the server's {TOKEN_ENV} environment variable; only enforced when it "
-            "is set (then a missing or wrong token is a 401).",
-        }
-    }
-    for path, ops in schema.get("paths", {}).items():
-        if path.startswith(_AUTHED):
-            for op in ops.values():
-                op["security"] = [{"bearerAuth": []}]
-    schema["info"]["x-plray-limits"] = _default_caps()
-    app.openapi_schema = schema
-    return schema
-
-
-app.openapi = _openapi  # type: ignore[method-assign]
-
-
-def _default_caps() -> dict[str, Any]:
-    """The server's caps by default (engine.DEFAULT_LIMITS and ServeSettings); a deployment may set its own."""
-    defaults = ServeSettings()
-    caps = asdict(engine.DEFAULT_LIMITS)
-    for name in ("max_body_bytes", "request_deadline_s"):
-        caps[name] = getattr(defaults, name)
-    caps["max_samples"] = schemas.MAX_SAMPLES
-    return caps
-
-
-@app.get("/docs", include_in_schema=False)
-async def _docs() -> HTMLResponse:
-    """A self-contained page rendering ``openapi.json`` (no CDN: it works offline)."""
-    return HTMLResponse(DOCS_HTML)
+openapi.install(app)
 
 
 @app.exception_handler(StarletteHTTPException)
@@ -369,83 +136,6 @@ def _plan_answer(media: str, body: dict[str, Any]) -> Response:
     info = {k: v for k, v in body.items() if k != "action"}
     action = np.asarray([body["action"]])
     return Response(codec.encode_arrow({"action": action}, info, file=media == codec.ARROW_FILE), media_type=media)
-
-
-_PATH_KEYS = ("agent", "world_model", "members", "path", "source", "artifact", "models", "run_dir")
-_ABS_PATH = re.compile(r"^(/|~/|[A-Za-z]:[\\/]|\\\\|[A-Za-z][A-Za-z0-9+.-]*://)")
-
-
-def _is_path(value: Any) -> bool:
-    """A server-side location: an absolute path, a home path, a URI, or a list of them."""
-    if isinstance(value, str):
-        return bool(_ABS_PATH.match(value))
-    if isinstance(value, list) and value:
-        return all(_is_path(v) for v in value)
-    return False
-
-
-def _public(value: Any, key: str | None = None) -> Any:
-    """A manifest without server-side locations: keys whose values are paths (or named like paths) dropped."""
-    if isinstance(value, dict):
-        out = {}
-        for k, v in value.items():
-            if _is_path(v) or (k in _PATH_KEYS and (isinstance(v, str) or _is_path(v) or isinstance(v, list))):
-                continue
-            out[k] = _public(v, k)
-        return out
-    if isinstance(value, list):
-        return [_public(v) for v in value if not _is_path(v)]
-    return value
-
-
-def _goal_meaning(task: Any) -> str:
-    if hasattr(task, "goals") and hasattr(task, "mdp"):
-        return (
-            f"one_hot(goal index, {task.goal_dim}) into the task's {task.goal_dim} training goals "
-            "(a goal of kind `task`); a cell as goal: kind `region`, target [state index], tolerance 0.5"
-        )
-    return (
-        f"the target of the task's achieved goal: a state s reaches g when ‖achieved_goal(s) − g‖ < "
-        f"{float(getattr(task, 'goal_tolerance', 0.0)):g} (the task's goal_tolerance)"
-    )
-
-
-_TASK_FIELDS = ("state_low", "state_high", "action_low", "action_high", "goal_dim", "goal_meaning", "cells")
-
-
-def _summary(entry: LoadedModel) -> dict[str, Any]:
-    """The registry's summary plus what the model's task knows: state box, action bounds, goal_dim, cell layout."""
-    out = entry.summary()
-    out.update(dict.fromkeys(_TASK_FIELDS))
-    try:
-        task = entry.task()
-    except ApiError:
-        return out
-    box = lambda x: None if x is None else [float(v) for v in np.asarray(x).reshape(-1)]  # noqa: E731
-    out.update(
-        state_low=box(getattr(task, "state_low", None)),
-        state_high=box(getattr(task, "state_high", None)),
-        goal_dim=int(task.goal_dim),
-        goal_meaning=_goal_meaning(task),
-    )
-    if not entry.model.discrete_actions:
-        out.update(action_low=box(task.action_low), action_high=box(task.action_high))
-    cells = getattr(getattr(task, "mdp", None), "cells", None)
-    if cells is not None and len(cells) == out.get("num_states"):
-        out["cells"] = [[int(r), int(c)] for r, c in np.asarray(cells)]
-    return out
-
-
-def _kernel_facts(model: TabularWorldModel) -> dict[str, Any]:
-    P = model.P
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ent = -np.where(P > 0, P * np.log(P), 0.0).sum(-1)
-    return {
-        "num_states": model.num_states,
-        "num_actions": model.num_actions,
-        "deterministic_fraction": float((P.max(-1) > 1 - 1e-9).mean()),
-        "mean_row_entropy": float(ent.mean()),
-    }
 
 
 def _rows(items: list[tuple[Any, np.ndarray, np.ndarray]]) -> int:
@@ -629,7 +319,7 @@ class WorldModelServer:
     @app.get(
         "/metrics",
         summary="Prometheus metrics of this replica",
-        responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}, 401: _ERRORS[401]},
+        responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}, 401: openapi.ERRORS[401]},
         response_class=Response,
     )
     async def metrics_route(self, request: Request) -> Response:
@@ -640,14 +330,16 @@ class WorldModelServer:
 
         return await self._answer("metrics", request, work)
 
-    @app.get("/v1/models", response_model=schemas.ModelList, responses={401: _ERRORS[401]}, summary="List models")
+    @app.get(
+        "/v1/models", response_model=schemas.ModelList, responses={401: openapi.ERRORS[401]}, summary="List models"
+    )
     async def list_models(self, request: Request) -> Response:
         async def work() -> Response:
             def collect() -> dict[str, Any]:
                 models, unavailable = [], {}
                 for model_id in self.registry.ids():
                     try:
-                        models.append(_summary(self._entry(model_id)))
+                        models.append(summaries.summary(self._entry(model_id)))
                     except ApiError as exc:
                         unavailable[model_id] = exc.detail
                 return {"models": models, "unavailable": unavailable}
@@ -659,25 +351,25 @@ class WorldModelServer:
     @app.get(
         "/v1/models/{model_id}",
         response_model=schemas.ModelDetail,
-        responses=_ERRORS,
+        responses=openapi.ERRORS,
         summary="A model's manifest, metrics and identifiability diagnostics",
     )
     async def model_detail(
         self,
         request: Request,
-        model_id: str = MODEL_ID,
+        model_id: str = openapi.MODEL_ID,
         version: str | None = Query(None, description="A version to describe (default: the one served)."),
     ) -> Response:
         async def work() -> Response:
             entry = await self._entry_async(model_id, version)
-            ident = _public(entry.manifest.get("identifiability"))
+            ident = summaries.public(entry.manifest.get("identifiability"))
             if isinstance(entry.model, TabularWorldModel):
-                ident = {**(ident if isinstance(ident, dict) else {}), "kernel": _kernel_facts(entry.model)}
+                ident = {**(ident if isinstance(ident, dict) else {}), "kernel": summaries.kernel_facts(entry.model)}
             body = {
-                "summary": _summary(entry),
+                "summary": summaries.summary(entry),
                 "versions": await self._run(lambda: self.registry.versions(model_id)),
-                "manifest": _public(entry.manifest),
-                "metrics": _public(entry.manifest.get("metrics")),
+                "manifest": summaries.public(entry.manifest),
+                "metrics": summaries.public(entry.manifest.get("metrics")),
                 "identifiability": ident if isinstance(ident, dict) else None,
             }
             return Response(codec.encode_json(body), media_type=codec.JSON)
@@ -687,11 +379,11 @@ class WorldModelServer:
     @app.post(
         "/v1/models/{model_id}/predict",
         response_model=schemas.PredictResponse,
-        responses=_answer_doc(schemas.PredictResponse),
-        openapi_extra=_body_doc(schemas.PredictRequest),
+        responses=openapi.answer_doc(schemas.PredictResponse),
+        openapi_extra=openapi.body_doc(schemas.PredictRequest),
         summary="One-step predictions for a batch of (state, action)",
     )
-    async def predict(self, request: Request, model_id: str = MODEL_ID) -> Response:
+    async def predict(self, request: Request, model_id: str = openapi.MODEL_ID) -> Response:
         async def work() -> Response:
             media = codec.media_type(request.headers.get("content-type"))
             answer = codec.response_type(request.headers.get("accept"), media)
@@ -745,11 +437,11 @@ class WorldModelServer:
     @app.post(
         "/v1/models/{model_id}/rollout",
         response_model=schemas.RolloutResponse,
-        responses=_answer_doc(schemas.RolloutResponse),
-        openapi_extra=_body_doc(schemas.RolloutRequest),
+        responses=openapi.answer_doc(schemas.RolloutResponse),
+        openapi_extra=openapi.body_doc(schemas.RolloutRequest),
         summary="Trajectories of B action sequences inside the model, scored under a goal",
     )
-    async def rollout(self, request: Request, model_id: str = MODEL_ID) -> Response:
+    async def rollout(self, request: Request, model_id: str = openapi.MODEL_ID) -> Response:
         async def work() -> Response:
             media = codec.media_type(request.headers.get("content-type"))
             answer = codec.response_type(request.headers.get("accept"), media)
@@ -789,7 +481,7 @@ class WorldModelServer:
     @app.post(
         "/v1/models/{model_id}/plan",
         response_model=schemas.PlanResponse,
-        responses=_answer_doc(schemas.PlanResponse),
+        responses=openapi.answer_doc(schemas.PlanResponse),
         openapi_extra={
             "requestBody": {
                 "required": True,
@@ -798,7 +490,7 @@ class WorldModelServer:
         },
         summary="The action to take from a state toward a goal (CEM or value iteration inside the model)",
     )
-    async def plan(self, request: Request, model_id: str = MODEL_ID) -> Response:
+    async def plan(self, request: Request, model_id: str = openapi.MODEL_ID) -> Response:
         async def work() -> Response:
             media = codec.media_type(request.headers.get("content-type"))
             if media != codec.JSON:
@@ -850,7 +542,7 @@ class WorldModelServer:
     @app.post(
         "/v1/admin/reload",
         summary="Check the models directory for new versions now (this replica)",
-        responses={200: {"content": {codec.JSON: {"schema": {"type": "object"}}}}, 401: _ERRORS[401]},
+        responses={200: {"content": {codec.JSON: {"schema": {"type": "object"}}}}, 401: openapi.ERRORS[401]},
         response_class=Response,
     )
     async def reload(self, request: Request) -> Response:
@@ -864,14 +556,6 @@ class WorldModelServer:
 
 
 # ---------------------------------------------------------------------- building
-@dataclass
-class DeploymentOptions:
-    """Replica options (``serve_config.yaml`` may override them per deployment)."""
-
-    num_replicas: int | str | None = None
-    max_ongoing_requests: int = 64
-    autoscaling_config: dict[str, Any] | None = None
-    ray_actor_options: dict[str, Any] = field(default_factory=lambda: {"num_cpus": 1})
 
 
 def build_app(args: dict[str, Any] | None = None) -> serve.Application:
