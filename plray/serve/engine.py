@@ -410,6 +410,7 @@ def _plan_value_iteration(
     task = task_fn()
 
     def next_fn(x: FloatArray, a: np.ndarray) -> FloatArray:
+        deadline.check()  # once per model step of every CEM round: a plan stops at the deadline too
         return _call(model.predict, x, a)
 
     try:
@@ -472,6 +473,7 @@ def plan(
     kwargs = _action_box(model, task_fn, action_low, action_high)
 
     def next_fn(x: FloatArray, a: np.ndarray) -> FloatArray:
+        deadline.check()  # once per model step of every CEM round: a plan stops at the deadline too
         return _call(model.predict, x, a)
 
     try:

@@ -182,3 +182,16 @@ def test_limits_are_enforced() -> None:
     with pytest.raises(ApiError) as err:
         engine.rollout(m, np.zeros((3, 4)), np.zeros((3, 4), dtype=np.int64), limits=lim)
     assert err.value.status == 413
+
+
+def test_a_cem_plan_stops_at_the_deadline() -> None:
+    """CEM checks the request's deadline at every model step, as rollout and value iteration do."""
+    task = KinematicReacherTask()
+    m = reacher_model(hidden=16)
+    goal = unseen_goal(task, "target_velocity")
+    state = task.reset_states(1, np.random.default_rng(0))[0]
+    kwargs = {"method": "cem", "gamma": 0.9, "task_fn": lambda: task, "horizon": 5, "population": 20, "elites": 4}
+    assert engine.plan(m, state, goal, **kwargs)["value"] is None  # finishes without a deadline
+    with pytest.raises(ApiError) as info:
+        engine.plan(m, state, goal, **kwargs, deadline=engine.Deadline(0.0))
+    assert info.value.kind == "deadline_exceeded"
