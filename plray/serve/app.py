@@ -47,6 +47,7 @@ from plray import __version__
 from plray.core.worldmodel import TabularWorldModel
 from plray.serve import codec, engine, openapi, schemas, summaries
 from plray.serve.errors import ApiError
+from plray.serve.handle import HandleMethods
 from plray.serve.metrics import ServeMetrics
 from plray.serve.registry import LoadedModel, ModelRegistry
 from plray.serve.settings import DeploymentOptions, ServeSettings
@@ -56,6 +57,8 @@ log = logging.getLogger(__name__)
 _JSON_ONLY = ("models", "model", "reload")
 """Endpoints that answer JSON only: an Accept that excludes JSON is a 406 there."""
 DEPLOYMENT_NAME = "WorldModelServer"
+INLINE_ROWS = 64
+"""Predicts of at most this many rows (small bodies, an otherwise idle replica) run on the event loop."""
 
 
 app = FastAPI(
@@ -151,7 +154,7 @@ def _rows(items: list[tuple[Any, np.ndarray, np.ndarray]]) -> int:
     logging_config={"enable_access_log": False},
 )
 @serve.ingress(app)
-class WorldModelServer:
+class WorldModelServer(HandleMethods):
     """One replica: a registry, metrics, and the routes of the module docstring."""
 
     def __init__(self, settings: dict[str, Any] | None = None) -> None:
@@ -162,6 +165,7 @@ class WorldModelServer:
             torch.set_num_threads(int(self.settings.torch_threads))
         self.limits = self.settings.limits()
         self.metrics = ServeMetrics()
+        self._predicts_in_flight = 0  # on the event loop only: no lock needed
         self.registry = ModelRegistry(
             self.settings.models,
             cache_dir=self.settings.cache_dir,
@@ -401,7 +405,18 @@ class WorldModelServer:
                 raise ApiError(
                     "payload_too_large", f"batch size B: {B:,} exceeds this server's cap of {self.limits.max_batch:,}"
                 )
-            if self.settings.batch_rows >= B and params.n_samples == 0:
+            if small and B <= INLINE_ROWS and params.n_samples == 0 and self._predicts_in_flight <= 1:
+                # a few rows on an idle replica: the model call costs less than a thread hop or a batch
+                # wait; with other predicts in flight they go through @serve.batch together instead
+                out = engine.predict(
+                    entry.model,
+                    states,
+                    actions,
+                    include_std=params.include_std,
+                    include_distribution=params.include_distribution,
+                    limits=self.limits,
+                )
+            elif self.settings.batch_rows >= B and params.n_samples == 0:
                 out = await self._predict_batched((entry, states, actions))
                 if isinstance(out, ApiError):
                     raise out
@@ -428,11 +443,15 @@ class WorldModelServer:
                 "model_type": entry.model.model_type,
                 "batch_size": B,
             }
-            if small and B <= 64:
+            if small and B <= INLINE_ROWS:
                 return self._encode(answer, out, info)
             return await self._run(lambda: self._encode(answer, out, info))
 
-        return await self._answer("predict", request, work)
+        self._predicts_in_flight += 1
+        try:
+            return await self._answer("predict", request, work)
+        finally:
+            self._predicts_in_flight -= 1
 
     @app.post(
         "/v1/models/{model_id}/rollout",

@@ -35,12 +35,16 @@ class Limits:
         max_rollout_steps: B·H of rollout (model rows evaluated).
         max_output_elements: numbers in one answer (B·n·d samples, B·S distributions, B·H·d trajectories).
         max_plan_rows: model rows one plan may evaluate (CEM: population·horizon·iterations; grids: nodes·A).
+
+    The defaults are sized so that the costliest admitted rollout or plan finishes in a few seconds
+    on a 2-core machine (``bench/serve.py`` records ``slowest_admitted_s``); the request deadline
+    stops anything slower.
     """
 
     max_batch: int = 1 << 20
-    max_rollout_steps: int = 1 << 21
+    max_rollout_steps: int = 1 << 20
     max_output_elements: int = 1 << 25
-    max_plan_rows: int = 1 << 21
+    max_plan_rows: int = 1 << 19
     max_horizon: int = 1000
     max_grid_rows: int = 1 << 16
 
