@@ -24,18 +24,20 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)  ## run the main job: the experiment pipeline on a small FourRooms study (embedded local Ray, a few minutes)
 	RAY_AUTH_MODE=disabled $(VENV)/bin/plray run configs/experiments/demo.yaml --run-dir runs/demo
 
-test: $(STAMP)  ## lint, then the whole test suite
+test: $(STAMP)  ## lint (ruff, structure, mypy), then the whole test suite
 	$(VENV)/bin/ruff check plray tests bench
 	$(PY) scripts/check_structure.py
+	$(VENV)/bin/mypy
 	$(PY) -m pytest tests; rc=$$?; if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 test-fast: $(STAMP)  ## the suite without tests marked slow
 	$(PY) -m pytest tests -m "not slow"
 
-lint: $(STAMP)  ## ruff lint and format check; no import cycles, no function over 80 lines
+lint: $(STAMP)  ## ruff lint and format check; no import cycles, no function over 80 lines; mypy
 	$(VENV)/bin/ruff check plray tests bench
 	$(VENV)/bin/ruff format --check plray tests bench
 	$(PY) scripts/check_structure.py
+	$(VENV)/bin/mypy
 
 check-structure: $(STAMP)  ## list import cycles (module-level) and functions over 80 lines in plray/ and bench/
 	$(PY) scripts/check_structure.py --deferred

@@ -35,6 +35,10 @@ class GoalQNetwork(nn.Module):
             v in [-0.07, 0.07], otherwise train at very different rates); None: no rescaling.
     """
 
+    input_index: torch.Tensor
+    input_center: torch.Tensor
+    input_halfspan: torch.Tensor
+
     def __init__(
         self,
         obs_dim: int,

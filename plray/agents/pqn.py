@@ -58,7 +58,7 @@ MODULE_ID = "default_policy"
 OPTIMIZERS = ("radam", "adam")
 
 
-class GoalPQNTorchRLModule(GoalQTorchRLModule):  # type: ignore[misc]
+class GoalPQNTorchRLModule(GoalQTorchRLModule):
     """:class:`GoalQTorchRLModule` whose train pass returns Q(s, ·, g) and, without gradient, Q(s', ·, g)."""
 
     def _forward_train(self, batch: dict[str, Any]) -> dict[str, Any]:
@@ -70,7 +70,7 @@ class GoalPQNTorchRLModule(GoalQTorchRLModule):  # type: ignore[misc]
         return out
 
 
-class PQNTorchLearner(TorchLearner):  # type: ignore[misc]
+class PQNTorchLearner(TorchLearner):
     """Squared one-step TD loss against the current network's own (stop-gradient) next-state values."""
 
     def configure_optimizers_for_module(self, module_id: str, config: Any = None) -> None:
@@ -97,7 +97,7 @@ class PQNTorchLearner(TorchLearner):  # type: ignore[misc]
         return loss
 
 
-class PQNConfig(AlgorithmConfig):  # type: ignore[misc]
+class PQNConfig(AlgorithmConfig):
     """Configuration of :class:`PQN`.
 
     Beyond RLlib's common settings (``lr`` and its schedules, ``gamma``, ``grad_clip``, env runners):
@@ -120,7 +120,7 @@ class PQNConfig(AlgorithmConfig):  # type: ignore[misc]
         self.minibatch_size = 256
         self.optimizer = "radam"
 
-    def training(  # type: ignore[override]
+    def training(
         self,
         *,
         her: dict[str, Any] | Any = NotProvided,
@@ -169,7 +169,7 @@ class PQNConfig(AlgorithmConfig):  # type: ignore[misc]
         return int(self.num_envs_per_env_runner) * int(self.get_rollout_fragment_length()) * runners
 
 
-class PQN(Algorithm):  # type: ignore[misc]
+class PQN(Algorithm):
     """Goal-conditioned PQN: sample a rollout, relabel it, train on it once, sync the env runners' weights."""
 
     @classmethod

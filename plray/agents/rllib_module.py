@@ -47,7 +47,7 @@ class _Head(nn.Module):
         return torch.sigmoid(q) if self.sigmoid else q
 
 
-class GoalQTorchRLModule(DefaultDQNTorchRLModule):  # type: ignore[misc]
+class GoalQTorchRLModule(DefaultDQNTorchRLModule):
     """DQN module over :class:`GoalQNetwork` (no dueling, no distributional head).
 
     ``model_config`` keys: ``input_index``, ``hiddens``, ``layernorm``, ``activation``,

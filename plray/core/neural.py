@@ -154,8 +154,22 @@ def build_mlp(in_dim: int, out_dim: int, cfg: NeuralPConfig) -> nn.Sequential:
     return nn.Sequential(*layers, out)
 
 
+class SuccessorLayout(nn.Module):
+    """Base of the successor networks: the state/action layout and index buffers that :func:`init_layout` sets."""
+
+    state_dim: int
+    num_actions: int | None
+    action_dim: int
+    angle_dims: tuple[int, ...]
+    residual: bool
+    input_index: Tensor
+    output_index: Tensor
+    input_center: Tensor | None
+    input_halfwidth: Tensor | None
+
+
 def init_layout(
-    module: nn.Module,
+    module: SuccessorLayout,
     state_dim: int,
     num_actions: int | None,
     action_dim: int,
@@ -194,7 +208,7 @@ def init_layout(
     return in_dims, out_dims
 
 
-def network_inputs(module: nn.Module, states: Tensor, actions: Tensor) -> Tensor:
+def network_inputs(module: SuccessorLayout, states: Tensor, actions: Tensor) -> Tensor:
     """A successor network's input: the selected state dims and the encoded action, (B, in + A).
 
     Checks states (B, d) and that there is one action per state; discrete actions (B,) become
@@ -211,7 +225,7 @@ def network_inputs(module: nn.Module, states: Tensor, actions: Tensor) -> Tensor
     else:
         encoded = actions.float().reshape(-1, module.action_dim)
     x = states.index_select(-1, module.input_index)
-    if module.input_center is not None:
+    if module.input_center is not None and module.input_halfwidth is not None:  # set together
         x = (x - module.input_center) / module.input_halfwidth
     return torch.cat([x, encoded], dim=-1)
 
@@ -230,7 +244,7 @@ def lr_factor(cfg: NeuralPConfig) -> Callable[[int], float]:
     return factor
 
 
-class SuccessorNetwork(nn.Module):
+class SuccessorNetwork(SuccessorLayout):
     """Deterministic successor model s' = wrap(s + Δ_φ(s, a)).
 
     Args:
@@ -273,14 +287,16 @@ ActionSampler = Callable[[np.random.Generator, int], np.ndarray]
 class PLearningResult:
     """A trained successor network with its training record."""
 
-    network: nn.Module
+    network: SuccessorLayout
     config: NeuralPConfig
     losses: list[float] = field(default_factory=list)
     seconds: float = 0.0
     samples_per_s: float = 0.0
 
     @classmethod
-    def from_run(cls, network: nn.Module, config: NeuralPConfig, losses: list[float], seconds: float, **extra: Any):
+    def from_run(
+        cls, network: SuccessorLayout, config: NeuralPConfig, losses: list[float], seconds: float, **extra: Any
+    ):
         """A result from :func:`optimise`'s output (``extra``: fields of subclasses)."""
         rate = config.steps * config.batch_size / seconds if seconds > 0 else 0.0
         return cls(network=network, config=config, losses=losses, seconds=seconds, samples_per_s=rate, **extra)

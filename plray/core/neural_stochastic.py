@@ -46,6 +46,7 @@ from plray.core.neural import (
     PLearningResult,
     QFunction,
     StateSampler,
+    SuccessorLayout,
     TaskSpec,
     batch_sampler,
     bellman_targets,
@@ -79,7 +80,7 @@ def _soft_clamp_inverse(y: Tensor, lo: float, hi: float) -> Tensor:
     return lo + torch.log(torch.expm1(x - lo))  # undo the lower softplus
 
 
-class GaussianSuccessorNetwork(nn.Module):
+class GaussianSuccessorNetwork(SuccessorLayout):
     """Diagonal-Gaussian successor kernel P_φ(s'|s, a) = N(wrap(s + Δ_φ(s, a)), diag σ_φ(s, a)²).
 
     The trunk is :class:`plray.core.neural.SuccessorNetwork`'s (tanh MLP, orthogonal init with
@@ -98,6 +99,8 @@ class GaussianSuccessorNetwork(nn.Module):
         log_std_min: lower bound of log σ.
         log_std_max: upper bound of log σ.
     """
+
+    log_std_offset: Tensor
 
     def __init__(
         self,

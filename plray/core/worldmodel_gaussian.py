@@ -18,6 +18,7 @@ class GaussianWorldModel(NetworkWorldModel):
     """``predict`` gives the mean, ``std`` the per-dimension standard deviation, ``sample`` draws."""
 
     model_type = "gaussian"
+    network: GaussianSuccessorNetwork
 
     @torch.no_grad()
     def _moments(self, states: Any, actions: Any) -> tuple[FloatArray, FloatArray]:
@@ -39,7 +40,7 @@ class GaussianWorldModel(NetworkWorldModel):
     def spec(self) -> dict[str, Any]:
         return {
             "model_type": "gaussian",
-            **network_spec(self.network, self.config),  # type: ignore[arg-type]
+            **network_spec(self.network, self.config),
             "log_std_min": self.network.log_std_min,
             "log_std_max": self.network.log_std_max,
         }

@@ -14,13 +14,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from plray.core.neural import NeuralPConfig, SuccessorNetwork
+from plray.core.neural import NeuralPConfig, SuccessorLayout, SuccessorNetwork
 from plray.core.types import FloatArray
 from plray.core.worldmodel import WorldModel
 from plray.utils.validation import PlrayInputError
 
 
-def network_spec(net: SuccessorNetwork, config: NeuralPConfig) -> dict[str, Any]:
+def network_spec(net: SuccessorLayout, config: NeuralPConfig) -> dict[str, Any]:
     return {
         "state_dim": net.state_dim,
         "num_actions": net.num_actions,
@@ -49,7 +49,7 @@ def load_network_state(module: torch.nn.Module, arrays: dict[str, np.ndarray]) -
 class NetworkWorldModel(WorldModel):
     """Shared parts of the models held by a torch successor network (layout and parameters)."""
 
-    def __init__(self, network: torch.nn.Module, config: NeuralPConfig) -> None:
+    def __init__(self, network: SuccessorLayout, config: NeuralPConfig) -> None:
         self.network = network.eval()
         self.config = config
         self.state_dim = network.state_dim

@@ -17,7 +17,7 @@ the goal in its last ``goal_dim`` entries.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -109,15 +109,15 @@ class GoalTask(ABC):
             ``successor_quadrature`` integrates over them (grid value iteration, oracle Q).
     """
 
-    name: ClassVar[str]
-    state_dim: ClassVar[int]
-    obs_dim: ClassVar[int]
-    goal_dim: ClassVar[int]
-    num_actions: ClassVar[int | None]
-    action_dim: ClassVar[int] = 1
-    angle_dims: ClassVar[tuple[int, ...]] = ()
-    max_episode_steps: ClassVar[int]
-    gamma: ClassVar[float] = 0.99
+    name: str
+    state_dim: int
+    obs_dim: int
+    goal_dim: int
+    num_actions: int | None
+    action_dim: int = 1
+    angle_dims: tuple[int, ...] = ()
+    max_episode_steps: int
+    gamma: float = 0.99
 
     state_low: FloatArray
     state_high: FloatArray
@@ -307,7 +307,7 @@ class GoalVectorEnv(VectorEnv):
             covers states the reset distribution rarely reaches).
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"autoreset_mode": AutoresetMode.NEXT_STEP}
+    metadata: dict[str, Any] = {"autoreset_mode": AutoresetMode.NEXT_STEP}  # noqa: RUF012 (gymnasium types it an instance attribute)
 
     def __init__(
         self,
@@ -376,7 +376,7 @@ class GoalEnv(gym.Env[np.ndarray, Any]):
     ``reset(options={"goal": g, "state": s})`` may fix the goal (k,) and the start state (d,).
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
+    metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012 (gymnasium types it an instance attribute)
 
     def __init__(self, task: GoalTask, goals: FloatArray | None = None) -> None:
         self.task = task

@@ -44,6 +44,7 @@ goal reward. With γ = 0.95 the longest shortest path (~20 steps) is still worth
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -179,6 +180,7 @@ class FourRooms:
     def _build_kernel(self) -> FloatArray:
         S, A = self.num_states, self.num_actions
         P = np.zeros((S, A, S))
+        outcomes: Callable[[int], tuple[tuple[int, float], ...]]
         if self.variant == "windy":
             outcomes = lambda a: ((a, 0.5), ((a + 1) % 4, 0.25), ((a - 1) % 4, 0.25))  # noqa: E731
         else:
@@ -186,7 +188,9 @@ class FourRooms:
         teleport_to: dict[tuple[int, int], list[int]] = {}
         if self.variant == "teleport":
             for t in TELEPORTS:
-                opposite = 3 - _room(t)  # type: ignore[operator]
+                room = _room(t)
+                assert room is not None, f"teleport cell {t} lies in a doorway"
+                opposite = 3 - room
                 teleport_to[t] = [
                     self.index((int(r), int(c)))
                     for r, c in self.cells
@@ -355,7 +359,9 @@ class FourRoomsGoalEnv(gym.Env[np.ndarray, np.int64]):
         max_steps: episode length before truncation.
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"]}
+    metadata: dict[str, Any] = {"render_modes": ["ansi"]}  # noqa: RUF012 (gymnasium types it an instance attribute)
+    observation_space: spaces.Box
+    action_space: spaces.Discrete
 
     def __init__(
         self,
@@ -464,9 +470,9 @@ class FourRoomsTask(GoalTask):
         self.mdp = FourRooms(variant)
         self.goals = self.mdp.goal_set(num_goals, goal_family, placement=placement, seed=seed, noise=noise, sigma=sigma)
         S, G = self.mdp.num_states, self.goals.num_goals
-        self.obs_dim = S  # type: ignore[misc]
-        self.goal_dim = G  # type: ignore[misc]
-        self.max_episode_steps = int(max_steps)  # type: ignore[misc]
+        self.obs_dim = S
+        self.goal_dim = G
+        self.max_episode_steps = int(max_steps)
         self.state_low = np.zeros(1)
         self.state_high = np.full(1, S - 1.0)
         self.goal_tolerance = 0.5

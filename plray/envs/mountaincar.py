@@ -39,7 +39,7 @@ Notes:
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
@@ -93,12 +93,12 @@ class MountainCarTask(GoalTask):
         goal_index: the state dim the goals live on (0 for x, 1 for v).
     """
 
-    state_dim: ClassVar[int] = 2
-    obs_dim: ClassVar[int] = 2
-    goal_dim: ClassVar[int] = 1
-    num_actions: ClassVar[int | None] = 3
-    max_episode_steps: ClassVar[int] = 200
-    gamma: ClassVar[float] = 0.99
+    state_dim: int = 2
+    obs_dim: int = 2
+    goal_dim: int = 1
+    num_actions: int | None = 3
+    max_episode_steps: int = 200
+    gamma: float = 0.99
 
     def __init__(
         self,
@@ -113,7 +113,7 @@ class MountainCarTask(GoalTask):
         if isinstance(num_goals, bool) or not isinstance(num_goals, int | np.integer) or num_goals < 1:
             raise PlrayInputError(f"num_goals: expected a positive integer, got {num_goals!r}")
         self.goal = goal
-        self.name = f"mountaincar-{goal}"  # type: ignore[misc]
+        self.name = f"mountaincar-{goal}"
         if noise_std is not None:
             try:
                 sigma = np.asarray(noise_std, dtype=np.float64)
@@ -124,7 +124,7 @@ class MountainCarTask(GoalTask):
                     f"noise_std: expected two finite numbers >= 0 (sigma_x, sigma_v), got {noise_std!r}"
                 )
             self.noise_std = sigma
-            self.name = f"mountaincar-{goal}-noisy"  # type: ignore[misc]
+            self.name = f"mountaincar-{goal}-noisy"
         self.goal_index = 0 if goal == "position" else 1
         self.state_low = np.array([MIN_POSITION, -MAX_SPEED])
         self.state_high = np.array([MAX_POSITION, MAX_SPEED])

@@ -81,15 +81,15 @@ class MujocoReacherTask(GoalTask):
         frame_skip: simulator steps per action.
     """
 
-    name: ClassVar[str] = "mujoco-reacher"
-    state_dim: ClassVar[int] = 4
-    obs_dim: ClassVar[int] = 8
-    goal_dim: ClassVar[int] = 2
-    num_actions: ClassVar[int | None] = None
-    action_dim: ClassVar[int] = 2
-    angle_dims: ClassVar[tuple[int, ...]] = (0,)
-    max_episode_steps: ClassVar[int] = 50
-    gamma: ClassVar[float] = 0.99
+    name: str = "mujoco-reacher"
+    state_dim: int = 4
+    obs_dim: int = 8
+    goal_dim: int = 2
+    num_actions: int | None = None
+    action_dim: int = 2
+    angle_dims: tuple[int, ...] = (0,)
+    max_episode_steps: int = 50
+    gamma: float = 0.99
     frame_skip: ClassVar[int] = FRAME_SKIP
 
     def __init__(self) -> None:

@@ -39,7 +39,7 @@ reward 1[‖fp − g‖ < 0.2] ending the episode; episodes last 100 steps; γ =
 from __future__ import annotations
 
 import itertools
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
@@ -61,14 +61,14 @@ GOAL_TOLERANCE = 0.2
 class KinematicReacherTask(GoalTask):
     """The paper's kinematic two-link reacher with 9 discrete torque actions; see the module docstring."""
 
-    name: ClassVar[str] = "reacher"
-    state_dim: ClassVar[int] = 4
-    obs_dim: ClassVar[int] = 6
-    goal_dim: ClassVar[int] = 2
-    num_actions: ClassVar[int | None] = 9
-    angle_dims: ClassVar[tuple[int, ...]] = (0, 1)
-    max_episode_steps: ClassVar[int] = 100
-    gamma: ClassVar[float] = 0.99
+    name: str = "reacher"
+    state_dim: int = 4
+    obs_dim: int = 6
+    goal_dim: int = 2
+    num_actions: int | None = 9
+    angle_dims: tuple[int, ...] = (0, 1)
+    max_episode_steps: int = 100
+    gamma: float = 0.99
 
     def __init__(self) -> None:
         self.state_low = np.array([-np.pi, -np.pi, -MAX_OMEGA_BOX, -MAX_OMEGA_BOX])

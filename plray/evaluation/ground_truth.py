@@ -73,15 +73,15 @@ def policy_evaluation(
     P, R, D = _check_mdp(P, R, D)
     S, A, _ = P.shape
     G = R.shape[1]
-    policy = np.asarray(policy)
-    if policy.ndim == 2:
-        check_shape(policy, "policy", (S, G), ("S", "G"))
-        if not np.issubdtype(policy.dtype, np.integer) or (policy < 0).any() or (policy >= A).any():
+    policy_arr: np.ndarray = np.asarray(policy)
+    if policy_arr.ndim == 2:
+        check_shape(policy_arr, "policy", (S, G), ("S", "G"))
+        if not np.issubdtype(policy_arr.dtype, np.integer) or (policy_arr < 0).any() or (policy_arr >= A).any():
             raise PlrayInputError(f"policy: deterministic actions must be integers in [0, {A})")
         pi = np.zeros((S, A, G))
-        np.put_along_axis(pi, policy[:, None, :], 1.0, axis=1)
+        np.put_along_axis(pi, policy_arr[:, None, :], 1.0, axis=1)
     else:
-        pi = as_float_array(policy, "policy", ndim=3)
+        pi = as_float_array(policy_arr, "policy", ndim=3)
         check_shape(pi, "policy", (S, A, G), ("S", "A", "G"))
     P_pi = np.einsum("sag,sat->gst", pi, P)  # (G, S, S)
     lhs = np.eye(S)[None] - gamma * P_pi * (1.0 - D.T)[:, None, :]

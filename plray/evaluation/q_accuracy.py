@@ -107,8 +107,8 @@ def agent_q_at_nodes(source: QSource, grid: RegularGrid, goal: FloatArray, *, ch
     return np.concatenate(parts)
 
 
-def _discrete_source_goals(source: QSource, goals: FloatArray | None) -> FloatArray:
-    """The goals (G, k) to evaluate ``source`` on; refuses sources without discrete actions."""
+def _discrete_source_goals(source: QSource, goals: FloatArray | None) -> tuple[FloatArray, int]:
+    """The goals (G, k) to evaluate ``source`` on and its action count; refuses continuous-action sources."""
     if not isinstance(source, QSource):
         raise PlrayInputError(f"source: expected a QSource, got {type(source).__name__}")
     task = source.task
@@ -118,7 +118,7 @@ def _discrete_source_goals(source: QSource, goals: FloatArray | None) -> FloatAr
     check_shape(goal_arr, "goals", (None, task.goal_dim), ("G", "k"))
     if goal_arr.shape[0] == 0:
         raise PlrayInputError("goals: need at least one goal")
-    return goal_arr
+    return goal_arr, task.num_actions
 
 
 def q_accuracy(
@@ -160,11 +160,11 @@ def q_accuracy(
             of the wrong shape or not finite; Q^π constant over the nodes (NMSE undefined).
     """
     t0 = time.perf_counter()
-    goal_arr = _discrete_source_goals(source, goals)
+    goal_arr, A = _discrete_source_goals(source, goals)
     task = source.task
     chunk = _check_chunk(chunk)
     grid = task_grid(task, resolution)
-    N, A, G = grid.num_points, task.num_actions, goal_arr.shape[0]
+    N, G = grid.num_points, goal_arr.shape[0]
 
     q_agent = np.empty((N, A, G))
     q_true = np.empty((N, A, G))

@@ -37,7 +37,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
@@ -191,20 +191,20 @@ class _GoalTaskView(GoalTask):
     lets :func:`~plray.evaluation.grid.rollout_returns` and the grid helpers run unseen goals.
     """
 
-    max_episode_steps: ClassVar[int]
+    max_episode_steps: int
 
     def __init__(self, base: GoalTask, goal: UnseenGoal) -> None:
         self.base = base
         self.goal = goal
-        self.name = f"{base.name}:{goal.name}"  # type: ignore[misc]
-        self.state_dim = base.state_dim  # type: ignore[misc]
-        self.obs_dim = base.obs_dim  # type: ignore[misc]
-        self.goal_dim = base.goal_dim  # type: ignore[misc]
-        self.num_actions = base.num_actions  # type: ignore[misc]
-        self.action_dim = base.action_dim  # type: ignore[misc]
-        self.angle_dims = base.angle_dims  # type: ignore[misc]
-        self.max_episode_steps = base.max_episode_steps  # type: ignore[misc]
-        self.gamma = base.gamma  # type: ignore[misc]
+        self.name = f"{base.name}:{goal.name}"
+        self.state_dim = base.state_dim
+        self.obs_dim = base.obs_dim
+        self.goal_dim = base.goal_dim
+        self.num_actions = base.num_actions
+        self.action_dim = base.action_dim
+        self.angle_dims = base.angle_dims
+        self.max_episode_steps = base.max_episode_steps
+        self.gamma = base.gamma
         self.state_low, self.state_high = base.state_low, base.state_high
         self.action_low, self.action_high = base.action_low, base.action_high
         self.goal_tolerance = base.goal_tolerance

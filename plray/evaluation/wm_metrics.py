@@ -121,7 +121,7 @@ def network_predict_fn(network: Any) -> PredictFn:
     return predict
 
 
-def _action_set(task: GoalTask, actions: object) -> list[np.ndarray]:
+def _action_set(task: GoalTask, actions: object) -> list[np.int64 | np.ndarray]:
     """One action per evaluated "action" a: ints for discrete tasks, (action_dim,) rows otherwise."""
     if task.num_actions is not None:
         if actions is None:
@@ -143,7 +143,7 @@ def _action_set(task: GoalTask, actions: object) -> list[np.ndarray]:
     return list(arr)
 
 
-def _batch_actions(action: np.ndarray, b: int) -> np.ndarray:
+def _batch_actions(action: np.int64 | np.ndarray, b: int) -> np.ndarray:
     if np.ndim(action) == 0:
         return np.full(b, int(action), dtype=np.int64)
     return np.repeat(np.asarray(action, dtype=np.float64)[None], b, axis=0)

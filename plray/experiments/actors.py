@@ -74,7 +74,7 @@ class ExtractionWorker:
 def worker_class(cfg: ExperimentConfig) -> Any:
     """The Ray actor class with the experiment's resources and restart policy."""
     restarts = cfg.resources.actor_restarts
-    return ray.remote(ExtractionWorker).options(  # type: ignore[attr-defined]
+    return ray.remote(ExtractionWorker).options(
         num_cpus=cfg.resources.cpus_per_actor,
         max_restarts=restarts,
         max_task_retries=restarts,

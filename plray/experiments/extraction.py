@@ -133,7 +133,7 @@ class ExtractionConfig:
             raise ConfigError(f"p_learning: {exc}") from exc
 
     @property
-    def sampler_name(self) -> str:
+    def sampler_name(self) -> Literal["reset", "uniform"]:
         return self.sampler or TASK_DEFAULTS[self.task]["sampler"]
 
     @property
@@ -163,18 +163,19 @@ def load_source(cfg: ExtractionConfig, task: GoalTask) -> tuple[Any, dict[str, A
 
         res = cfg.oracle_resolution or TASK_DEFAULTS[cfg.task]["oracle_resolution"]
         start = time.perf_counter()
-        source = OracleQSource(task, res)
-        return source, {"agent": "oracle", "oracle_resolution": res, "oracle_seconds": time.perf_counter() - start}
+        oracle = OracleQSource(task, res)
+        return oracle, {"agent": "oracle", "oracle_resolution": res, "oracle_seconds": time.perf_counter() - start}
     from plray.agents.qsource import load_qsource
 
     source = load_qsource(cfg.agent)
-    trained_on = source.metadata.get("task") if hasattr(source, "metadata") else None
+    meta: dict[str, Any] = getattr(source, "metadata", {})
+    trained_on = meta.get("task")
     if trained_on != cfg.task:
         raise ConfigError(f"agent: {cfg.agent} was trained on {trained_on!r}, not {cfg.task!r}")
     return source, {
         "agent": str(cfg.agent),
-        "agent_env_steps": source.metadata.get("env_steps"),
-        "agent_metrics": source.metadata.get("metrics", {}),
+        "agent_env_steps": meta.get("env_steps"),
+        "agent_metrics": meta.get("metrics", {}),
     }
 
 
@@ -223,7 +224,7 @@ def _extract_model(
 
 def wm_metrics(task: GoalTask, model: WorldModel, cfg: ExtractionConfig) -> dict[str, Any]:
     """WM_MSE / WM_NMSE in state and observation space on states from the training distribution."""
-    from plray.evaluation.wm_metrics import evaluation_states, wm_errors
+    from plray.evaluation.wm_metrics import Space, evaluation_states, wm_errors
 
     states = evaluation_states(task, cfg.num_eval_states, np.random.default_rng([cfg.seed, 11]), cfg.sampler_name)
     out: dict[str, Any] = {}
@@ -246,7 +247,8 @@ def wm_metrics(task: GoalTask, model: WorldModel, cfg: ExtractionConfig) -> dict
         return lambda s, a: means[int(a[0])][rows]
 
     everything = np.arange(len(states))
-    for space in ("state", "obs"):
+    spaces: tuple[Space, ...] = ("state", "obs")
+    for space in spaces:
         errs = wm_errors(model.predict, task, states, space=space, reference_fn=truth(everything))
         out[space] = {k: errs[k] for k in ("wm_mse", "wm_nmse", "per_dim_nmse")}
     contact = getattr(task, "left_wall_contact", None)
@@ -298,7 +300,8 @@ def run_extraction(
     task = make_task(cfg.task)
     torch.manual_seed(cfg.seed)
     if cfg.method == "supervised":  # fitted to true transitions: no agent involved
-        source, source_info = None, {"agent": "none (true transitions)"}
+        source = None
+        source_info: dict[str, Any] = {"agent": "none (true transitions)"}
     elif source is not None:
         if source.task.name != cfg.task:
             raise ConfigError(f"agent: the given source was trained on {source.task.name!r}, not {cfg.task!r}")

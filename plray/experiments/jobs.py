@@ -333,7 +333,7 @@ def save_state(path: Path, arrays: dict[str, np.ndarray]) -> None:
     """Write an optimiser state (plain arrays, no pickle) atomically."""
     tmp = path.with_name(path.name + ".tmp")
     with tmp.open("wb") as fh:
-        np.savez(fh, **arrays)
+        np.savez(fh, allow_pickle=False, **arrays)
     os.replace(tmp, path)
 
 

@@ -80,7 +80,7 @@ def final_rows(rows: list[dict]) -> list[dict]:
 def _stats(values: list[float]) -> tuple[float, float, float, float]:
     arr = np.asarray([v for v in values if v is not None and not math.isnan(v)], dtype=float)
     if arr.size == 0:
-        return (math.nan,) * 4  # type: ignore[return-value]
+        return (math.nan,) * 4
     return float(arr.mean()), float(arr.std()), float(arr.min()), float(arr.max())
 
 

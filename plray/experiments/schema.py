@@ -294,8 +294,8 @@ class ExperimentConfig:
                 if variant not in FOURROOMS_VARIANTS:
                     choices = ", ".join(FOURROOMS_VARIANTS)
                     raise ConfigError(f"agent.tabular.by_variant.{variant}: unknown variant; choose from {choices}")
-            for variant in (None, *self.agent.tabular.by_variant):
-                self.tabular_config(variant)
+            for maybe_variant in (None, *self.agent.tabular.by_variant):
+                self.tabular_config(maybe_variant)
         else:
             self.neural_overrides_check()
         return self

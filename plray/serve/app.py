@@ -112,9 +112,7 @@ def _split(
 ) -> tuple[Any, dict[str, Any]]:
     """(validated params, raw arrays) from a JSON or Arrow request (Arrow decoding bounded by ``max_bytes``)."""
     if media == codec.JSON:
-        full = {"predict": schemas.PredictRequest, "rollout": schemas.RolloutRequest}[
-            "predict" if params is schemas.PredictParams else "rollout"
-        ]
+        full: type[BaseModel] = schemas.PredictRequest if params is schemas.PredictParams else schemas.RolloutRequest
         req = _parse(full, body)
         return req, {name: getattr(req, name) for name in array_fields}
     meta, arrays = codec.decode_arrow(body, file=media == codec.ARROW_FILE, max_bytes=max_bytes)
@@ -595,7 +593,7 @@ def build_app(args: dict[str, Any] | None = None) -> serve.Application:
         options["autoscaling_config"] = opts.autoscaling_config
     elif opts.num_replicas is not None:
         options["num_replicas"] = opts.num_replicas
-    return WorldModelServer.options(**options).bind(asdict(settings))
+    return WorldModelServer.options(**options).bind(asdict(settings))  # type: ignore[attr-defined]  # @serve.deployment
 
 
 def run(

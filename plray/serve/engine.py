@@ -42,7 +42,7 @@ class Limits:
     """
 
     max_batch: int = 1 << 20
-    max_rollout_steps: int = 1 << 20
+    max_rollout_steps: int = 1 << 19
     max_output_elements: int = 1 << 25
     max_plan_rows: int = 1 << 19
     max_horizon: int = 1000
@@ -365,7 +365,7 @@ def tabular_value_iteration(
     S = model.num_states
     r, done = score(goal, np.arange(S, dtype=np.float64)[:, None])
     V = np.zeros(S)
-    Q = np.zeros((S, model.num_actions))
+    Q = np.zeros((S, int(model.num_actions or 0)))  # finite models always have discrete actions
     for _ in range(max_iters):
         deadline.check()
         Q = P @ (r + gamma * (~done) * V)

@@ -246,7 +246,7 @@ def build_grpc_app(args: dict[str, Any] | None = None) -> serve.Application:
     known = {"num_replicas", "max_ongoing_requests", "ray_actor_options", "autoscaling_config"}
     options = {k: v for k, v in deployment.items() if k in known and v is not None}
     options.setdefault("ray_actor_options", {"num_cpus": 1})
-    return WorldModelGrpcServer.options(**options).bind(settings)
+    return WorldModelGrpcServer.options(**options).bind(settings)  # type: ignore[attr-defined]  # @serve.deployment
 
 
 # ---------------------------------------------------------------------- client

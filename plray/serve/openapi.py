@@ -93,7 +93,7 @@ fetch(url).then(r => r.json()).then(render).catch(e => {
 </script></body></html>
 """
 
-ERRORS = {
+ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": schemas.ErrorBody, "description": "Invalid input (shape, dtype, NaN/inf, range, unsafe id)."},
     401: {"model": schemas.ErrorBody, "description": "Missing or wrong bearer token (when auth is on)."},
     404: {"model": schemas.ErrorBody, "description": "Unknown model id or version."},

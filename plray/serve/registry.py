@@ -267,7 +267,7 @@ class LoadedModel:
         if self._task is None and self._task_error is None:
             from plray.envs.registry import make_task
 
-            name = self.manifest.get("task")
+            name = str(self.manifest.get("task"))
             try:
                 task = make_task(name, **dict(self.manifest.get("task_kwargs") or {}))
                 if task.state_dim != self.model.state_dim:

@@ -84,7 +84,7 @@ def save_artifact(
         for name, a in clean.items():
             if a.dtype.kind not in "biuf":
                 raise ArtifactError(f"tensor {name!r}: dtype {a.dtype} is not numeric")
-        np.savez(tmp / TENSORS, **clean)
+        np.savez(tmp / TENSORS, allow_pickle=False, **clean)  # numeric only (checked above)
         full = {
             **manifest,
             "format": FORMAT,

@@ -10,6 +10,7 @@ Fields may carry ``metadata={"check": fn}``: ``fn(value)`` returns an error mess
 from __future__ import annotations
 
 import dataclasses
+import os
 import types
 import typing
 from collections.abc import Mapping
@@ -144,7 +145,7 @@ def to_mapping(obj: Any) -> Any:
     return obj
 
 
-def load_yaml(cls: type[T], path: str | Path) -> T:
+def load_yaml(cls: type[T], path: str | os.PathLike[str]) -> T:
     """Read a YAML file into schema ``cls``; file and YAML errors become :class:`ConfigError`."""
     path = Path(path)
     try:
