@@ -37,9 +37,15 @@ ARRAYS = ("next_states", "std", "distribution")
 
 
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port free on every interface (the gRPC proxy binds [::], dual-stack), else on loopback."""
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::", 0))
+            return int(s.getsockname()[1])
+    except OSError:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -190,10 +196,13 @@ def test_grpc_proxy_end_to_end_equals_in_process(models_dir: Path) -> None:
     from plray.serve import engine
 
     cases = {m: [c[0].tolist(), c[1].tolist()] for m, c in CASES.items()}
-    cmd = [sys.executable, "-c", GRPC_SCRIPT, str(models_dir), str(_free_port()), str(_free_port()), json.dumps(cases)]
-    cmd.append(json.dumps(REGION))
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    for _attempt in range(3):  # a port found free can be taken before the proxy binds it: try others
+        ports = [str(_free_port()), str(_free_port())]
+        cmd = [sys.executable, "-c", GRPC_SCRIPT, str(models_dir), *ports, json.dumps(cases), json.dumps(REGION)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+        if lines or "Failed to bind" not in proc.stderr:
+            break
     assert lines, proc.stdout[-2000:] + proc.stderr[-4000:]
     got = json.loads(lines[-1][len("RESULT ") :])
     registry = ModelRegistry(models_dir)
