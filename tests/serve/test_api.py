@@ -109,7 +109,8 @@ def test_concurrent_single_predicts_are_batched_on_the_replica(server) -> None:
     reqs = metric(after, "plray_serve_model_batch_requests_sum") - metric(
         before, "plray_serve_model_batch_requests_sum"
     )
-    assert reqs >= 96 and calls < reqs, f"{reqs} requests in {calls} model calls: no batching"
+    # a request that finds the replica idle runs inline; the concurrent rest share model calls
+    assert reqs >= len(rows) // 2 and calls < reqs / 2, f"{reqs} batched requests in {calls} model calls"
 
 
 @pytest.mark.parametrize("fmt", ["json", "arrow"])
