@@ -37,6 +37,12 @@ def cache_root() -> Path:
     return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "plray").expanduser()
 
 
+def _in_progress(rel: str) -> bool:
+    """A temporary file of a write in progress (``plray.utils.io`` and :meth:`RunDir.pull` name them so)."""
+    name = rel.rsplit("/", 1)[-1]
+    return name.startswith(".") and name.endswith((".tmp", ".pull"))
+
+
 def skip_checkpoints(rel: str) -> bool:
     """Pull filter for the driver: RLlib checkpoints are only read by the trial that resumes them."""
     return "/checkpoints/" in f"/{rel}"
@@ -79,58 +85,38 @@ class RunDir:
         rel = p.relative_to(self.local).as_posix()
         return self.uri if rel == "." else str(self.location.join(rel))
 
-    def _remote_files(self, rel: str) -> list[pafs.FileInfo]:
-        where = self.location.join(rel) if rel else self.location
-        try:
-            infos = where.fs.get_file_info(pafs.FileSelector(where.path, recursive=True, allow_not_found=True))
-            if not infos and where.is_file():
-                infos = [where.fs.get_file_info(where.path)]
-        except OSError as exc:
-            raise StorageError(f"{where.uri}: cannot list it ({exc})") from exc
-        return [i for i in infos if i.type == pafs.FileType.File]
-
     def pull(self, *rels: str, skip: Callable[[str], bool] | None = None) -> int:
-        """Copy the run's files under each ``rels`` (all if none) into the working copy.
+        """Copy the run's files under each folder ``rels`` (all if none) into the working copy.
 
-        A file already there with the same size is kept (finished units never change). Returns the
-        number of files copied; 0 on local runs.
+        A file already there with the same size is kept (finished units never change); ``skip``
+        takes names relative to the run. Returns the number of files copied; 0 on local runs.
         """
         if not self.remote:
             return 0
-        base = self.location.path.rstrip("/") + "/"
         copied = 0
         for rel in rels or ("",):
-            for info in self._remote_files(rel):
-                name = info.path[len(base) :] if info.path.startswith(base) else None
-                if not name or (skip is not None and skip(name)):
-                    continue
-                target = self.local / name
-                if target.is_file() and target.stat().st_size == info.size:
-                    continue
-                target.parent.mkdir(parents=True, exist_ok=True)
-                data = Location(self.location.fs, info.path, str(self.location.join(name))).read_bytes()
-                tmp = target.with_name(f".{target.name}.pull")
-                tmp.write_bytes(data)
-                os.replace(tmp, target)
-                copied += 1
+            prefix = f"{rel}/" if rel else ""
+            inner = None if skip is None else (lambda name, p=prefix: skip(p + name))
+            where = self.location.join(rel) if rel else self.location
+            copied += where.download_files(self.local / rel, skip=inner, changed_only=True)
         return copied
 
     def push(self, *rels: str) -> int:
         """Upload the working copy's files under each ``rels`` (a folder or a file) to the run.
 
-        Returns the number of files uploaded; 0 on local runs.
+        Returns the number of files uploaded; 0 on local runs. Other processes' writes in progress
+        (``.<name>.tmp`` / ``.pull``) are left out.
         """
         if not self.remote:
             return 0
         uploaded = 0
         for rel in rels:
             src = self.local / rel
-            files = [src] if src.is_file() else sorted(p for p in src.rglob("*") if p.is_file())
-            for f in files:
-                if f.name.startswith(".") and f.name.endswith((".tmp", ".pull")):
-                    continue  # another process's write in progress
-                self.location.join(f.relative_to(self.local).as_posix()).write_bytes(f.read_bytes())
+            if src.is_file():
+                self.location.join(rel).write_bytes(src.read_bytes())
                 uploaded += 1
+            elif src.is_dir():
+                uploaded += self.location.join(rel).upload_dir(src, skip=_in_progress)
         return uploaded
 
     def tune_storage(self) -> tuple[str, pafs.FileSystem | None]:

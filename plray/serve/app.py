@@ -403,17 +403,23 @@ class WorldModelServer(HandleMethods):
                 raise ApiError(
                     "payload_too_large", f"batch size B: {B:,} exceeds this server's cap of {self.limits.max_batch:,}"
                 )
-            if small and B <= INLINE_ROWS and params.n_samples == 0 and self._predicts_in_flight <= 1:
-                # a few rows on an idle replica: the model call costs less than a thread hop or a batch
-                # wait; with other predicts in flight they go through @serve.batch together instead
-                out = engine.predict(
+
+            def compute() -> dict[str, Any]:
+                return engine.predict(
                     entry.model,
                     states,
                     actions,
+                    n_samples=params.n_samples,
+                    seed=params.seed,
                     include_std=params.include_std,
                     include_distribution=params.include_distribution,
                     limits=self.limits,
                 )
+
+            if small and B <= INLINE_ROWS and params.n_samples == 0 and self._predicts_in_flight <= 1:
+                # a few rows on an idle replica: the model call costs less than a thread hop or a batch
+                # wait; with other predicts in flight they go through @serve.batch together instead
+                out = compute()
             elif self.settings.batch_rows >= B and params.n_samples == 0:
                 out = await self._predict_batched((entry, states, actions))
                 if isinstance(out, ApiError):
@@ -423,18 +429,7 @@ class WorldModelServer(HandleMethods):
                 if not params.include_distribution:
                     out.pop("distribution", None)
             else:
-                out = await self._run(
-                    lambda: engine.predict(
-                        entry.model,
-                        states,
-                        actions,
-                        n_samples=params.n_samples,
-                        seed=params.seed,
-                        include_std=params.include_std,
-                        include_distribution=params.include_distribution,
-                        limits=self.limits,
-                    )
-                )
+                out = await self._run(compute)
             info = {
                 "model": entry.model_id,
                 "version": entry.version,

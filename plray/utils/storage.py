@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import posixpath
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -192,16 +193,43 @@ class Location:
             raise StorageError(f"{self.uri}: cannot list it ({exc})") from exc
         return sorted(posixpath.basename(i.path.rstrip("/")) for i in infos)
 
-    def upload_dir(self, local_dir: str | os.PathLike[str]) -> None:
-        """Copy a local directory's files here, file by file (each an atomic PUT)."""
+    def upload_dir(self, local_dir: str | os.PathLike[str], *, skip: Callable[[str], bool] | None = None) -> int:
+        """Copy a local directory's files here, file by file (each an atomic PUT); returns how many.
+
+        ``skip(relative name)`` leaves a file out.
+        """
         src = Path(local_dir)
         if not src.is_dir():
             raise StorageError(f"{src}: not a directory to upload to {self.uri}")
-        for f in sorted(p for p in src.rglob("*") if p.is_file()):
-            self.join(f.relative_to(src).as_posix()).write_bytes(f.read_bytes())
+        names = sorted(f.relative_to(src).as_posix() for f in src.rglob("*") if f.is_file())
+        names = [n for n in names if skip is None or not skip(n)]
+        for name in names:
+            self.join(name).write_bytes((src / name).read_bytes())
+        return len(names)
 
-    def download_dir(self, local_dir: str | os.PathLike[str]) -> Path:
-        """Copy this directory's files into ``local_dir`` (created); returns it."""
+    def download_dir(
+        self,
+        local_dir: str | os.PathLike[str],
+        *,
+        skip: Callable[[str], bool] | None = None,
+        changed_only: bool = False,
+    ) -> Path:
+        """Copy this directory's files into ``local_dir`` (created); returns it.
+
+        ``skip(relative name)`` leaves a file out; ``changed_only`` keeps a local file of the same
+        size (for copies of finished, unchanging files). Each local file is written whole or not at all.
+        """
+        self.download_files(local_dir, skip=skip, changed_only=changed_only)
+        return Path(local_dir)
+
+    def download_files(
+        self,
+        local_dir: str | os.PathLike[str],
+        *,
+        skip: Callable[[str], bool] | None = None,
+        changed_only: bool = False,
+    ) -> int:
+        """:meth:`download_dir`, returning the number of files copied."""
         dst = Path(local_dir)
         dst.mkdir(parents=True, exist_ok=True)
         try:
@@ -209,14 +237,22 @@ class Location:
         except OSError as exc:
             raise StorageError(f"{self.uri}: cannot list it ({exc})") from exc
         base = self.path.rstrip("/") + "/"
+        copied = 0
         for info in infos:
             if info.type != pafs.FileType.File or not info.path.startswith(base):
                 continue
             rel = info.path[len(base) :]
             target = dst / rel
+            unchanged = changed_only and target.is_file() and target.stat().st_size == info.size
+            if unchanged or (skip is not None and skip(rel)):
+                continue
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(Location(self.fs, info.path, posixpath.join(self.uri, rel)).read_bytes())
-        return dst
+            data = Location(self.fs, info.path, posixpath.join(self.uri, rel)).read_bytes()
+            tmp = target.with_name(f".{target.name}.pull")
+            tmp.write_bytes(data)
+            os.replace(tmp, target)
+            copied += 1
+        return copied
 
 
 def parse(location: str | os.PathLike[str] | Location) -> Location:
