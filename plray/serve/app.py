@@ -28,6 +28,7 @@ import asyncio
 import hmac
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -41,7 +42,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ValidationError
 from ray import serve
+from ray.serve.exceptions import RayServeException
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from plray import __version__
 from plray.core.worldmodel import TabularWorldModel
@@ -139,9 +142,44 @@ def _plan_answer(media: str, body: dict[str, Any]) -> Response:
     return Response(codec.encode_arrow({"action": action}, info, file=media == codec.ARROW_FILE), media_type=media)
 
 
-def _rows(items: list[tuple[Any, np.ndarray, np.ndarray]]) -> int:
-    """@serve.batch's size of a batch: its rows, not its requests."""
-    return sum(len(item[1]) for item in items)
+_PREDICT_PATH = re.compile(r"/v1/models/([^/]+)/predict")
+_QUERY_JSON_KEYS = tuple(k for k in schemas.PredictRequest.model_fields if k != "version")
+"""Fields of ``GET .../predict`` given as JSON in the query string (``version`` is text)."""
+
+
+class FastPredict:
+    """Pure ASGI middleware: ``GET`` / ``POST /v1/models/{id}/predict`` straight to the replica's handler.
+
+    FastAPI's own middleware stack, route matching and parameter solving cost a predict about as
+    much as the model call (bench/serve.py); this sends predicts to
+    :meth:`WorldModelServer._predict_request`, the handler the FastAPI route also calls, so both
+    answer identically. Everything else, and any call outside a Serve replica, goes on to FastAPI.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self._server: Any = None
+
+    def _find_server(self) -> Any:
+        try:
+            self._server = serve.get_replica_context().servable_object
+        except RayServeException:  # not inside a replica (an in-process test client): use FastAPI
+            return None
+        return self._server
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] in ("GET", "POST"):
+            path, root = scope["path"], scope.get("root_path", "")
+            match = _PREDICT_PATH.fullmatch(path[len(root) :] if root and path.startswith(root) else path)
+            server = (self._server or self._find_server()) if match else None
+            if server is not None and hasattr(server, "_predict_request"):
+                response = await server._predict_request(Request(scope, receive), match.group(1))  # type: ignore[union-attr]
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+app.add_middleware(FastPredict)
 
 
 # ---------------------------------------------------------------------- deployment
@@ -386,10 +424,28 @@ class WorldModelServer(HandleMethods):
         summary="One-step predictions for a batch of (state, action)",
     )
     async def predict(self, request: Request, model_id: str = openapi.MODEL_ID) -> Response:
+        return await self._predict_request(request, model_id)
+
+    @app.get(
+        "/v1/models/{model_id}/predict",
+        response_model=schemas.PredictResponse,
+        responses=openapi.answer_doc(schemas.PredictResponse),
+        openapi_extra=openapi.query_doc(schemas.PredictRequest, _QUERY_JSON_KEYS),
+        summary="One-step predictions for a few (state, action), in the query string",
+    )
+    async def predict_query(self, request: Request, model_id: str = openapi.MODEL_ID) -> Response:
+        return await self._predict_request(request, model_id)
+
+    async def _predict_request(self, request: Request, model_id: str) -> Response:
+        """The predict route's handler (also reached from :class:`FastPredict`, without FastAPI)."""
+
         async def work() -> Response:
-            media = codec.media_type(request.headers.get("content-type"))
+            if request.method == "GET":  # the query string is the body: one proxy hop, no body to fetch
+                media, body = codec.JSON, codec.query_json(request.scope.get("query_string", b""), _QUERY_JSON_KEYS)
+            else:
+                media = codec.media_type(request.headers.get("content-type"))
+                body = await self._body(request)
             answer = codec.response_type(request.headers.get("accept"), media)
-            body = await self._body(request)
             small = len(body) <= self.settings.inline_body_bytes  # decode, check and encode inline: no thread hops
             cap = self.settings.max_body_bytes
             parse = lambda: _split(schemas.PredictParams, body, media, ("states", "actions"), cap)  # noqa: E731
@@ -455,9 +511,12 @@ class WorldModelServer(HandleMethods):
     )
     async def rollout(self, request: Request, model_id: str = openapi.MODEL_ID) -> Response:
         async def work() -> Response:
-            media = codec.media_type(request.headers.get("content-type"))
+            if request.method == "GET":  # the query string is the body: one proxy hop, no body to fetch
+                media, body = codec.JSON, codec.query_json(request.scope.get("query_string", b""), _QUERY_JSON_KEYS)
+            else:
+                media = codec.media_type(request.headers.get("content-type"))
+                body = await self._body(request)
             answer = codec.response_type(request.headers.get("accept"), media)
-            body = await self._body(request)
             cap = self.settings.max_body_bytes
             params, raw = await self._run(
                 lambda: _split(schemas.RolloutParams, body, media, ("states", "actions"), cap)

@@ -58,6 +58,16 @@ def _final(data: bytes) -> bool:
     return isinstance(err, dict) and err.get("error") in FINAL_KINDS
 
 
+def _predict_query(arrays: dict[str, Any], params: dict[str, Any]) -> str:
+    """``GET .../predict``'s query string: arrays and options as compact JSON, ``version`` as text."""
+    items = {k: np.asarray(v).tolist() for k, v in arrays.items()}
+    items |= {k: v for k, v in params.items() if v is not None}
+    return "&".join(
+        f"{k}={quote(v if k == 'version' else json.dumps(v, separators=(',', ':')), safe='[],:')}"
+        for k, v in items.items()
+    )
+
+
 def _client_error(status: int, data: bytes) -> ApiClientError:
     """A refusal as an ApiClientError: the server's ``{error, detail}``, or kind ``proxy_error`` for anything else.
 
@@ -190,6 +200,10 @@ class WorldModelClient:
         else:
             payload = {**params, **{k: np.asarray(v).tolist() for k, v in arrays.items()}}
             status, ctype, data = self.request("POST", path, json.dumps(payload).encode(), codec.JSON, codec.JSON)
+        return self._decode(status, ctype, data)
+
+    def _decode(self, status: int, ctype: str, data: bytes) -> dict[str, Any]:
+        """An array answer (JSON or Arrow) as a dict of numpy arrays and scalars; raises on a refusal."""
         self._check(status, ctype, data)
         if ctype.startswith(codec.ARROW):
             return codec.decode_response_arrow(data)
@@ -240,8 +254,13 @@ class WorldModelClient:
         version: str | None = None,
         include_std: bool = True,
         include_distribution: bool = True,
+        method: str = "auto",
     ) -> dict[str, Any]:
         """Next states for states (B, d) and actions (B,) / (B, ad).
+
+        ``method``: ``"auto"`` (JSON clients send a request whose query string fits in
+        ``codec.MAX_QUERY_BYTES`` as ``GET ...?states=..&actions=..``, one proxy hop instead of two,
+        and larger ones as POST), ``"GET"`` or ``"POST"``.
 
         Returns:
             ``next_states`` (B, d), and per model kind ``std`` (B, d), ``samples`` (B, n, d),
@@ -254,7 +273,13 @@ class WorldModelClient:
             "include_std": None if include_std else False,
             "include_distribution": None if include_distribution else False,
         }
-        return self._post(f"/v1/models/{self._id(model_id)}/predict", {"states": states, "actions": actions}, params)
+        path = f"/v1/models/{self._id(model_id)}/predict"
+        arrays = {"states": states, "actions": actions}
+        if self.fmt == "json" and method != "POST":
+            query = _predict_query(arrays, params)
+            if len(query) <= codec.MAX_QUERY_BYTES or method == "GET":
+                return self._decode(*self.request("GET", f"{path}?{query}", accept=codec.JSON))
+        return self._post(path, arrays, params)
 
     def rollout(
         self,

@@ -27,6 +27,7 @@ import math
 import re
 import struct
 from typing import Any
+from urllib.parse import parse_qsl
 
 import numpy as np
 import pyarrow as pa
@@ -45,6 +46,8 @@ MAX_META_BYTES = 65536
 """Largest JSON in ``plray.params`` or a field's ``shape`` metadata (a 400 beyond)."""
 MAX_META_DEPTH = 32
 """Deepest nesting of ``[`` / ``{`` in that JSON (a 400 beyond, checked before parsing)."""
+MAX_QUERY_BYTES = 8192
+"""Longest query string of ``GET .../predict`` (a 413 beyond: send larger batches as POST bodies)."""
 CONTENT_ENCODINGS = ("identity", "gzip", "x-gzip", "zstd")
 DECODE_CHUNK = 1 << 20
 _STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
@@ -150,6 +153,38 @@ def _load_meta(raw: bytes, what: str) -> Any:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise ApiError("invalid_input", f"{what} is not JSON ({exc})") from exc
+
+
+def query_json(query: bytes, json_keys: tuple[str, ...], text_keys: tuple[str, ...] = ("version",)) -> bytes:
+    """A GET request's query string as the JSON body of the same POST request.
+
+    ``?states=[[0.1,0,0,0]]&actions=[3]&version=v2`` becomes ``{"states": [[0.1, 0, 0, 0]],
+    "actions": [3], "version": "v2"}``: each ``json_keys`` value is JSON (bounded in size and nesting
+    like Arrow metadata), each ``text_keys`` value a string. Unknown or repeated keys are a 422, a
+    query string over :data:`MAX_QUERY_BYTES` a 413; the body then goes through the POST route's own
+    validation, so both spellings of a request are checked alike.
+    """
+    if len(query) > MAX_QUERY_BYTES:
+        raise ApiError(
+            "payload_too_large",
+            f"query string of {len(query):,} bytes exceeds the cap of {MAX_QUERY_BYTES:,}; send larger batches as POST",
+        )
+    try:
+        pairs = parse_qsl(query.decode("ascii"), keep_blank_values=True, max_num_fields=len(json_keys + text_keys))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ApiError("invalid_input", f"query string: {exc}") from exc
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ApiError("validation", f"{key}: given twice in the query string")
+        if key in text_keys:
+            out[key] = value
+        elif key in json_keys:
+            out[key] = _load_meta(value.encode(), f"query parameter {key}")
+        else:
+            allowed = ", ".join(json_keys + text_keys)
+            raise ApiError("validation", f"{key}: unknown query parameter; allowed: {allowed}")
+    return json.dumps(out, allow_nan=True).encode()
 
 
 def _column_to_numpy(name: str, col: pa.ChunkedArray | pa.Array, field: pa.Field) -> np.ndarray:

@@ -30,8 +30,12 @@ columns with B rows (a (B, m1, m2) array is a `fixed_size_list[m1*m2]` column wi
 `shape` = `[m1, m2]`) and the other fields are JSON in the schema metadata `plray.params`
 (answers: `plray.info`); `application/vnd.apache.arrow.file` (the IPC file format) is read and
 written as such. `Content-Encoding: gzip` or `zstd` bodies are inflated up to the body cap (413
-beyond). Every refusal the application writes is `{"error": kind, "detail": message}` (Serve's
-proxy writes a few plain-text ones itself: malformed HTTP, its request timeout, a lost replica).
+beyond). `GET /v1/models/{id}/predict?states=[[...]]&actions=[...]` takes a predict request in the
+query string (each field JSON, `version` text; at most `max_query_bytes`): Serve's proxy passes a
+query in its first hop but fetches a body in a second one, so GET is the fastest path for a few
+transitions and POST the one for batches. Every refusal the application writes is
+`{"error": kind, "detail": message}` (Serve's proxy writes a few plain-text ones itself:
+malformed HTTP, its request timeout, a lost replica).
 With a token configured, `/v1/*` and `/metrics` need `Authorization: Bearer <token>` (security
 scheme `bearerAuth`). The caps are under `info.x-plray-limits` (defaults; a deployment may differ).
 """
@@ -125,6 +129,22 @@ def body_doc(model: type[BaseModel]) -> dict[str, Any]:
     }
 
 
+def query_doc(model: type[BaseModel], json_keys: tuple[str, ...]) -> dict[str, Any]:
+    """The query parameters of ``GET .../predict``: ``model``'s fields, JSON-valued where listed in ``json_keys``."""
+    js = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    required = set(js.get("required", ()))
+    params = []
+    for name, prop in js["properties"].items():
+        param: dict[str, Any] = {"name": name, "in": "query", "required": name in required}
+        param["description"] = prop.get("description", "")
+        if name in json_keys:
+            param["content"] = {codec.JSON: {"schema": prop}}
+        else:
+            param["schema"] = {"type": "string", "maxLength": 128}
+        params.append(param)
+    return {"parameters": params}
+
+
 def answer_doc(model: type[BaseModel]) -> dict[int | str, dict[str, Any]]:
     return {
         200: {"model": model, "content": {codec.ARROW: {"schema": {"type": "string", "format": "binary"}}}},
@@ -168,6 +188,7 @@ def default_caps() -> dict[str, Any]:
     for name in ("max_body_bytes", "request_deadline_s"):
         caps[name] = getattr(defaults, name)
     caps["max_samples"] = schemas.MAX_SAMPLES
+    caps["max_query_bytes"] = codec.MAX_QUERY_BYTES
     return caps
 
 

@@ -96,7 +96,9 @@ def test_concurrent_single_predicts_are_batched_on_the_replica(server) -> None:
 
     def one(i: int) -> np.ndarray:
         s, a = rows[i]
-        return client.predict("reacher", s, a)["next_states"]
+        # POST: awaiting its body lets requests overlap on the replica. A small GET has no await
+        # before its answer, so the replica runs each inline, one after another (nothing to batch).
+        return client.predict("reacher", s, a, method="POST")["next_states"]
 
     with cf.ThreadPoolExecutor(16) as pool:
         outs = list(pool.map(one, range(len(rows))))
