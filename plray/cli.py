@@ -5,7 +5,13 @@
     plray exact-table
     plray serve [--models DIR] [--address ADDRESS]
 
-Bad arguments print a message that says what was wrong and exit with status 2.
+Flags that set a config field (``FourRoomsSpec``, ``ExtractionConfig`` and the P-learning overrides of
+``NeuralPConfig``, the experiments' ``EvaluationSection``, ``ServeSettings``, ``DeploymentOptions``) are
+generated from those dataclasses by :mod:`plray.utils.cli_fields`: type, default, choices and help come
+from the field, so the config and the command line cannot drift; each also answers to the field's own
+name (``--num-goals`` beside ``--goals``). Those flags are added when their command runs, so a command
+never imports another's heavy modules. Bad arguments print a message that says what was wrong and exit
+with status 2.
 """
 
 from __future__ import annotations
@@ -19,6 +25,13 @@ from typing import Any
 
 from plray import __version__
 from plray.core.types import KERNEL_METHODS, VALUE_MODES
+from plray.utils.cli_fields import (
+    FlagSpec,
+    LazyArgumentParser,
+    add_dataclass_arguments,
+    dataclass_from_args,
+    given_values,
+)
 from plray.utils.validation import PlrayInputError
 
 TABLE_COLUMNS = (
@@ -44,6 +57,14 @@ DEMO_GRID: tuple[tuple[str, tuple[int, ...]], ...] = (
 )
 
 
+METHOD_ALIASES: dict[str, dict[str, Any]] = {"simplex-local": {"method": "simplex", "local": True}}
+"""FourRooms methods by the names experiment configs give them, as :class:`FourRoomsSpec` fields (the rule of
+:func:`plray.experiments.fourrooms.method_options`)."""
+
+P_LEARNING_FLAGS = ("steps", "batch_size", "lr")
+""":class:`NeuralPConfig` fields ``plray extract`` sets on the command line (overrides of the task's defaults)."""
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -52,13 +73,6 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
     return value
-
-
-def _float(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument("--version", action="version", version=f"plray {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=LazyArgumentParser)
 
     _add_fourrooms(sub)
     _add_train(sub)
@@ -85,8 +99,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_fourrooms(sub: Any) -> None:
     """``plray fourrooms``: exact agent, extraction, evaluation on FourRooms."""
-    from plray.envs.fourrooms import DEFAULT_GAMMA, GOAL_FAMILIES, GOAL_PLACEMENTS, VARIANTS
-
     fr = sub.add_parser(
         "fourrooms",
         help="extract the FourRooms kernel from an exact goal-conditioned agent and evaluate it",
@@ -98,40 +110,30 @@ def _add_fourrooms(sub: Any) -> None:
             "(R_WM) next to the optimum (R*)."
         ),
     )
-    fr.add_argument("--variant", choices=VARIANTS, default="windy", help="dynamics (default: %(default)s)")
-    fr.add_argument(
-        "--goals", type=_positive_int, default=4, metavar="N", help="number of goals |G|, 1-68 (default: 4)"
-    )
-    fr.add_argument(
-        "--goal-family", choices=GOAL_FAMILIES, default="generic", help="reward family (default: %(default)s)"
-    )
-    fr.add_argument(
-        "--method",
-        choices=KERNEL_METHODS,
-        default="closed-form",
-        help="extraction method (default: %(default)s)",
-    )
-    fr.add_argument("--gamma", type=_float, default=DEFAULT_GAMMA, help="discount in (0, 1) (default: %(default)s)")
-    fr.add_argument(
-        "--placement", choices=GOAL_PLACEMENTS, default="random", help="goal placement (default: %(default)s)"
-    )
-    fr.add_argument("--seed", type=int, default=0, help="seed for goals, reward noise and sampling (default: 0)")
-    fr.add_argument(
-        "--q-noise",
-        type=_float,
-        default=0.0,
-        metavar="EPS",
-        help="perturb each Q(s, a, .) by noise of l1 norm EPS over goals, as an imperfect agent (default: 0)",
-    )
-    fr.add_argument("--project", action="store_true", help="project closed-form rows onto the simplex")
-    fr.add_argument("--value-mode", choices=VALUE_MODES, default="max", help="V from Q (default: %(default)s)")
-    fr.add_argument(
-        "--updates", type=_positive_int, default=None, help="updates of the sampled method (default: 20000)"
-    )
-    fr.add_argument(
-        "--local",
-        action="store_true",
-        help="simplex method: successors restricted to each state's neighbours and teleport targets",
+    fr.defer(_fourrooms_flags)
+
+
+def _fourrooms_flags(fr: argparse.ArgumentParser) -> None:
+    """``plray fourrooms``'s flags: one per :class:`FourRoomsSpec` field, then ``--json``."""
+    from plray.envs.fourrooms import GOAL_FAMILIES, GOAL_PLACEMENTS, VARIANTS
+    from plray.experiments.fourrooms import FourRoomsSpec
+
+    add_dataclass_arguments(
+        fr,
+        FourRoomsSpec,
+        flags={
+            "variant": FlagSpec(choices=VARIANTS),
+            "num_goals": FlagSpec(names=("--goals",), type=_positive_int, metavar="N"),
+            "goal_family": FlagSpec(choices=GOAL_FAMILIES),
+            "method": FlagSpec(
+                choices=(*KERNEL_METHODS, *METHOD_ALIASES),
+                note="simplex-local, as experiment configs name it: simplex with --local",
+            ),
+            "placement": FlagSpec(choices=GOAL_PLACEMENTS),
+            "q_noise": FlagSpec(metavar="EPS"),
+            "value_mode": FlagSpec(choices=VALUE_MODES),
+            "updates": FlagSpec(type=_positive_int),
+        },
     )
     fr.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
 
@@ -158,9 +160,6 @@ def _add_train(sub: Any) -> None:
 
 def _add_extract(sub: Any) -> None:
     """``plray extract``: neural P-learning from an agent or the oracle."""
-    from plray.core.types import ESTIMATORS, EXTRACTION_METHODS
-    from plray.envs.registry import TASKS
-
     ex = sub.add_parser(
         "extract",
         help="extract a world model from an agent (or the oracle) by neural P-learning",
@@ -171,37 +170,54 @@ def _add_extract(sub: Any) -> None:
             "released settings for each task."
         ),
     )
-    ex.add_argument(
-        "--task",
-        required=True,
-        help=f"one of {', '.join(TASKS)} (mountaincar-position-noisy has Gaussian process noise; use --method "
-        "gaussian to recover it)",
+    ex.defer(_extract_flags)
+
+
+def _extract_flags(ex: argparse.ArgumentParser) -> None:
+    """``plray extract``'s flags: :class:`ExtractionConfig`'s fields, the P-learning overrides, ``--out``."""
+    from plray.core.neural import NeuralPConfig
+    from plray.core.types import ESTIMATORS, EXTRACTION_METHODS
+    from plray.experiments.extraction import ExtractionConfig
+
+    add_dataclass_arguments(
+        ex,
+        ExtractionConfig,
+        exclude=("p_learning",),
+        flags={
+            "task": FlagSpec(
+                note="mountaincar-position-noisy has Gaussian process noise, which --method gaussian recovers"
+            ),
+            "method": FlagSpec(choices=EXTRACTION_METHODS),
+            "oracle_resolution": FlagSpec(type=_positive_int),
+            "normalize_inputs": FlagSpec(negative_names=("--raw-inputs",)),
+            "eval_states": FlagSpec(type=_positive_int),
+            "estimator": FlagSpec(choices=ESTIMATORS),
+        },
     )
-    ex.add_argument("--agent", default="oracle", help="agent artifact directory (<run>/agent) or 'oracle' (default)")
-    ex.add_argument("--method", choices=EXTRACTION_METHODS, default="deterministic")
-    ex.add_argument(
-        "--estimator",
-        choices=ESTIMATORS,
-        default="two-sample",
-        help="gradient estimator of --method gaussian (default: %(default)s, unbiased; one-sample is biased "
-        "towards deterministic kernels)",
+    add_dataclass_arguments(
+        ex,
+        NeuralPConfig,
+        only=P_LEARNING_FLAGS,
+        overrides_only=True,
+        flags={
+            name: FlagSpec(type=None if name == "lr" else _positive_int, default_text=_task_default(name))
+            for name in P_LEARNING_FLAGS
+        },
     )
-    ex.add_argument("--steps", type=_positive_int, default=None, help="gradient steps (default: the task's)")
-    ex.add_argument("--batch-size", type=_positive_int, default=None, help="samples per step (default: the task's)")
-    ex.add_argument(
-        "--lr", type=_float, default=None, help="Adam step size (default: the task's, 1e-3 MountainCar, 1e-4 Reacher)"
-    )
-    ex.add_argument(
-        "--raw-inputs",
-        action="store_true",
-        help="feed the network raw states, as the official code (default: states rescaled to [-1, 1] over the "
-        "task's state box)",
-    )
-    ex.add_argument("--sampler", choices=("reset", "uniform"), default=None, help="state distribution")
-    ex.add_argument("--oracle-resolution", type=_positive_int, default=None, help="oracle grid points per dim")
-    ex.add_argument("--seed", type=int, default=0)
     ex.add_argument("--out", required=True, help="output directory")
     ex.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+def _task_default(name: str) -> str:
+    """``the task's: 20000 (mountaincar-position, ...), 1000 (reacher)``: a P-learning field's default per task."""
+    from plray.core.neural import NeuralPConfig
+    from plray.experiments.extraction import TASK_DEFAULTS
+
+    base = getattr(NeuralPConfig(), name)
+    by_value: dict[Any, list[str]] = {}
+    for task, defaults in TASK_DEFAULTS.items():
+        by_value.setdefault(defaults["p"].get(name, base), []).append(task)
+    return "the task's: " + ", ".join(f"{value:g} ({', '.join(tasks)})" for value, tasks in by_value.items())
 
 
 def _add_evaluate(sub: Any) -> None:
@@ -217,16 +233,27 @@ def _add_evaluate(sub: Any) -> None:
     )
     ev.add_argument("artifact", help="world-model artifact directory")
     ev.add_argument("--out", default=None, help="report directory (default: <artifact>/../evaluation)")
-    ev.add_argument("--no-unseen", action="store_true", help="skip the unseen-goal planning")
-    ev.add_argument("--resolution", type=_positive_int, default=None, help="planning grid points per dim")
-    ev.add_argument("--starts", type=_positive_int, default=512, help="rollout start states (default 512)")
-    ev.add_argument(
-        "--eval-states",
-        type=_positive_int,
-        default=None,
-        help="states for the WM metrics (default: the paper's count, 250 000 MountainCar, 6 400 Reacher)",
+    ev.defer(_evaluate_flags)
+
+
+def _evaluate_flags(ev: argparse.ArgumentParser) -> None:
+    """``plray evaluate``'s flags: the evaluation section's fields and the extraction's ``eval_states``."""
+    from plray.experiments.extraction import ExtractionConfig
+    from plray.experiments.schema import EvaluationSection
+
+    add_dataclass_arguments(
+        ev,
+        EvaluationSection,
+        only=("unseen", "resolution", "num_starts"),
+        flags={
+            "resolution": FlagSpec(type=_positive_int),
+            "num_starts": FlagSpec(names=("--starts",), type=_positive_int),
+        },
     )
-    ev.add_argument("--seed", type=int, default=0)
+    add_dataclass_arguments(
+        ev, ExtractionConfig, only=("eval_states",), flags={"eval_states": FlagSpec(type=_positive_int)}
+    )
+    ev.add_argument("--seed", type=int, default=0, help="seeds the evaluation states and rollouts (default: 0)")
 
 
 def _add_serve(sub: Any) -> None:
@@ -241,14 +268,31 @@ def _add_serve(sub: Any) -> None:
             "PLRAY_SERVE_TOKEN to require 'Authorization: Bearer <token>'. See docs/serve.md."
         ),
     )
-    sv.add_argument("--models", default="models", metavar="DIR", help="models directory or URI (default: models)")
+    sv.defer(_serve_flags)
+
+
+def _serve_flags(sv: argparse.ArgumentParser) -> None:
+    """``plray serve``'s flags: :class:`ServeSettings` and :class:`DeploymentOptions` fields, and where to listen."""
+    from plray.serve.settings import DeploymentOptions, ServeSettings
+
+    add_dataclass_arguments(sv, ServeSettings, only=("models",), flags={"models": FlagSpec(metavar="DIR")})
     sv.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray)")
     sv.add_argument("--host", default="127.0.0.1", help="HTTP host (default: 127.0.0.1; 0.0.0.0 to expose)")
     sv.add_argument("--port", type=_positive_int, default=8000, help="HTTP port (default: 8000)")
     sv.add_argument("--route-prefix", default="/", help="URL prefix of the application (default: /)")
-    sv.add_argument("--replicas", type=_positive_int, default=1, help="replicas (default: 1)")
-    sv.add_argument(
-        "--reload-interval", type=_float, default=5.0, metavar="S", help="seconds between new-version checks (0: off)"
+    add_dataclass_arguments(
+        sv,
+        DeploymentOptions,
+        only=("num_replicas",),
+        flags={
+            "num_replicas": FlagSpec(names=("--replicas",), type=_positive_int, metavar="N", default=1, help="replicas")
+        },
+    )
+    add_dataclass_arguments(
+        sv,
+        ServeSettings,
+        only=("reload_interval_s",),
+        flags={"reload_interval_s": FlagSpec(names=("--reload-interval",), metavar="S")},
     )
 
 
@@ -303,20 +347,7 @@ def cmd_fourrooms(args: argparse.Namespace) -> int:
     from plray.evaluation.report import markdown_table
     from plray.experiments.fourrooms import FourRoomsSpec, run_fourrooms
 
-    spec = FourRoomsSpec(
-        variant=args.variant,
-        num_goals=args.goals,
-        goal_family=args.goal_family,
-        method=args.method,
-        gamma=args.gamma,
-        placement=args.placement,
-        seed=args.seed,
-        q_noise=args.q_noise,
-        project=args.project,
-        value_mode=args.value_mode,
-        updates=args.updates,
-        local=args.local,
-    )
+    spec = dataclass_from_args(FourRoomsSpec, args, **METHOD_ALIASES.get(args.method, {}))
     spec.validate()
     progress = None if args.json else (lambda msg: print(msg, file=sys.stderr, flush=True))
     result = run_fourrooms(spec, progress=progress)
@@ -431,22 +462,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
+    from plray.core.neural import NeuralPConfig
     from plray.experiments.extraction import ExtractionConfig, run_extraction
 
-    overrides = {
-        k: v for k, v in (("steps", args.steps), ("batch_size", args.batch_size), ("lr", args.lr)) if v is not None
-    }
-    cfg = ExtractionConfig(
-        task=args.task,
-        agent=args.agent,
-        method=args.method,
-        sampler=args.sampler,
-        oracle_resolution=args.oracle_resolution,
-        p_learning=overrides,
-        normalize_inputs=not args.raw_inputs,
-        estimator=args.estimator,
-        seed=args.seed,
-    ).validate()
+    overrides = given_values(NeuralPConfig, args, only=P_LEARNING_FLAGS)
+    cfg = dataclass_from_args(ExtractionConfig, args, p_learning=overrides).validate()
     steps, batch = cfg.neural_config().steps, cfg.neural_config().batch_size
     first: list[tuple[int, float]] = []  # (step, time) of the first report: rates exclude the set-up
 
@@ -477,9 +497,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     result = run_evaluation(
         args.artifact,
         out,
-        unseen=not args.no_unseen,
+        unseen=args.unseen,
         resolution=args.resolution,
-        num_starts=args.starts,
+        num_starts=args.num_starts,
         seed=args.seed,
         eval_states=args.eval_states,
     )
@@ -503,8 +523,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     if not args.route_prefix.startswith("/"):
         raise PlrayInputError(f"--route-prefix: must start with '/', got {args.route_prefix!r}")
-    if args.reload_interval < 0:
-        raise PlrayInputError(f"--reload-interval: must be >= 0, got {args.reload_interval}")
+    if args.reload_interval_s < 0:
+        raise PlrayInputError(f"--reload-interval: must be >= 0, got {args.reload_interval_s}")
     if "://" not in args.models and not os.path.isdir(args.models):
         raise PlrayInputError(f"--models: {args.models!r} is not a directory")
     run(
@@ -513,8 +533,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         route_prefix=args.route_prefix,
-        settings={"reload_interval_s": args.reload_interval},
-        deployment={"num_replicas": args.replicas},
+        settings={"reload_interval_s": args.reload_interval_s},
+        deployment={"num_replicas": args.num_replicas},
     )
     return 0
 
