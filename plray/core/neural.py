@@ -21,6 +21,7 @@ satisfies; it imports no RLlib.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -64,14 +65,24 @@ class TaskSpec(Protocol):
     def observe_torch(self, states: Tensor) -> Tensor: ...
 
 
+@functools.lru_cache(maxsize=64)
+def _dims_mask(dims: tuple[int, ...], width: int, device: str) -> Tensor:
+    """A (width,) bool tensor, True on ``dims``."""
+    mask = torch.zeros(width, dtype=torch.bool, device=device)
+    mask[list(dims)] = True
+    return mask
+
+
 def wrap_dims(x: Tensor, dims: Sequence[int]) -> Tensor:
-    """Wrap the given dims of x (..., d) to [−π, π); others unchanged."""
+    """Wrap the given dims of x (..., d) to [−π, π); others unchanged (values and gradients alike).
+
+    One elementwise select over a cached mask instead of a clone and an indexed write: the same
+    numbers, a fraction of the per-call overhead for the small batches of serving and planning.
+    """
     if not dims:
         return x
-    out = x.clone()
-    idx = list(dims)
-    out[..., idx] = torch.remainder(x[..., idx] + math.pi, 2 * math.pi) - math.pi
-    return out
+    wrapped = torch.remainder(x + math.pi, 2 * math.pi) - math.pi
+    return torch.where(_dims_mask(tuple(dims), x.shape[-1], str(x.device)), wrapped, x)
 
 
 @dataclass(frozen=True)
@@ -164,6 +175,10 @@ class SuccessorLayout(nn.Module):
     residual: bool
     input_index: Tensor
     output_index: Tensor
+    all_inputs: bool
+    """The network reads every state dim, in order (``input_index`` is 0..d-1: no gather needed)."""
+    all_outputs: bool
+    """The network predicts every state dim, in order (``output_index`` is 0..d-1)."""
     input_center: Tensor | None
     input_halfwidth: Tensor | None
 
@@ -193,6 +208,8 @@ def init_layout(
             raise PlrayInputError(f"{name}: entries must lie in [0, {state_dim}), got {dims}")
     module.register_buffer("input_index", torch.tensor(in_dims, dtype=torch.long))
     module.register_buffer("output_index", torch.tensor(out_dims, dtype=torch.long))
+    module.all_inputs = in_dims == list(range(state_dim))
+    module.all_outputs = out_dims == list(range(state_dim))
     if cfg.input_low is not None and cfg.input_high is not None:
         if len(cfg.input_low) != state_dim:
             raise PlrayInputError(
@@ -224,7 +241,7 @@ def network_inputs(module: SuccessorLayout, states: Tensor, actions: Tensor) -> 
         encoded = nn.functional.one_hot(actions.long().reshape(-1), module.num_actions).float()
     else:
         encoded = actions.float().reshape(-1, module.action_dim)
-    x = states.index_select(-1, module.input_index)
+    x = states if module.all_inputs else states.index_select(-1, module.input_index)
     if module.input_center is not None and module.input_halfwidth is not None:  # set together
         x = (x - module.input_center) / module.input_halfwidth
     return torch.cat([x, encoded], dim=-1)
@@ -274,8 +291,11 @@ class SuccessorNetwork(SuccessorLayout):
         x = network_inputs(self, states, actions)
         delta = self.net(x)
         base = states if self.residual else torch.zeros_like(states)
-        nxt = base.clone()
-        nxt[:, self.output_index] = base.index_select(-1, self.output_index) + delta
+        if self.all_outputs:
+            nxt = base + delta
+        else:
+            nxt = base.clone()
+            nxt[:, self.output_index] = base.index_select(-1, self.output_index) + delta
         return wrap_dims(nxt, self.angle_dims)
 
 
