@@ -666,19 +666,18 @@ def run(
 
     Args:
         models: models directory or URI (made absolute if local, since replicas may run elsewhere).
-        address: Ray cluster address (``auto``, ``ray://...``, ``host:port``); None: a local Ray.
+        address: Ray cluster address (``auto``, ``ray://...``, ``host:port``); None: ``RAY_ADDRESS``
+            when set, else a fresh local Ray (see :mod:`plray.utils.ray_runtime`).
         host, port: Serve's HTTP proxy (only when this call starts Serve).
         block: wait until interrupted (Ctrl-C), then delete the application.
     """
     import ray
 
+    from plray.utils import ray_runtime
+
     if "://" not in models:
         models = os.path.abspath(models)
-    started_ray = not ray.is_initialized()
-    if started_ray:
-        if address is None and "RAY_ADDRESS" not in os.environ:
-            address = "local"  # a fresh local Ray, even if a `ray start` cluster runs on this host
-        ray.init(address=address, include_dashboard=False)
+    started_ray = ray_runtime.start(address, log_to_driver=True)  # address None: RAY_ADDRESS, else a local Ray
     deadline = ServeSettings.from_args({**(settings or {}), "models": models}).request_deadline_s
     serve.start(http_options={"host": host, "port": port, "request_timeout_s": 2 * deadline})
     args = {**(settings or {}), "models": models}
@@ -695,7 +694,7 @@ def run(
         except KeyboardInterrupt:
             print("stopping plray serve ...", flush=True)
             serve.delete(name)
-            if started_ray and address is None:  # our own local Ray: take Serve and Ray down with us
+            if started_ray and ray_runtime.is_local(address):  # our own local Ray: take Serve and Ray down too
                 serve.shutdown()
                 ray.shutdown()
     return url
