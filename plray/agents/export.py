@@ -2,8 +2,8 @@
 
 The format is plray's one artifact format (:mod:`plray.utils.artifact`): ``manifest.json``
 (task and its arguments, discount, algorithm, network configuration, training metrics, library
-versions, checksums) and ``tensors.npz`` (state dicts as plain arrays, named
-``<component>/<parameter>``), written atomically and verified on load; never unpickled.
+versions, checksums, and the training goals: :func:`goal_set_record`) and ``tensors.npz`` (state
+dicts as plain arrays, named ``<component>/<parameter>``), written atomically and verified on load; never unpickled.
 """
 
 from __future__ import annotations
@@ -12,11 +12,40 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
+from plray.envs.base import GoalTask
 from plray.utils.artifact import ArtifactError, load_artifact, save_artifact, sha256_file
 
-__all__ = ["ArtifactError", "load_agent", "save_agent", "sha256_file"]
+__all__ = ["ArtifactError", "goal_set_record", "load_agent", "save_agent", "sha256_file"]
+
+
+def goal_set_record(task: GoalTask) -> dict[str, Any]:
+    """The manifest fields that record an agent's training goals (JSON-ready).
+
+    Returns:
+        ``{"goal_set": spec | None, "goal_kind": str | None, "training_goals": G lists of k floats,
+        "unseen_overlap": names | None}``: the goal set's plain-dict spec
+        (:meth:`~plray.envs.goalsets.GoalSet.to_spec`; None for a task's built-in set), its goal
+        kind, the goals array (G, k) the agent was trained and evaluated on (with a distribution:
+        the finite set drawn from it, episodes sampled the rest), and the unseen goals whose
+        success regions those goals meet (None where the task declares no goal kinds; a
+        goal-set-built set is always ``[]``; the paper's velocity set gives ``["fast_car"]``).
+    """
+    gs = task.goal_set
+    kinds = task.goal_kinds
+    name = gs.kind if gs is not None else getattr(task, "goal_kind", None)
+    if name is None and len(kinds) == 1:
+        name = next(iter(kinds))
+    goals = np.asarray(task.training_goals, dtype=np.float64)
+    kind = kinds.get(name) if name is not None else None
+    return {
+        "goal_set": None if gs is None else gs.to_spec(),
+        "goal_kind": name,
+        "training_goals": goals.tolist(),
+        "unseen_overlap": None if kind is None else kind.overlaps(goals),
+    }
 
 
 def save_agent(

@@ -13,7 +13,10 @@ observations o_0..o_T (T = steps stored so far):
 * ``future``: the achieved goal of o_j, j uniform in {t+1, ..., T};
 * ``final``: the achieved goal of o_T;
 * ``episode``: the achieved goal of o_j, j uniform in {0, ..., T};
-* ``random``: a training goal drawn uniformly (the paper's MountainCar agents).
+* ``random``: a training goal drawn uniformly (the paper's MountainCar agents), or, when the task's
+  goal set has a per-episode distribution (:mod:`plray.envs.goalsets`), a goal drawn from that
+  distribution (:func:`plray.envs.base.sample_training_goals`), so relabelled goals follow the
+  goals episodes are commanded with.
 
 The goal occupies the last ``goal_dim`` entries of the flat observation (see
 :class:`plray.envs.base.GoalTask`). Only one-step transitions are relabelled (``n_step = 1``):
@@ -28,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from plray.core.types import FloatArray, IntArray
-from plray.envs.base import GoalTask
+from plray.envs.base import GoalTask, sample_training_goals
 from plray.utils.validation import PlrayInputError, check_choice
 
 HER_STRATEGIES: tuple[str, ...] = ("future", "final", "episode", "random")
@@ -117,7 +120,8 @@ def relabel_fragments(
 
     A fragment is a contiguous piece of one episode as sampled in one rollout: observations o_0..o_T
     and T actions and rewards. ``future``, ``final`` and ``episode`` pick achieved goals inside the
-    fragment (the paper's PQN relabels within its rollout window); ``random`` draws training goals.
+    fragment (the paper's PQN relabels within its rollout window); ``random`` draws training goals
+    (from the goal set's distribution when it has one).
 
     Args:
         task: the goal-conditioned task.
@@ -161,8 +165,7 @@ def relabel_fragments(
     if k > 0:
         reps = np.tile(np.arange(n), k)
         if strategy == "random":
-            pool = np.asarray(task.training_goals, dtype=np.float64)
-            goals = pool[rng.integers(len(pool), size=reps.size)]
+            goals = sample_training_goals(task, reps.size, rng)
         else:
             T = lengths[frags][frag_of[reps]]
             j = relabel_indices(strategy, t[reps], T, rng)
@@ -250,8 +253,7 @@ class HindsightEpisodeReplayBuffer(EpisodeReplayBuffer):  # type: ignore[misc, v
         n = len(real)
         reps = np.repeat(np.arange(n), self.k)
         if self.strategy == "random":
-            goals_pool = np.asarray(self.task.training_goals, dtype=np.float64)
-            new_goals = goals_pool[self._relabel_rng.integers(len(goals_pool), size=len(reps))]
+            new_goals = sample_training_goals(self.task, len(reps), self._relabel_rng)
         else:
             t = np.array([ep.t_started for ep in real], dtype=np.int64)
             fulls = [self._full_episode(ep) for ep in real]

@@ -17,7 +17,8 @@ the goal in its last ``goal_dim`` entries.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import numpy as np
@@ -26,6 +27,9 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 
 from plray.core.types import BoolArray, FloatArray
 from plray.utils.validation import PlrayInputError, as_float_array, check_shape
+
+if TYPE_CHECKING:
+    from plray.envs.goalsets import GoalKind, GoalSet
 
 QUADRATURE_ORDER = 5
 """Gauss–Hermite nodes per noisy dim of :meth:`GoalTask.successor_quadrature` (exact to degree 9)."""
@@ -103,6 +107,9 @@ class GoalTask(ABC):
         goal_tolerance: a, the radius of the sparse goal reward.
         gamma: the discount the paper uses for this task.
         training_goals: the goal set G, shape (G, k).
+        goal_set: the :class:`~plray.envs.goalsets.GoalSet` that built ``training_goals``, or None
+            (the task's own fixed set); with a distribution, episodes sample goals from it.
+        goal_kinds: the goal kinds the task's goal sets may use (empty: it takes none).
         noise_std: None for deterministic dynamics (the paper's tasks); otherwise σ (d,) of additive
             Gaussian process noise, s' = add_noise(next_state(s, a), σ ⊙ ε) with ε ~ N(0, I). Then
             ``next_state`` is the noise-free step f(s, a), ``sample_next_state`` draws successors and
@@ -125,6 +132,8 @@ class GoalTask(ABC):
     action_high: FloatArray | None = None
     goal_tolerance: float
     training_goals: FloatArray
+    goal_set: GoalSet | None = None
+    goal_kinds: Mapping[str, GoalKind] = {}  # read-only; tasks with goal sets replace it
     noise_std: FloatArray | None = None
 
     # ------------------------------------------------------------------ dynamics
@@ -287,6 +296,28 @@ class GoalTask(ABC):
         return np.clip(actions, self.action_low, self.action_high)
 
 
+def goal_distribution(task: GoalTask) -> GoalSet | None:
+    """The task's goal set if episodes sample their goals from its distribution, else None."""
+    gs = task.goal_set
+    return gs if gs is not None and gs.distribution is not None else None
+
+
+def sample_training_goals(
+    task: GoalTask, n: int, rng: np.random.Generator, goals: FloatArray | None = None
+) -> FloatArray:
+    """n goals to command (episode resets) or relabel with (HER ``random``), shape (n, k).
+
+    From the task's goal distribution when it has one and no explicit ``goals`` are given;
+    otherwise uniformly from ``goals`` (default ``task.training_goals``) with one
+    ``rng.integers`` draw, the stream the finite case has always used.
+    """
+    dist = goal_distribution(task) if goals is None else None
+    if dist is not None:
+        return dist.sample(n, rng, task)
+    pool = np.asarray(task.training_goals if goals is None else goals, dtype=np.float64)
+    return pool[rng.integers(len(pool), size=n)]
+
+
 START_STATES = ("reset", "uniform")
 """Where :class:`GoalVectorEnv` episodes start: the task's reset distribution, or its whole state box."""
 
@@ -295,7 +326,9 @@ class GoalVectorEnv(VectorEnv):
     """B goal-conditioned episodes stepped at once with numpy (NEXT_STEP autoreset, as RLlib expects).
 
     Each episode's goal is drawn uniformly from ``goals`` (default: the task's training goals) at
-    reset. ``info`` carries the batch's ``state`` (B, d) so exact quantities stay available.
+    reset, or, when ``goals`` is None and the task's goal set has a distribution, sampled from that
+    distribution (:func:`sample_training_goals`). ``info`` carries the batch's ``state`` (B, d) so
+    exact quantities stay available.
 
     Args:
         task: the task.
@@ -325,6 +358,7 @@ class GoalVectorEnv(VectorEnv):
         self.goals = np.asarray(task.training_goals if goals is None else goals, dtype=np.float64)
         if self.goals.ndim != 2 or self.goals.shape[1] != task.goal_dim:
             raise PlrayInputError(f"goals: expected shape (G, {task.goal_dim}), got {self.goals.shape}")
+        self._explicit_goals = None if goals is None else self.goals
         self.single_observation_space = task.observation_space()
         self.single_action_space = task.action_space()
         self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, self.num_envs)
@@ -342,7 +376,7 @@ class GoalVectorEnv(VectorEnv):
                 self._states[mask] = self.task.sample_states(n, self._rng)
             else:
                 self._states[mask] = self.task.reset_states(n, self._rng)
-            self._goal[mask] = self.goals[self._rng.integers(len(self.goals), size=n)]
+            self._goal[mask] = sample_training_goals(self.task, n, self._rng, self._explicit_goals)
             self._t[mask] = 0
 
     def reset(
@@ -381,6 +415,7 @@ class GoalEnv(gym.Env[np.ndarray, Any]):
     def __init__(self, task: GoalTask, goals: FloatArray | None = None) -> None:
         self.task = task
         self.goals = np.asarray(task.training_goals if goals is None else goals, dtype=np.float64)
+        self._explicit_goals = None if goals is None else self.goals
         self.observation_space = task.observation_space()
         self.action_space = task.action_space()
         self._state = np.zeros((1, task.state_dim))
@@ -399,11 +434,12 @@ class GoalEnv(gym.Env[np.ndarray, Any]):
                 arr = np.asarray(value, dtype=np.float64)
                 if arr.size != size or not np.isfinite(arr).all():
                     raise PlrayInputError(f"options[{key!r}]: expected {size} finite numbers, got {value!r}")
-        self._goal = (
-            self.goals[[self.np_random.integers(len(self.goals))]]
-            if goal is None
-            else np.asarray(goal, dtype=np.float64).reshape(1, self.task.goal_dim)
-        )
+        if goal is not None:
+            self._goal = np.asarray(goal, dtype=np.float64).reshape(1, self.task.goal_dim)
+        elif self._explicit_goals is None and goal_distribution(self.task) is not None:
+            self._goal = sample_training_goals(self.task, 1, self.np_random)
+        else:
+            self._goal = self.goals[[self.np_random.integers(len(self.goals))]]
         state = options.get("state")
         self._state = (
             self.task.reset_states(1, self.np_random)

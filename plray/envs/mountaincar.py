@@ -18,6 +18,14 @@ ends the episode:
   a = 0.1.
 * ``velocity``: the achieved goal is v; goals v ∈ linspace(−0.07, 0.07, 4), a = 0.01.
 
+Goal sets (:mod:`plray.envs.goalsets`): instead of ``num_goals``/``placement``/``seed`` the task
+takes ``goal_set`` of the family's kind (``position`` or ``velocity``): paper (the four above),
+spread, random (uniform over the range), explicit, or a per-episode interval distribution, all
+kept clear of the paper's unseen goals (:data:`MOUNTAINCAR_UNSEEN_BALLS`). The legacy arguments
+build exactly the sets they always built, unchecked. Note: the paper's velocity goal v = 0.07
+succeeds on (0.06, 0.08), which meets the fast-car goal's (0.05, 0.07), so the paper's velocity set
+is refused as a goal set (position goals: the paper's set is clear).
+
 Noisy variant (not in the paper; ``mountaincar-position-noisy`` in the registry): additive Gaussian
 process noise on both dims after the step, then the same box and wall::
 
@@ -39,12 +47,14 @@ Notes:
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import numpy as np
 
 from plray.core.types import FloatArray
 from plray.envs.base import GoalTask, check_batch, check_count, check_rng
+from plray.envs.goalsets import ExcludedBall, GoalKind, GoalRegion, GoalSet, goal_set_kwarg
 from plray.utils.validation import PlrayInputError, check_choice
 
 GOALS: tuple[str, ...] = ("position", "velocity")
@@ -61,6 +71,51 @@ POSITION_TOLERANCE = 0.1
 VELOCITY_TOLERANCE = 0.01
 NOISE_STD: tuple[float, float] = (0.005, 0.001)
 """(σ_x, σ_v) of the noisy variant's process noise (see the module docstring)."""
+
+# The paper's three unseen goals (docs/method.md#unseen-goals), as data: sparse indicators with a
+# strict "<"; the gentle car also forbids |v| > GENTLE_CAR_MAX_SPEED (reward 0, terminal).
+FAST_CAR_VELOCITY, FAST_CAR_TOLERANCE = 0.06, 0.01
+GENTLE_CAR_POSITION, GENTLE_CAR_TOLERANCE, GENTLE_CAR_MAX_SPEED = 0.6, 0.1, 0.05
+SHORTEST_PATH_POSITIONS, SHORTEST_PATH_TOLERANCE = (-1.0, 0.4), 0.1
+MOUNTAINCAR_UNSEEN_BALLS: dict[str, tuple[ExcludedBall, ...]] = {
+    "position": tuple(ExcludedBall("shortest_path", (x,), SHORTEST_PATH_TOLERANCE) for x in SHORTEST_PATH_POSITIONS),
+    "velocity": (ExcludedBall("fast_car", (FAST_CAR_VELOCITY,), FAST_CAR_TOLERANCE),),
+}
+"""Per goal space, the success regions of the unseen goals kept out of goal sets. The gentle car is
+left out: its forbidden speeds make it a reward no plain position goal equals (the paper's position
+set holds its target x = 0.6)."""
+
+
+def _linspace_goals(low: float, high: float, count: int, radius: float | None = None) -> FloatArray:
+    """``count`` goals evenly spaced over [low, high] (both ends included), shape (count, 1)."""
+    if radius is not None:
+        raise PlrayInputError("goals.radius: MountainCar goals have no ring radius")
+    return np.linspace(low, high, int(count)).reshape(-1, 1)
+
+
+MOUNTAINCAR_GOAL_KINDS: dict[str, GoalKind] = {
+    "position": GoalKind(
+        "position",
+        dim=1,
+        tolerance=POSITION_TOLERANCE,
+        wrapped=False,
+        domain=GoalRegion("box", low=(MIN_POSITION,), high=(MAX_POSITION,)),
+        spread=partial(_linspace_goals, MIN_POSITION, MAX_POSITION),
+        paper=tuple((float(x),) for x in np.linspace(MIN_POSITION, MAX_POSITION, NUM_GOALS)),
+        excluded=MOUNTAINCAR_UNSEEN_BALLS["position"],
+    ),
+    "velocity": GoalKind(
+        "velocity",
+        dim=1,
+        tolerance=VELOCITY_TOLERANCE,
+        wrapped=False,
+        domain=GoalRegion("box", low=(-MAX_SPEED,), high=(MAX_SPEED,)),
+        spread=partial(_linspace_goals, -MAX_SPEED, MAX_SPEED),
+        paper=tuple((float(x),) for x in np.linspace(-MAX_SPEED, MAX_SPEED, NUM_GOALS)),
+        excluded=MOUNTAINCAR_UNSEEN_BALLS["velocity"],
+    ),
+}
+"""MountainCar's goal kinds; a task offers the kind of its goal family only."""
 
 
 def _free_velocity(states: FloatArray, actions: np.ndarray) -> FloatArray:
@@ -87,10 +142,15 @@ class MountainCarTask(GoalTask):
         seed: seeds the ``random`` placement.
         noise_std: None (the paper's deterministic physics) or (σ_x, σ_v) >= 0 of additive Gaussian
             process noise (see the module docstring); the name gains ``-noisy``.
+        goal_set: a :class:`~plray.envs.goalsets.GoalSet` (or its plain-dict form) of kind
+            ``goal``, instead of ``num_goals``/``placement``/``seed`` (which must keep their
+            defaults); None: those arguments decide.
 
     Attributes:
         goal: the goal family.
         goal_index: the state dim the goals live on (0 for x, 1 for v).
+        goal_set: the goal set, or None when the legacy arguments built the goals.
+        goal_kinds: the goal kinds this task offers (its family's).
     """
 
     state_dim: int = 2
@@ -107,6 +167,7 @@ class MountainCarTask(GoalTask):
         placement: str = "spread",
         seed: int = 0,
         noise_std: tuple[float, float] | None = None,
+        goal_set: GoalSet | dict[str, Any] | None = None,
     ) -> None:
         check_choice(goal, "goal", GOALS)
         check_choice(placement, "placement", ("spread", "random"))
@@ -132,6 +193,13 @@ class MountainCarTask(GoalTask):
             low, high, self.goal_tolerance = MIN_POSITION, MAX_POSITION, POSITION_TOLERANCE
         else:
             low, high, self.goal_tolerance = -MAX_SPEED, MAX_SPEED, VELOCITY_TOLERANCE
+        self.goal_kinds = {goal: MOUNTAINCAR_GOAL_KINDS[goal]}
+        self.goal_set = goal_set_kwarg(goal_set)
+        if self.goal_set is not None:
+            if (num_goals, placement, seed) != (NUM_GOALS, "spread", 0):
+                raise PlrayInputError("goal_set: give a goal set or num_goals/placement/seed, not both")
+            self.training_goals = self.goal_set.build(self)
+            return
         if placement == "spread":
             values = np.linspace(low, high, int(num_goals))
         else:
@@ -140,7 +208,8 @@ class MountainCarTask(GoalTask):
 
     def __repr__(self) -> str:
         noise = "" if self.noise_std is None else f", noise_std={tuple(float(x) for x in self.noise_std)}"
-        return f"MountainCarTask(goal={self.goal!r}, num_goals={len(self.training_goals)}{noise})"
+        goals = f"num_goals={len(self.training_goals)}" if self.goal_set is None else f"goal_set={self.goal_set!r}"
+        return f"MountainCarTask(goal={self.goal!r}, {goals}{noise})"
 
     # ------------------------------------------------------------------ dynamics
     def reset_states(self, n: int, rng: np.random.Generator) -> FloatArray:

@@ -34,17 +34,29 @@ This agrees with docs/method.md#kinematic-reacher. Other facts read off gymnax's
 Observation (6-D, the paper's layout): [θ₁, θ₂ (wrapped), ω₁, ω₂, fp_x, fp_y]. Resets draw
 θ ~ U[−π, π], ω ~ U[−1, 1]. Goals: fingertip targets (1, 0), (0, 1), (−1, 0), (0, −1) with sparse
 reward 1[‖fp − g‖ < 0.2] ending the episode; episodes last 100 steps; γ = 0.99.
+
+Goal sets (:mod:`plray.envs.goalsets`, not in the paper beyond its four fingertips): the task
+takes ``goal_set`` of kind ``fingertip`` (paper: the four above; spread: G targets on a ring of
+radius r (default 1) at angles 2πi/G; random: area-uniform over the reachable disc ‖fp‖ <= 2; or a
+per-episode annulus/box distribution) or ``angle`` (targets θ* for the wrapped link angles, reward
+1[‖wrap(θ − θ*)‖ < 0.2]; spread: a rank-1 lattice over the torus; random: uniform over it). Both
+keep the 2-D goal vector, so the observation is ``concat(observe(s), g)`` as for the paper's set.
+The paper's unseen goals are declared here as data (:data:`REACHER_UNSEEN_BALLS`) and kept out of
+every goal set (see :mod:`plray.envs.goalsets`).
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 from typing import Any
 
 import numpy as np
 
 from plray.core.types import FloatArray
 from plray.envs.base import GoalTask, check_batch, check_count, check_rng, wrap_angle
+from plray.envs.goalsets import ExcludedBall, GoalKind, GoalRegion, GoalSet, goal_set_kwarg
+from plray.utils.validation import PlrayInputError
 
 DT = 0.05
 TORQUE_SCALE = 1.0
@@ -56,10 +68,89 @@ MAX_OMEGA_BOX = 2.0
 RESET_OMEGA = 1.0
 GOAL_RADIUS = 1.0
 GOAL_TOLERANCE = 0.2
+REACH = 2.0
+"""Largest fingertip radius: both links have unit length."""
+PAPER_GOALS: tuple[tuple[float, ...], ...] = ((1.0, 0.0), (0.0, 1.0), (-1.0, 0.0), (0.0, -1.0))
+"""The paper's fingertip goals: radius 1 at angles 0, π/2, π, 3π/2, written exactly."""
+
+# The paper's three unseen goals (docs/method.md#unseen-goals), as data: sparse indicators with a
+# strict "<", each in the goal space it reads (fingertip, wrapped link angles θ, velocities ω).
+FAR_FINGERTIP: tuple[float, float] = (math.sqrt(2.0), math.sqrt(2.0))
+TARGET_ANGLE: tuple[float, float] = (0.0, math.pi)
+TARGET_VELOCITY: tuple[float, float] = (2.0, 2.0)
+REACHER_UNSEEN_TOLERANCE = 0.2
+REACHER_UNSEEN_BALLS: dict[str, tuple[ExcludedBall, ...]] = {
+    "fingertip": (ExcludedBall("far_fingertip", FAR_FINGERTIP, REACHER_UNSEEN_TOLERANCE),),
+    "angle": (ExcludedBall("target_angle", TARGET_ANGLE, REACHER_UNSEEN_TOLERANCE),),
+    "velocity": (ExcludedBall("target_velocity", TARGET_VELOCITY, REACHER_UNSEEN_TOLERANCE),),
+}
+"""Per goal space, the success regions of the unseen goals that live there (kept out of goal sets)."""
+
+
+def fingertip_ring(count: int, radius: float | None = None) -> FloatArray:
+    """``count`` fingertip targets evenly spaced on a ring: r (cos 2πi/G, sin 2πi/G), shape (G, 2).
+
+    Args:
+        count: G >= 1.
+        radius: r in (0, 2] (the reach); None: 1, the paper's radius.
+    """
+    r = GOAL_RADIUS if radius is None else float(radius)
+    if not 0.0 < r <= REACH:
+        raise PlrayInputError(f"goals.radius: the fingertip reaches radius {REACH}, got {radius!r}")
+    phi = 2.0 * np.pi * np.arange(count) / count
+    return r * np.stack([np.cos(phi), np.sin(phi)], axis=-1)
+
+
+def angle_lattice(count: int, radius: float | None = None) -> FloatArray:
+    """``count`` angle targets θ* spread over the torus [−π, π)² (a rank-1 lattice), shape (G, 2).
+
+    θ*_i = (−π + 2π (i + ½)/G, wrap(−π + 2π (½ + i/φ))), φ the golden ratio: evenly spaced in θ₁,
+    well spread in θ₂. ``radius`` must be None (angle goals have no ring).
+    """
+    if radius is not None:
+        raise PlrayInputError("goals.radius: angle goals have no ring radius")
+    i = np.arange(count)
+    golden = (1.0 + math.sqrt(5.0)) / 2.0
+    theta1 = -np.pi + 2.0 * np.pi * (i + 0.5) / count
+    theta2 = -np.pi + 2.0 * np.pi * np.mod(0.5 + i / golden, 1.0)
+    return np.stack([theta1, theta2], axis=-1)
+
+
+REACHER_GOAL_KINDS: dict[str, GoalKind] = {
+    "fingertip": GoalKind(
+        "fingertip",
+        dim=2,
+        tolerance=GOAL_TOLERANCE,
+        wrapped=False,
+        domain=GoalRegion("annulus", inner=0.0, outer=REACH),
+        spread=fingertip_ring,
+        paper=PAPER_GOALS,
+        excluded=REACHER_UNSEEN_BALLS["fingertip"],
+    ),
+    "angle": GoalKind(
+        "angle",
+        dim=2,
+        tolerance=GOAL_TOLERANCE,
+        wrapped=True,
+        domain=GoalRegion("box", low=(-np.pi, -np.pi), high=(np.pi, np.pi)),
+        spread=angle_lattice,
+        excluded=REACHER_UNSEEN_BALLS["angle"],
+    ),
+}
+"""The Reacher's goal kinds (see the module docstring)."""
 
 
 class KinematicReacherTask(GoalTask):
-    """The paper's kinematic two-link reacher with 9 discrete torque actions; see the module docstring."""
+    """The paper's kinematic two-link reacher with 9 discrete torque actions; see the module docstring.
+
+    Args:
+        goal_set: the training goal set (a :class:`~plray.envs.goalsets.GoalSet` or its plain-dict
+            form); None: the paper's four fingertip goals (bit-identical to a task without goal sets).
+
+    Attributes:
+        goal_set: the goal set, or None for the paper's.
+        goal_kind: ``"fingertip"`` or ``"angle"``.
+    """
 
     name: str = "reacher"
     state_dim: int = 4
@@ -69,16 +160,24 @@ class KinematicReacherTask(GoalTask):
     angle_dims: tuple[int, ...] = (0, 1)
     max_episode_steps: int = 100
     gamma: float = 0.99
+    goal_kinds: dict[str, GoalKind] = REACHER_GOAL_KINDS
 
-    def __init__(self) -> None:
+    def __init__(self, goal_set: GoalSet | dict[str, Any] | None = None) -> None:
         self.state_low = np.array([-np.pi, -np.pi, -MAX_OMEGA_BOX, -MAX_OMEGA_BOX])
         self.state_high = np.array([np.pi, np.pi, MAX_OMEGA_BOX, MAX_OMEGA_BOX])
-        # radius 1 at angles 0, π/2, π, 3π/2, written exactly (cos(π/2) would give 6e-17)
-        self.training_goals = GOAL_RADIUS * np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [0.0, -1.0]])
+        self.goal_set = goal_set_kwarg(goal_set)
+        self.goal_kind = "fingertip" if self.goal_set is None else self.goal_set.kind
+        if self.goal_set is None:
+            # radius 1 at angles 0, π/2, π, 3π/2, written exactly (cos(π/2) would give 6e-17)
+            self.training_goals = GOAL_RADIUS * np.array(PAPER_GOALS, dtype=np.float64)
+        else:
+            self.training_goals = self.goal_set.build(self)
         self.goal_tolerance = GOAL_TOLERANCE
 
     def __repr__(self) -> str:
-        return "KinematicReacherTask()"
+        if self.goal_set is None:
+            return "KinematicReacherTask()"
+        return f"KinematicReacherTask(goal_set={self.goal_set!r})"
 
     # ------------------------------------------------------------------ dynamics
     def reset_states(self, n: int, rng: np.random.Generator) -> FloatArray:
@@ -135,10 +234,19 @@ class KinematicReacherTask(GoalTask):
         return torch.cat([wrap_angle_torch(theta), states[:, 2:], tip], dim=-1)
 
     def achieved_goal(self, states: FloatArray) -> FloatArray:
-        """Fingertip position of states (B, 4), shape (B, 2)."""
+        """Fingertip (fingertip goals) or wrapped link angles θ (angle goals) of states (B, 4), shape (B, 2)."""
+        if self.goal_kind == "angle":
+            return wrap_angle(check_batch(states, "states", 4, "d")[:, :2])
         return self.fingertip(states)
 
     def achieved_goal_from_obs(self, obs: FloatArray) -> FloatArray:
-        """Fingertip position read off observations (B, 6) (dims 4 and 5), shape (B, 2)."""
+        """Fingertip (dims 4, 5) or wrapped θ (dims 0, 1) read off observations (B, 6), shape (B, 2)."""
         obs = check_batch(obs, "obs", 6, "o")
-        return obs[:, 4:6].copy()
+        return obs[:, 0:2].copy() if self.goal_kind == "angle" else obs[:, 4:6].copy()
+
+    def terminal(self, achieved: FloatArray, goals: FloatArray) -> np.ndarray:
+        """1[‖achieved − g‖ < 0.2]; for angle goals the difference is wrapped, shape (B,)."""
+        if self.goal_kind != "angle":
+            return super().terminal(achieved, goals)
+        diff = wrap_angle(np.asarray(achieved, dtype=np.float64) - np.asarray(goals, dtype=np.float64))
+        return np.linalg.norm(diff, axis=-1) < self.goal_tolerance

@@ -8,6 +8,17 @@ passed on only where a task's constructor declares them (``fourrooms``: variant,
 family, seed; the MountainCar tasks: goal count, placement and seed, defaulting to the paper's four
 evenly spaced goals), so the same name and arguments always mean the same dynamics and rewards.
 
+``reacher`` and the MountainCar tasks also take ``goals``: a training goal set in its plain-dict
+(YAML) form, :meth:`plray.envs.goalsets.GoalSet.from_spec`, e.g.::
+
+    task: reacher
+    task_kwargs: {goals: {kind: fingertip, count: 8, placement: spread}}
+
+    task: mountaincar-position
+    task_kwargs: {goals: {kind: position, count: 8, distribution: {shape: box, low: [-1.2], high: [0.6]}}}
+
+(MountainCar: instead of ``num_goals``/``placement``/``seed``, not with them.)
+
 :func:`make_env` is the creator to register with ``ray.tune.register_env``. RLlib's
 ``SingleAgentEnvRunner`` calls it with the user's ``env_config`` for a single env and, for a vector
 env, with a plain-dict copy of it plus ``"num_envs"``; the latter yields one numpy-batched
@@ -26,6 +37,7 @@ import numpy as np
 
 from plray.envs.base import GoalEnv, GoalTask, GoalVectorEnv
 from plray.envs.fourrooms import FourRoomsTask
+from plray.envs.goalsets import GoalSet
 from plray.envs.mountaincar import NOISE_STD, MountainCarTask
 from plray.envs.mujoco_reacher import MujocoReacherTask
 from plray.envs.reacher import KinematicReacherTask
@@ -34,23 +46,41 @@ from plray.utils.validation import PlrayInputError
 ENV_CONFIG_KEYS: tuple[str, ...] = ("task", "task_kwargs", "seed", "num_envs", "start_states")
 
 
-def _mountaincar_position(num_goals: int = 4, placement: str = "spread", seed: int = 0) -> MountainCarTask:
-    return MountainCarTask("position", num_goals, placement, seed)
+GoalsArg = GoalSet | Mapping[str, Any] | None
+"""A ``goals`` task argument: a :class:`GoalSet`, its plain-dict form, or None (the task's default)."""
 
 
-def _mountaincar_velocity(num_goals: int = 4, placement: str = "spread", seed: int = 0) -> MountainCarTask:
-    return MountainCarTask("velocity", num_goals, placement, seed)
+def _mountaincar_position(
+    num_goals: int = 4, placement: str = "spread", seed: int = 0, goals: GoalsArg = None
+) -> MountainCarTask:
+    return MountainCarTask("position", num_goals, placement, seed, goal_set=_goal_set(goals))
 
 
-def _mountaincar_position_noisy(num_goals: int = 4, placement: str = "spread", seed: int = 0) -> MountainCarTask:
-    return MountainCarTask("position", num_goals, placement, seed, noise_std=NOISE_STD)
+def _mountaincar_velocity(
+    num_goals: int = 4, placement: str = "spread", seed: int = 0, goals: GoalsArg = None
+) -> MountainCarTask:
+    return MountainCarTask("velocity", num_goals, placement, seed, goal_set=_goal_set(goals))
+
+
+def _mountaincar_position_noisy(
+    num_goals: int = 4, placement: str = "spread", seed: int = 0, goals: GoalsArg = None
+) -> MountainCarTask:
+    return MountainCarTask("position", num_goals, placement, seed, noise_std=NOISE_STD, goal_set=_goal_set(goals))
+
+
+def _reacher(goals: GoalsArg = None) -> KinematicReacherTask:
+    return KinematicReacherTask(goal_set=_goal_set(goals))
+
+
+def _goal_set(goals: GoalsArg) -> GoalSet | None:
+    return None if goals is None else GoalSet.from_spec(goals)
 
 
 TASKS: dict[str, Callable[..., GoalTask]] = {
     "mountaincar-position": _mountaincar_position,
     "mountaincar-velocity": _mountaincar_velocity,
     "mountaincar-position-noisy": _mountaincar_position_noisy,
-    "reacher": KinematicReacherTask,
+    "reacher": _reacher,
     "mujoco-reacher": MujocoReacherTask,
     "fourrooms": FourRoomsTask,
 }
