@@ -28,16 +28,21 @@ import torch
 import yaml
 
 from plray.agents.config import AgentConfig
-from plray.agents.export import save_agent
+from plray.agents.export import goal_set_record, save_agent
 from plray.agents.modules import GoalQNetwork
 from plray.agents.qsource import NetworkQSource, QSource, SACQSource
 from plray.envs.base import GoalTask
 from plray.envs.registry import make_task
+from plray.evaluation.goals import task_goal
+from plray.evaluation.rollout import rollout
 from plray.utils import ray_runtime
 from plray.utils.io import atomic_write_json, atomic_write_text
 from plray.utils.schema import ConfigError, from_mapping, to_mapping
+from plray.utils.validation import PlrayInputError
 
 ENV_NAME = "plray-goal-env"
+DEFAULT_POLICY = "default_policy"
+"""The module id of RLlib's single-agent module."""
 BUFFER_TYPE = "plray.agents.her.HindsightEpisodeReplayBuffer"
 
 
@@ -58,7 +63,7 @@ def input_ranges(task: GoalTask, index: list[int], n: int = 4096) -> tuple[list[
     obs = task.observe(states)
     try:
         goals = np.concatenate([np.asarray(task.training_goals), task.achieved_goal(states)])
-    except Exception:  # tasks whose goals are not states (FourRooms' goal set)
+    except PlrayInputError:  # goals that are not states (FourRooms' reward functions) have no achieved goal
         goals = np.asarray(task.training_goals)
     low = np.concatenate([obs.min(0), goals.min(0)])
     high = np.concatenate([obs.max(0), goals.max(0)])
@@ -216,33 +221,13 @@ def evaluate_greedy(source: QSource, episodes_per_goal: int, seed: int) -> dict[
     Returns ``{"success_rate", "success_per_goal", "mean_return", "mean_steps_to_goal"}``: success
     is reaching the goal (termination) before the episode's step limit.
     """
-    task = source.task
-    goals = np.asarray(task.training_goals, dtype=np.float64)
+    goals = np.asarray(source.task.training_goals, dtype=np.float64)
+    rng = np.random.default_rng([seed, 7])
     per_goal: list[float] = []
     returns: list[float] = []
     steps: list[float | None] = []
-    rng = np.random.default_rng([seed, 7])
     for g in goals:
-        n = episodes_per_goal
-        states = task.reset_states(n, rng)
-        goal = np.repeat(g[None], n, axis=0)
-        alive = np.ones(n, dtype=bool)
-        ret = np.zeros(n)
-        reached = np.zeros(n, dtype=bool)
-        t_reach = np.full(n, task.max_episode_steps)
-        for t in range(task.max_episode_steps):
-            actions = source.greedy_actions(task.observe(states), goal).numpy()
-            nxt = task.sample_next_state(states, actions, rng)
-            r = task.reward_at(nxt, goal)
-            done = task.terminal_at(nxt, goal)
-            ret += alive * source.gamma**t * r
-            newly = alive & done
-            reached |= newly
-            t_reach[newly] = t + 1
-            alive &= ~done
-            states = nxt
-            if not alive.any():
-                break
+        reached, ret, t_reach = _greedy_episodes(source, g, episodes_per_goal, rng)
         per_goal.append(float(reached.mean()))
         returns.append(float(ret.mean()))
         steps.append(float(t_reach[reached].mean()) if reached.any() else None)
@@ -252,6 +237,32 @@ def evaluate_greedy(source: QSource, episodes_per_goal: int, seed: int) -> dict[
         "mean_return": float(np.mean(returns)),
         "mean_steps_to_goal": steps,
     }
+
+
+def _greedy_episodes(
+    source: QSource, goal: np.ndarray, n: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """n greedy episodes for one goal (k,) from reset states, through :func:`plray.evaluation.rollout.rollout`.
+
+    Every episode is stepped until all have ended (successors drawn for the whole batch).
+
+    Returns:
+        (reached (n,) bool, discounted returns (n,), steps to the goal (n,), the step limit if never).
+    """
+    task = source.task
+    states = task.reset_states(n, rng)
+    goal_rows = np.repeat(goal[None], n, axis=0)
+
+    def act(s: np.ndarray) -> np.ndarray:
+        return source.greedy_actions(task.observe(s), goal_rows).numpy()
+
+    def step(s: np.ndarray, a: np.ndarray) -> np.ndarray:
+        return task.sample_next_state(s, a, rng)
+
+    out = rollout(
+        step, task_goal(task, goal), states, task.max_episode_steps, source.gamma, policy=act, after_done="continue"
+    )
+    return out.done, out.returns, out.steps
 
 
 # --------------------------------------------------------------------------- run directory
@@ -325,9 +336,17 @@ def build_algorithm(cfg: AgentConfig) -> Any:
     return algo
 
 
+def _on_learner(algo: Any, fn: Callable[[Any], Any]) -> Any:
+    """``fn(learner)`` on the (first) learner of the algorithm, through RLlib's public ``foreach_learner``.
+
+    With a local learner (``num_learners=0``, plray's setting) ``fn`` sees the learner itself, so a
+    module it returns is the one being trained; remote learners return a copy.
+    """
+    return next(iter(algo.learner_group.foreach_learner(fn))).get()
+
+
 def _dqn_network(algo: Any) -> GoalQNetwork:
-    module = algo.learner_group._learner.module["default_policy"]
-    return module.to_network()
+    return _on_learner(algo, lambda learner: learner.module[DEFAULT_POLICY].to_network())
 
 
 def load_config(path: str | os.PathLike[str]) -> AgentConfig:
@@ -480,14 +499,14 @@ def _export_agent(
         source: QSource = NetworkQSource(net, task, gamma)
         tensors: dict[str, Any] = {"q": net.state_dict()}
     else:
-        learner = algo.learner_group._learner
-        module = learner.module["default_policy"]
-        alpha = float(torch.exp(learner.curr_log_alpha["default_policy"]).detach().reshape(-1)[0])
+        module = _on_learner(algo, lambda learner: learner.module[DEFAULT_POLICY])
+        log_alpha = _on_learner(algo, lambda learner: learner.curr_log_alpha[DEFAULT_POLICY])
+        alpha = float(torch.exp(log_alpha).detach().reshape(-1)[0])
         tensors, extra = SACQSource.export(module, alpha)
         manifest |= extra
         source = SACQSource(module, task, gamma, alpha)
     metrics |= evaluate_greedy(source, cfg.evaluation.episodes_per_goal, cfg.seed)
-    save_agent(out / "agent", tensors, manifest | {"metrics": metrics})
+    save_agent(out / "agent", tensors, manifest | goal_set_record(task) | {"metrics": metrics})
     if cfg.algorithm == "sac":
         module.train()  # the source froze the learner's module for evaluation; give it back
         for p in module.parameters():

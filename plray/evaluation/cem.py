@@ -11,8 +11,8 @@ At every call, for each query state s and ``iterations`` rounds:
    independent categoricals, initially uniform; continuous: independent Gaussians clipped to the
    action bounds, initially centred with std (high − low)/2);
 2. roll every sequence out **inside the model** (all states × population rows at once, one model
-   call per step) and score it by the discounted return Σ_{t<H} γ^t r(s_{t+1}) up to termination
-   (forbidden successors end the sequence with reward 0);
+   call per step, :func:`plray.evaluation.rollout.rollout`) and score it by the discounted return
+   Σ_{t<H} γ^t r(s_{t+1}) up to termination (forbidden successors end the sequence with reward 0);
 3. refit the distribution to the ``elites`` best sequences (discrete: elite action frequencies;
    continuous: elite mean and std), mixed with the previous distribution by ``smoothing``.
 
@@ -24,18 +24,14 @@ must cover the distance to the goal.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from plray.core.types import BoolArray, FloatArray
+from plray.core.types import FloatArray, ForbiddenFn, NextStateFn, StateRewardFn, StateTerminalFn
+from plray.evaluation.goals import Goal
+from plray.evaluation.rollout import rollout
 from plray.utils.validation import PlrayInputError, as_float_array, check_gamma
-
-NextStateFn = Callable[[FloatArray, np.ndarray], FloatArray]
-"""next_state_fn(states (B, d), actions (B,) ints or (B, action_dim)) -> next states (B, d)."""
-StateRewardFn = Callable[[FloatArray], FloatArray]
-StateTerminalFn = Callable[[FloatArray], BoolArray]
 
 
 def _positive_int(value: object, name: str, minimum: int = 1) -> int:
@@ -83,7 +79,7 @@ class CEMPlanner:
         action_high: FloatArray | None = None,
         gamma: float = 0.99,
         seed: int = 0,
-        forbidden_fn: Callable[[FloatArray], BoolArray] | None = None,
+        forbidden_fn: ForbiddenFn | None = None,
         smoothing: float = 0.1,
         min_std: float = 0.02,
         constant_sequences: bool = True,
@@ -97,6 +93,7 @@ class CEMPlanner:
         self.reward_fn = reward_fn
         self.terminal_fn = terminal_fn
         self.forbidden_fn = forbidden_fn
+        self.goal = Goal("cem", reward_fn, terminal_fn, forbidden_fn)
         self.horizon = _positive_int(horizon, "horizon")
         self.population = _positive_int(population, "population")
         self.elites = _positive_int(elites, "elites")
@@ -126,7 +123,6 @@ class CEMPlanner:
                     f"{self.action_high}"
                 )
         self.constant_sequences = bool(constant_sequences)
-        self.discount = self.gamma ** np.arange(self.horizon)
 
     @classmethod
     def for_goal(cls, task: Any, goal: Any, next_state_fn: NextStateFn | None = None, **kwargs: Any) -> CEMPlanner:
@@ -168,25 +164,8 @@ class CEMPlanner:
         M = s.shape[0]
         if actions.shape[:2] != (M, self.horizon):
             raise PlrayInputError(f"actions: expected leading shape ({M}, {self.horizon}), got {actions.shape}")
-        returns = np.zeros(M)
-        alive = np.ones(M, dtype=bool)
-        for t in range(self.horizon):
-            nxt = np.asarray(self.next_state_fn(s, actions[:, t]), dtype=np.float64)
-            if nxt.shape != s.shape:
-                raise PlrayInputError(f"next_state_fn: expected an output of shape {s.shape}, got {nxt.shape}")
-            r = np.asarray(self.reward_fn(nxt), dtype=np.float64).reshape(M)
-            done = np.asarray(self.terminal_fn(nxt), dtype=bool).reshape(M)
-            if self.forbidden_fn is not None:
-                bad = np.asarray(self.forbidden_fn(nxt), dtype=bool).reshape(M)
-                r = np.where(bad, 0.0, r)
-                done = done | bad
-            returns += np.where(alive, self.discount[t] * r, 0.0)
-            alive &= ~done
-            if not alive.any():
-                break
-            # finished rows keep their last state (their later model calls are ignored)
-            s = np.where(alive[:, None], nxt, s)
-        return returns
+        # finished rows keep their last state (their later model calls are ignored)
+        return rollout(self.next_state_fn, self.goal, s, self.horizon, self.gamma, actions=actions).returns
 
     # ------------------------------------------------------------------ CEM
     def _sample(self, dist: dict[str, np.ndarray], S: int) -> np.ndarray:

@@ -35,7 +35,7 @@ Design:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Literal
@@ -44,25 +44,23 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from plray.core.types import BoolArray, FloatArray, IntArray
-from plray.utils.validation import PlrayInputError, as_float_array, check_finite, check_gamma, check_shape
+from plray.core.types import (
+    BoolArray,
+    FloatArray,
+    ForbiddenFn,
+    IntArray,
+    NextStateFn,
+    PolicyFn,
+    RewardFn,
+    SuccessorFn,
+    TerminalFn,
+)
+from plray.evaluation.goals import Goal, check_output, task_goal
+from plray.evaluation.rollout import task_returns
+from plray.utils.validation import PlrayInputError, as_float_array, check_gamma, check_shape
 
 if TYPE_CHECKING:
     from plray.envs.base import GoalTask
-
-NextStateFn = Callable[[FloatArray, IntArray], FloatArray]
-"""next_state_fn(states (B, d), actions (B,)) -> next states (B, d)."""
-RewardFn = Callable[[FloatArray, FloatArray], FloatArray]
-"""reward_fn(next_states (B, d), goals (B, k)) -> rewards (B,)."""
-TerminalFn = Callable[[FloatArray, FloatArray], BoolArray]
-"""terminal_fn(next_states (B, d), goals (B, k)) -> done (B,) bool."""
-ForbiddenFn = Callable[[FloatArray], BoolArray]
-"""forbidden_fn(next_states (B, d)) -> forbidden (B,) bool."""
-SuccessorFn = Callable[[FloatArray, IntArray], tuple[FloatArray, FloatArray]]
-"""successor_fn(states (B, d), actions (B,)) -> (nodes (B, K, d), weights (K,)): a quadrature of a
-stochastic kernel, e.g. :meth:`GoalTask.successor_quadrature`."""
-PolicyFn = Callable[[FloatArray], IntArray]
-"""policy(states (B, d)) -> actions (B,) ints."""
 
 DEFAULT_TOL = 1e-10
 DEFAULT_MAX_ITERS = 10_000
@@ -493,25 +491,6 @@ def _check_tol(tol: float) -> float:
     return t
 
 
-def _check_fn_output(out: object, name: str, shape: tuple[int, ...], boolean: bool = False) -> np.ndarray:
-    """Validate what a user function returned: its shape, and finite (float) or 0/1 (bool) entries."""
-    arr = np.asarray(out)
-    if arr.shape != shape:
-        raise PlrayInputError(f"{name}: expected an output of shape {shape}, got {arr.shape}")
-    if boolean:
-        if arr.dtype != np.bool_:
-            if not np.issubdtype(arr.dtype, np.number) or not np.isin(arr, (0, 1)).all():
-                raise PlrayInputError(f"{name}: expected booleans, got {arr.dtype} values")
-            arr = arr != 0
-        return arr
-    try:
-        arr = arr.astype(np.float64)
-    except (TypeError, ValueError) as exc:
-        raise PlrayInputError(f"{name}: expected numbers, got {arr.dtype}") from exc
-    check_finite(arr, name)
-    return arr
-
-
 def grid_mdp(
     next_state_fn: NextStateFn,
     reward_fn: RewardFn,
@@ -558,6 +537,7 @@ def grid_mdp(
     if successor_fn is not None:
         K = _quadrature(successor_fn, grid.node_points(np.zeros(1, dtype=np.int64)), np.zeros(1, np.int64), d)[1].size
         chunk_size = max(1, grid.chunk_size(chunk_size) // K)
+    scored = Goal.conditioned(reward_fn, terminal_fn, goal_arr, forbidden_fn=forbidden_fn)
     rewards = np.empty((A, N))
     dones = np.empty((A, N), dtype=bool)
     builder = _CSRBuilder(A * N, N, grid.corners * K)
@@ -567,17 +547,11 @@ def grid_mdp(
             states = grid.node_points(np.arange(sl.start, sl.stop))
             acts = np.full(b, a, dtype=np.int64)
             if successor_fn is None:
-                nxt, qw = _check_fn_output(next_state_fn(states, acts), "next_state_fn", (b, d)), np.ones(1)
+                nxt, qw = check_output(next_state_fn(states, acts), "next_state_fn", (b, d)), np.ones(1)
             else:
                 nodes, qw = _quadrature(successor_fn, states, acts, d, K)
                 nxt = nodes.reshape(b * K, d)
-            goals = np.repeat(goal_arr[None], b * K, axis=0)
-            r = _check_fn_output(reward_fn(nxt, goals), "reward_fn", (b * K,))
-            done = _check_fn_output(terminal_fn(nxt, goals), "terminal_fn", (b * K,), boolean=True)
-            if forbidden_fn is not None:
-                bad = _check_fn_output(forbidden_fn(nxt), "forbidden_fn", (b * K,), boolean=True)
-                r = np.where(bad, 0.0, r)
-                done = done | bad
+            r, done = scored.score(nxt, validate=True)
             rewards[a, sl] = r.reshape(b, K) @ qw
             dones[a, sl] = done.reshape(b, K).astype(np.float64) @ qw > 0.5
             idx, w = grid._weights(nxt)
@@ -593,10 +567,10 @@ def _quadrature(
     out = successor_fn(states, actions)
     if not isinstance(out, tuple) or len(out) != 2:
         raise PlrayInputError("successor_fn: expected a tuple (nodes (B, K, d), weights (K,))")
-    weights = _check_fn_output(out[1], "successor_fn weights", (K if K is not None else np.size(out[1]),))
+    weights = check_output(out[1], "successor_fn weights", (K if K is not None else np.size(out[1]),))
     if (weights < 0).any() or abs(float(weights.sum()) - 1.0) > 1e-9:
         raise PlrayInputError(f"successor_fn: weights must be non-negative and sum to 1, got sum {weights.sum()}")
-    nodes = _check_fn_output(out[0], "successor_fn nodes", (states.shape[0], weights.size, d))
+    nodes = check_output(out[0], "successor_fn nodes", (states.shape[0], weights.size, d))
     return nodes, weights
 
 
@@ -784,7 +758,8 @@ def rollout_returns(
     """Discounted returns Σ_t γ^t r_t of a policy on a task's true dynamics, all starts at once.
 
     Step t pays r(s_{t+1}, g) with weight γ^t; a row stops at termination (goal reached, or a
-    forbidden state, which pays 0) or after ``horizon`` steps.
+    forbidden state, which pays 0) or after ``horizon`` steps. The task's goal at g is a
+    :class:`~plray.evaluation.goals.Goal` rolled out by :func:`~plray.evaluation.rollout.task_returns`.
 
     Args:
         task: the task (discrete actions).
@@ -800,39 +775,10 @@ def rollout_returns(
     Returns:
         Discounted returns, shape (n,).
     """
-    if task.num_actions is None:
-        raise PlrayInputError(f"task: rollout_returns needs discrete actions; {task.name} has continuous ones")
-    gamma = check_gamma(task.gamma if gamma is None else gamma)
     goal_arr = as_float_array(goal, "goal", ndim=1)
     check_shape(goal_arr, "goal", (task.goal_dim,), ("k",))
-    states = as_float_array(starts, "starts", ndim=2).copy()
-    check_shape(states, "starts", (None, task.state_dim), ("n", "d"))
-    horizon = _check_positive_int(horizon, "horizon")
-    returns = np.zeros(states.shape[0])
-    alive = np.arange(states.shape[0])
-    discount = 1.0
-    rng = np.random.default_rng([seed, 13])
-    for _ in range(horizon):
-        if alive.size == 0:
-            break
-        s = states[alive]
-        try:
-            actions = task.check_actions(np.asarray(policy_fn(s)), alive.size)
-        except PlrayInputError as exc:
-            raise PlrayInputError(f"policy_fn: returned invalid {exc}") from exc
-        nxt = task.sample_next_state(s, actions, rng)
-        goals = np.repeat(goal_arr[None], alive.size, axis=0)
-        r = np.asarray(task.reward_at(nxt, goals), dtype=np.float64)
-        done = np.asarray(task.terminal_at(nxt, goals), dtype=bool)
-        if forbidden_fn is not None:
-            bad = _check_fn_output(forbidden_fn(nxt), "forbidden_fn", (alive.size,), boolean=True)
-            r = np.where(bad, 0.0, r)
-            done = done | bad
-        returns[alive] += discount * r
-        states[alive] = nxt
-        alive = alive[~done]
-        discount *= gamma
-    return returns
+    scored = task_goal(task, goal_arr, forbidden_fn=forbidden_fn)
+    return task_returns(task, policy_fn, scored, starts, horizon, gamma=gamma, seed=seed)
 
 
 # --------------------------------------------------------------------------- Q_NMSE

@@ -26,65 +26,58 @@ The six unseen goals (all sparse indicators with a strict ``<``, terminating on 
   goal); shortest path: max(1[|x + 1.0| < 0.1], 1[|x − 0.4| < 0.1]).
 
 Reward and termination are functions of the next state alone (an :class:`UnseenGoal`), so the
-same goal drives the grid planner (:func:`plan_in_model`), the true-dynamics rollouts
-(:func:`~plray.evaluation.grid.rollout_returns`, through the :func:`goal_task` view) and the CEM
-planner (:mod:`plray.evaluation.cem`).
+same goal (a :class:`~plray.evaluation.goals.Goal`) drives the grid planner (:func:`plan_in_model`),
+the true-dynamics rollouts (:func:`~plray.evaluation.rollout.task_returns`) and the CEM planner
+(:mod:`plray.evaluation.cem`).
 """
 
 from __future__ import annotations
 
-import math
+import inspect
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from plray.core.types import BoolArray, FloatArray
+from plray.core.types import (
+    BoolArray,
+    FloatArray,
+    NextStateFn,
+    StateRewardFn,
+    StateTerminalFn,
+    SuccessorFn,
+)
 from plray.envs.base import GoalTask, gauss_hermite, wrap_angle
+from plray.envs.mountaincar import (
+    FAST_CAR_TOLERANCE,
+    FAST_CAR_VELOCITY,
+    GENTLE_CAR_MAX_SPEED,
+    GENTLE_CAR_POSITION,
+    GENTLE_CAR_TOLERANCE,
+    SHORTEST_PATH_POSITIONS,
+    SHORTEST_PATH_TOLERANCE,
+)
+from plray.envs.reacher import FAR_FINGERTIP, REACHER_UNSEEN_TOLERANCE, TARGET_ANGLE, TARGET_VELOCITY
+from plray.evaluation.goals import Goal
 from plray.evaluation.grid import (
     DEFAULT_MAX_ITERS,
     DEFAULT_TOL,
     GridSolution,
-    NextStateFn,
     RegularGrid,
-    SuccessorFn,
     grid_value_iteration,
-    rollout_returns,
     task_grid,
 )
+from plray.evaluation.rollout import task_returns
 from plray.utils.validation import PlrayInputError, check_gamma
-
-StateRewardFn = Callable[[FloatArray], FloatArray]
-"""reward_fn(next_states (B, d)) -> rewards (B,)."""
-StateTerminalFn = Callable[[FloatArray], BoolArray]
-"""terminal_fn(next_states (B, d)) -> done (B,) bool."""
-StateForbiddenFn = Callable[[FloatArray], BoolArray]
-"""forbidden_fn(next_states (B, d)) -> forbidden (B,) bool."""
 
 NUM_STARTS = 512
 """Rollout starts per goal in the paper (``env.reset()`` with PRNGKey(0))."""
 
 
-@dataclass(frozen=True)
-class UnseenGoal:
-    """A goal the agent was not trained on, as functions of the (next) state.
-
-    Attributes:
-        name: short identifier, e.g. ``"far_fingertip"``.
-        reward_fn: r(s') for next states (B, d), shape (B,), paid on arrival.
-        terminal_fn: done(s') for next states (B, d), shape (B,) bool.
-        forbidden_fn: optional forbidden(s') (B, d) -> (B,) bool: such a successor ends the
-            episode with reward 0, whatever ``reward_fn`` says.
-        description: one line saying what the goal is.
-    """
-
-    name: str
-    reward_fn: StateRewardFn
-    terminal_fn: StateTerminalFn
-    forbidden_fn: StateForbiddenFn | None = None
-    description: str = ""
+UnseenGoal = Goal
+"""A goal the agent was not trained on: a :class:`~plray.evaluation.goals.Goal` (reward,
+termination and forbidden region as functions of the next state)."""
 
 
 def _ball(values: FloatArray, centre: Sequence[float], radius: float) -> BoolArray:
@@ -100,15 +93,6 @@ def _sparse(hit: Callable[[FloatArray], BoolArray]) -> tuple[StateRewardFn, Stat
         return hit(states)
 
     return reward, terminal
-
-
-FAR_FINGERTIP = (math.sqrt(2.0), math.sqrt(2.0))
-TARGET_ANGLE = (0.0, math.pi)
-TARGET_VELOCITY = (2.0, 2.0)
-REACHER_UNSEEN_TOLERANCE = 0.2
-FAST_CAR_VELOCITY, FAST_CAR_TOLERANCE = 0.06, 0.01
-GENTLE_CAR_POSITION, GENTLE_CAR_TOLERANCE, GENTLE_CAR_MAX_SPEED = 0.6, 0.1, 0.05
-SHORTEST_PATH_POSITIONS, SHORTEST_PATH_TOLERANCE = (-1.0, 0.4), 0.1
 
 
 def _reacher_goals(task: Any) -> list[UnseenGoal]:
@@ -152,28 +136,32 @@ def _mountaincar_goals(task: Any) -> list[UnseenGoal]:
     ]
 
 
+UNSEEN_GOALS: dict[str, Callable[[Any], list[UnseenGoal]]] = {
+    "mountaincar": _mountaincar_goals,
+    "reacher": _reacher_goals,
+}
+"""The unseen goals of each task family, keyed on the task name up to its first ``-``
+(``mountaincar-position``, ``mountaincar-velocity-noisy`` → ``mountaincar``; ``reacher``;
+``mujoco-reacher`` → ``mujoco``, which has none)."""
+
+
 def unseen_goals(task: GoalTask) -> list[UnseenGoal]:
     """The paper's three unseen goals of a task (docs/method.md#unseen-goals).
 
     Args:
-        task: a :class:`~plray.envs.mountaincar.MountainCarTask` (either goal family: same
-            physics, same unseen goals) or the kinematic
-            :class:`~plray.envs.reacher.KinematicReacherTask`.
+        task: a task of a family in :data:`UNSEEN_GOALS`: MountainCar (either goal family: same
+            physics, same unseen goals) or the kinematic Reacher (``reacher``).
 
     Returns:
         MountainCar: fast car, gentle car, shortest path. Reacher: far fingertip, target angle,
         target velocity. Each reads its reward and termination off next states (B, d).
     """
-    from plray.envs.mountaincar import MountainCarTask
-    from plray.envs.reacher import KinematicReacherTask
-
-    if isinstance(task, MountainCarTask):
-        return _mountaincar_goals(task)
-    if isinstance(task, KinematicReacherTask):
-        return _reacher_goals(task)
-    raise PlrayInputError(
-        f"task: the paper defines unseen goals for MountainCar and the kinematic Reacher, not {task!r}"
-    )
+    family = str(getattr(task, "name", "")).split("-", 1)[0]
+    if family not in UNSEEN_GOALS:
+        raise PlrayInputError(
+            f"task: the paper defines unseen goals for MountainCar and the kinematic Reacher, not {task!r}"
+        )
+    return UNSEEN_GOALS[family](task)
 
 
 def unseen_goal(task: GoalTask, name: str) -> UnseenGoal:
@@ -187,29 +175,23 @@ def unseen_goal(task: GoalTask, name: str) -> UnseenGoal:
 class _GoalTaskView(GoalTask):
     """A task whose reward and termination are an :class:`UnseenGoal`'s (the goal argument is ignored).
 
-    Everything else (dynamics, resets, observation, γ, episode length) is the base task's. This
-    lets :func:`~plray.evaluation.grid.rollout_returns` and the grid helpers run unseen goals.
+    Everything else (dynamics, resets, observation, γ, episode length and any task-specific
+    attribute) is read off the base task: the attributes :class:`GoalTask` declares are taken
+    from it at construction, the rest is looked up on it.
     """
 
-    max_episode_steps: int
-
     def __init__(self, base: GoalTask, goal: UnseenGoal) -> None:
+        for attr in inspect.get_annotations(GoalTask):
+            if hasattr(base, attr):
+                setattr(self, attr, getattr(base, attr))
         self.base = base
         self.goal = goal
         self.name = f"{base.name}:{goal.name}"
-        self.state_dim = base.state_dim
-        self.obs_dim = base.obs_dim
-        self.goal_dim = base.goal_dim
-        self.num_actions = base.num_actions
-        self.action_dim = base.action_dim
-        self.angle_dims = base.angle_dims
-        self.max_episode_steps = base.max_episode_steps
-        self.gamma = base.gamma
-        self.state_low, self.state_high = base.state_low, base.state_high
-        self.action_low, self.action_high = base.action_low, base.action_high
-        self.goal_tolerance = base.goal_tolerance
-        self.training_goals = base.training_goals
-        self.noise_std = base.noise_std
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr == "base" or attr.startswith("__"):  # no recursion before base is set; copy/pickle hooks stay ours
+            raise AttributeError(attr)
+        return getattr(self.base, attr)
 
     def add_noise(self, states: FloatArray, noise: FloatArray) -> FloatArray:
         return self.base.add_noise(states, noise)
@@ -334,16 +316,9 @@ def unseen_returns(
     Returns:
         Returns Σ_t γ^t r_t, shape (n,).
     """
-    view = goal_task(task, goal)
-    return rollout_returns(
-        view,
-        policy_fn,
-        np.zeros(task.goal_dim),
-        starts,
-        task.max_episode_steps if horizon is None else horizon,
-        gamma=gamma,
-        forbidden_fn=goal.forbidden_fn,
-    )
+    _check_goal(goal)
+    horizon = task.max_episode_steps if horizon is None else horizon
+    return task_returns(task, policy_fn, goal, starts, horizon, gamma=gamma)
 
 
 def gaussian_quadrature(

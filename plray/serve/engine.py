@@ -20,7 +20,8 @@ from plray.core.types import BoolArray, FloatArray
 from plray.core.validation import PlrayInputError
 from plray.core.worldmodel import TabularWorldModel, WorldModel
 from plray.envs.base import wrap_angle
-from plray.evaluation.unseen import UnseenGoal
+from plray.evaluation.goals import Goal, task_goal
+from plray.evaluation.rollout import rollout as run_rollout
 from plray.serve.errors import ApiError
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -209,8 +210,8 @@ def predict(
 
 
 # ---------------------------------------------------------------------- goals
-def build_goal(spec: dict[str, Any], model: WorldModel, task_fn: Any) -> UnseenGoal:
-    """An :class:`UnseenGoal` (reward, termination, forbidden as functions of next states) from a goal spec.
+def build_goal(spec: dict[str, Any], model: WorldModel, task_fn: Any) -> Goal:
+    """A :class:`~plray.evaluation.goals.Goal` (reward, termination, forbidden region of next states) from a spec.
 
     Args:
         spec: a validated goal (``schemas.Goal`` as a dict): kind ``task``, ``unseen`` or ``region``.
@@ -225,14 +226,8 @@ def build_goal(spec: dict[str, Any], model: WorldModel, task_fn: Any) -> UnseenG
             raise ApiError(
                 "invalid_input", f"goal.goal: task {task.name!r} has goals of shape ({task.goal_dim},), got {g.shape}"
             )
-
-        def reward(s: FloatArray) -> FloatArray:
-            return np.asarray(task.reward_at(s, np.broadcast_to(g, (len(s), g.size))), dtype=np.float64)
-
-        def terminal(s: FloatArray) -> BoolArray:
-            return np.asarray(task.terminal_at(s, np.broadcast_to(g, (len(s), g.size))), dtype=bool)
-
-        return UnseenGoal("task", _guard(reward), _guard(terminal), None, f"task goal {g.tolist()}")
+        own = task_goal(task, g)
+        return Goal(own.name, _guard(own.reward_fn), _guard(own.terminal_fn), None, own.description)
     if kind == "unseen":
         from plray.evaluation.unseen import unseen_goal
 
@@ -267,7 +262,7 @@ def build_goal(spec: dict[str, Any], model: WorldModel, task_fn: Any) -> UnseenG
             return hit(s).astype(np.float64)
 
         forbidden = None if limit is None else (lambda s: dist(s) > float(limit))
-        return UnseenGoal("region", reward_r, hit, forbidden, f"within {tol} of {target.tolist()} on dims {dims}")
+        return Goal("region", reward_r, hit, forbidden, f"within {tol} of {target.tolist()} on dims {dims}")
     raise ApiError("invalid_input", f"goal.kind: unknown {kind!r}; choose task, unseen or region")
 
 
@@ -281,24 +276,13 @@ def _guard(fn: Any) -> Any:
     return wrapped
 
 
-def score(goal: UnseenGoal, next_states: FloatArray) -> tuple[FloatArray, BoolArray]:
-    """Rewards (M,) and terminations (M,) of next states (M, d) under a goal (forbidden: reward 0, done)."""
-    r = np.asarray(goal.reward_fn(next_states), dtype=np.float64).reshape(len(next_states))
-    done = np.asarray(goal.terminal_fn(next_states), dtype=bool).reshape(len(next_states))
-    if goal.forbidden_fn is not None:
-        bad = np.asarray(goal.forbidden_fn(next_states), dtype=bool).reshape(len(next_states))
-        r = np.where(bad, 0.0, r)
-        done = done | bad
-    return r, done
-
-
 # ---------------------------------------------------------------------- rollout
 def rollout(
     model: WorldModel,
     states: FloatArray,
     actions: np.ndarray,
     *,
-    goal: UnseenGoal | None = None,
+    goal: Goal | None = None,
     gamma: float = 0.99,
     mode: str = "mean",
     seed: int | None = None,
@@ -306,6 +290,9 @@ def rollout(
     deadline: Deadline = NO_DEADLINE,
 ) -> dict[str, np.ndarray]:
     """Roll B action sequences out inside the model, one vectorised model call per step.
+
+    The steps and the scoring are :func:`plray.evaluation.rollout.rollout`'s (rows are stepped on
+    after they terminate, so ``states`` always holds H steps).
 
     Args:
         states: start states (B, d), validated.
@@ -330,31 +317,28 @@ def rollout(
     if B * H * d > limits.max_output_elements:
         raise _too_large("trajectory numbers B·H·d", B * H * d, limits.max_output_elements)
     rng = np.random.default_rng(seed)
-    traj = np.empty((B, H, d))
-    s = states
-    for t in range(H):
+
+    def step(s: FloatArray, a_t: np.ndarray) -> FloatArray:
         deadline.check()
-        a_t = actions[:, t]
         nxt = _call(model.predict, s, a_t) if mode == "mean" else _call(model.sample, s, a_t, 1, rng)[0]
-        traj[:, t] = _finite_output(nxt, "states")
-        s = nxt
-    out: dict[str, np.ndarray] = {"states": traj}
+        return _finite_output(nxt, "states")
+
+    ro = run_rollout(
+        step, goal, states, H, gamma, actions=actions, after_done="continue", stop_when_done=False, record_states=True
+    )
+    assert ro.states is not None
+    out: dict[str, np.ndarray] = {"states": ro.states}
     if goal is not None:
-        r, done = score(goal, traj.reshape(B * H, d))
-        r, done = r.reshape(B, H), done.reshape(B, H)
-        # alive at t: no termination strictly before t
-        ended = np.logical_or.accumulate(done, axis=1)  # terminated at or before t
-        alive = np.concatenate([np.ones((B, 1), dtype=bool), ~ended[:, :-1]], axis=1)
-        out["rewards"] = np.where(alive, r, 0.0)  # the terminating step pays, later ones do not
-        out["terminated"] = ended
-        out["returns"] = (out["rewards"] * gamma ** np.arange(H)).sum(axis=1)
+        out["rewards"] = ro.rewards  # the terminating step pays, later ones do not
+        out["terminated"] = ro.terminated
+        out["returns"] = ro.returns
     return out
 
 
 # ---------------------------------------------------------------------- plan
 def tabular_value_iteration(
     model: TabularWorldModel,
-    goal: UnseenGoal,
+    goal: Goal,
     gamma: float,
     tol: float = 1e-10,
     max_iters: int = 10_000,
@@ -363,7 +347,7 @@ def tabular_value_iteration(
     """Exact value iteration on a finite kernel for a goal: (Q (S, A), V (S,))."""
     P = model.P  # (S, A, S)
     S = model.num_states
-    r, done = score(goal, np.arange(S, dtype=np.float64)[:, None])
+    r, done = goal.score(np.arange(S, dtype=np.float64)[:, None])
     V = np.zeros(S)
     Q = np.zeros((S, int(model.num_actions or 0)))  # finite models always have discrete actions
     for _ in range(max_iters):
@@ -390,7 +374,7 @@ def _check_reachable(Q: FloatArray, where: str) -> None:
 def _plan_value_iteration(
     model: WorldModel,
     s: FloatArray,
-    goal: UnseenGoal,
+    goal: Goal,
     gamma: float,
     task_fn: Any,
     resolution: int | None,
@@ -442,7 +426,7 @@ def _action_box(model: WorldModel, task_fn: Any, action_low: Any, action_high: A
 def plan(
     model: WorldModel,
     state: FloatArray,
-    goal: UnseenGoal,
+    goal: Goal,
     *,
     method: str,
     gamma: float,
