@@ -25,7 +25,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
 
 from plray.agents.config import AgentConfig
 from plray.agents.export import goal_set_record, save_agent
@@ -36,8 +35,8 @@ from plray.envs.registry import make_task
 from plray.evaluation.goals import task_goal
 from plray.evaluation.rollout import rollout
 from plray.utils import ray_runtime
-from plray.utils.io import atomic_write_json, atomic_write_text
-from plray.utils.schema import ConfigError, from_mapping, to_mapping
+from plray.utils.io import atomic_write_json
+from plray.utils.stored_config import check_stored_config, write_stored_config
 from plray.utils.validation import PlrayInputError
 
 ENV_NAME = "plray-goal-env"
@@ -420,14 +419,13 @@ def _prepare_run_dir(cfg: AgentConfig, out: Path, resume: bool) -> tuple[Path, d
     ckpt_root.mkdir(exist_ok=True)
     config_file = out / "config.yaml"
     latest = _latest_checkpoint(ckpt_root) if resume else None
-    if latest is not None and config_file.is_file():
-        previous = from_mapping(AgentConfig, yaml.safe_load(config_file.read_text(encoding="utf-8")))
-        if to_mapping(previous) != to_mapping(cfg):
-            raise ConfigError(
-                f"{out}: holds a run with a different configuration; resume it with its own config.yaml, "
-                "or choose another output directory"
-            )
-    atomic_write_text(config_file, yaml.safe_dump(to_mapping(cfg), sort_keys=False))
+    if latest is not None:
+        different = (
+            f"{out}: holds a run with a different configuration; resume it with its own config.yaml, "
+            "or choose another output directory"
+        )
+        check_stored_config(config_file, cfg, different=different)
+    write_stored_config(config_file, cfg)
     return latest
 
 

@@ -63,10 +63,15 @@ class ExtractionWorker:
     def run(self, spec: dict[str, Any]) -> dict[str, Any]:
         """Run one job (:meth:`ExtractionJob.as_dict`), or return its finished result."""
         job = ExtractionJob.from_dict(spec)
-        rel = lambda p: p.relative_to(self.run_dir).as_posix()  # noqa: E731
-        self.store.pull(rel(job.agent_dir(self.run_dir)), rel(job.out_dir(self.run_dir)))
+        layout = self.store.layout
+        agent, folder, model = (
+            layout.rel(layout.agent_dir(job.cell.key, job.step)),
+            layout.rel(layout.job_dir(job.key)),
+            layout.rel(layout.model_dir(job.key)),
+        )
+        self.store.pull(agent, folder)
         result = run_job(self.cfg, job, self.run_dir, self.cache)
-        self.store.push(rel(job.out_dir(self.run_dir)), rel(job.model_dir(self.run_dir)))
+        self.store.push(folder, model)
         self.jobs_run += 1
         return {**result, "worker_agent_loads": self.cache.loads}
 

@@ -276,27 +276,19 @@ def _plots(task: GoalTask, model: WorldModel, out: Path) -> list[str]:
     return made
 
 
-def run_extraction(
+def extract_world_model(
     cfg: ExtractionConfig,
-    out_dir: str | Path,
     *,
     progress: Callable[[int, float], None] | None = None,
     source: Any = None,
     checkpoint: Checkpointing | None = None,
-) -> dict[str, Any]:
-    """Extract a world model, evaluate its one-step accuracy, write the artifact and a report.
+) -> tuple[WorldModel, dict[str, Any], GoalTask]:
+    """Extract a world model and evaluate its one-step accuracy; nothing is written.
 
-    Args:
-        cfg: the extraction.
-        out_dir: where the artifact, ``extraction.json`` and ``report.md`` go.
-        progress: called as ``progress(step, loss)`` every 100 P-learning steps.
-        source: an already loaded Q source for ``cfg.agent`` (extraction workers load each agent
-            once); its task, with the goal set the agent was trained on, is used.
-        checkpoint: save P-learning's state periodically / resume from a saved state (P-learning
-            methods only; the supervised reference trains from scratch).
+    Arguments as :func:`run_extraction`. Returns the model, its manifest (task, method, config,
+    source, goals, training, ``metrics``: :func:`wm_metrics`) and the task it was evaluated on.
     """
     cfg.validate()
-    out = Path(out_dir)
     task = make_task(cfg.task)
     torch.manual_seed(cfg.seed)
     if cfg.method == "supervised":  # fitted to true transitions: no agent involved
@@ -327,24 +319,56 @@ def run_extraction(
         "extraction_seconds": seconds,
         "metrics": metrics,
     }
-    path = save_world_model(out / "world_model", model, manifest)
+    return model, manifest, task
+
+
+def write_extraction_report(
+    cfg: ExtractionConfig, task: GoalTask, model: WorldModel, manifest: dict[str, Any], out: Path, artifact: Path
+) -> dict[str, Any]:
+    """Plots, ``extraction.json`` and ``report.md`` under ``out`` for a model saved at ``artifact``; the summary."""
+    metrics, training = manifest["metrics"], manifest["training"]
     plots = _plots(task, model, out)
     summary = {
         "task": cfg.task,
         "method": cfg.method,
-        "agent": source_info["agent"],
+        "agent": manifest["source"]["agent"],
         "wm_nmse": metrics["obs" if cfg.task == "reacher" else "state"]["wm_nmse"],
         "wm_nmse_state": metrics["state"]["wm_nmse"],
         "wm_nmse_off_wall": metrics.get("state_off_wall", {}).get("wm_nmse"),
         "wm_mse_state": metrics["state"]["wm_mse"],
         "steps": training.get("steps"),
         "samples_per_s": training.get("samples_per_s"),
-        "seconds": seconds,
-        "artifact": str(path),
+        "seconds": manifest["extraction_seconds"],
+        "artifact": str(artifact),
     }
     atomic_write_json(out / "extraction.json", {"summary": summary, "manifest": manifest})
     atomic_write_text(out / "report.md", _extraction_report(summary, metrics, plots))
     return summary
+
+
+def run_extraction(
+    cfg: ExtractionConfig,
+    out_dir: str | Path,
+    *,
+    progress: Callable[[int, float], None] | None = None,
+    source: Any = None,
+    checkpoint: Checkpointing | None = None,
+) -> dict[str, Any]:
+    """Extract a world model, evaluate its one-step accuracy, write the artifact and a report.
+
+    Args:
+        cfg: the extraction.
+        out_dir: where the artifact, ``extraction.json`` and ``report.md`` go.
+        progress: called as ``progress(step, loss)`` every 100 P-learning steps.
+        source: an already loaded Q source for ``cfg.agent`` (extraction workers load each agent
+            once); its task, with the goal set the agent was trained on, is used.
+        checkpoint: save P-learning's state periodically / resume from a saved state (P-learning
+            methods only; the supervised reference trains from scratch).
+    """
+    model, manifest, task = extract_world_model(cfg, progress=progress, source=source, checkpoint=checkpoint)
+    out = Path(out_dir)
+    path = save_world_model(out / "world_model", model, manifest)
+    return write_extraction_report(cfg, task, model, manifest, out, Path(path))
 
 
 def _extraction_report(summary: dict[str, Any], metrics: dict[str, Any], plots: list[str]) -> str:
@@ -413,6 +437,32 @@ def run_evaluation(
     :attr:`ExtractionConfig.eval_states`).
     """
     model, manifest = load_world_model(artifact)
+    return evaluate_world_model(
+        model,
+        manifest,
+        artifact,
+        out_dir,
+        unseen=unseen,
+        resolution=resolution,
+        num_starts=num_starts,
+        seed=seed,
+        eval_states=eval_states,
+    )
+
+
+def evaluate_world_model(
+    model: WorldModel,
+    manifest: dict[str, Any],
+    artifact: str | Path,
+    out_dir: str | Path,
+    *,
+    unseen: bool = True,
+    resolution: int | None = None,
+    num_starts: int = 512,
+    seed: int = 0,
+    eval_states: int | None = None,
+) -> dict[str, Any]:
+    """:func:`run_evaluation` of a model in memory, with its ``manifest``, named ``artifact`` in reports."""
     task_name = manifest.get("task")
     if task_name not in TASK_DEFAULTS:
         raise PlrayInputError(
@@ -427,25 +477,9 @@ def run_evaluation(
     result: dict[str, Any] = {"artifact": str(artifact), "task": task_name, "metrics": wm_metrics(task, model, cfg)}
     rows: list[dict[str, Any]] = []
     if unseen:
-        from plray.evaluation.unseen import evaluate_all_unseen
-
         res = resolution or TASK_DEFAULTS[task_name]["unseen_resolution"]
         start = time.perf_counter()
-        kernel = None
-        result["unseen_planning"] = "the model's point prediction"
-        if isinstance(model, GaussianWorldModel):  # plan with the model's noise, not just its mean
-            from plray.evaluation.unseen import gaussian_quadrature
-
-            if 3**model.state_dim <= MAX_PLANNING_NODES:
-                kernel = gaussian_quadrature(model.predict, model.std, model.angle_dims)
-                result["unseen_planning"] = f"the model's kernel ({3**model.state_dim}-node quadrature)"
-            else:  # every grid node would need 3^d successors: the mean only
-                result["unseen_planning"] = (
-                    f"the model's mean (a 3^{model.state_dim}-node quadrature exceeds {MAX_PLANNING_NODES} nodes)"
-                )
-        rows = evaluate_all_unseen(
-            task, model.predict, resolution=res, num_starts=num_starts, seed=seed, model_successor_fn=kernel
-        )
+        rows = _unseen_rows(task, model, result, res, num_starts, seed)
         result["unseen"] = rows
         result["unseen_seconds"] = time.perf_counter() - start
     plots = _plots(task, model, out)
@@ -467,3 +501,26 @@ def run_evaluation(
     lines += [f"![{p}]({p})" for p in plots]
     atomic_write_text(out / "report.md", "\n".join(lines) + "\n")
     return result
+
+
+def _unseen_rows(
+    task: GoalTask, model: WorldModel, result: dict[str, Any], resolution: int, num_starts: int, seed: int
+) -> list[dict[str, Any]]:
+    """R_WM and R* per unseen goal; records in ``result["unseen_planning"]`` what was planned with."""
+    from plray.evaluation.unseen import evaluate_all_unseen
+
+    kernel = None
+    result["unseen_planning"] = "the model's point prediction"
+    if isinstance(model, GaussianWorldModel):  # plan with the model's noise, not just its mean
+        from plray.evaluation.unseen import gaussian_quadrature
+
+        if 3**model.state_dim <= MAX_PLANNING_NODES:
+            kernel = gaussian_quadrature(model.predict, model.std, model.angle_dims)
+            result["unseen_planning"] = f"the model's kernel ({3**model.state_dim}-node quadrature)"
+        else:  # every grid node would need 3^d successors: the mean only
+            result["unseen_planning"] = (
+                f"the model's mean (a 3^{model.state_dim}-node quadrature exceeds {MAX_PLANNING_NODES} nodes)"
+            )
+    return evaluate_all_unseen(
+        task, model.predict, resolution=resolution, num_starts=num_starts, seed=seed, model_successor_fn=kernel
+    )

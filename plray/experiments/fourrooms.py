@@ -16,7 +16,9 @@ from typing import Any
 import numpy as np
 
 from plray.core import bellman_matrix_from_q, extract
+from plray.core.extraction import Extraction
 from plray.core.types import KERNEL_METHODS, VALUE_MODES, FloatArray
+from plray.core.worldmodel import TabularWorldModel
 from plray.envs.fourrooms import DEFAULT_GAMMA, GOAL_FAMILIES, GOAL_PLACEMENTS, VARIANTS, FourRooms
 from plray.evaluation import kernel_metrics, unseen_summary, value_iteration
 from plray.utils.validation import PlrayInputError, check_choice, check_gamma
@@ -103,40 +105,117 @@ def method_options(
     return method, options
 
 
+@dataclass(frozen=True)
+class KernelExtraction:
+    """A FourRooms kernel inverted from an agent's Q-values, with its scores.
+
+    Attributes:
+        kernel: the scored kernel, shape (S, A, S): the world model's (rows on the simplex) or,
+            without a model, the method's raw output.
+        model: the world model, or None when the caller asked for the raw kernel only.
+        result: the core extraction (diagnostics of M, the method's info).
+        scores: kernel errors against the true kernel (TV, MSE, ...) and M's rank, smallest
+            singular value and column gap.
+        unseen: R_WM next to R* on the unseen goals (:func:`plray.evaluation.unseen_summary`);
+            empty when not asked for.
+    """
+
+    kernel: FloatArray
+    model: TabularWorldModel | None
+    result: Extraction
+    scores: dict[str, Any]
+    unseen: dict[str, Any]
+
+
+def invert_fourrooms(
+    mdp: FourRooms,
+    Q: FloatArray,
+    rewards: FloatArray,
+    dones: FloatArray,
+    goal_states: Any,
+    gamma: float,
+    method: str,
+    *,
+    value_mode: str = "max",
+    local: bool = False,
+    project: bool = False,
+    eps: float = 0.0,
+    model: bool = True,
+    unseen: bool = True,
+    options: dict[str, Any] | None = None,
+) -> KernelExtraction:
+    """Invert a FourRooms agent and score the kernel: the one extraction of ``plray fourrooms`` and ``plray run``.
+
+    Args:
+        mdp: the true MDP (its kernel is the reference).
+        Q: the agent's Q-values, shape (S, A, G).
+        rewards: r(s', g), shape (S, G); ``dones``: termination, shape (S, G).
+        goal_states: the goals' states, shape (G,) (``wvf`` needs them).
+        gamma: discount.
+        method: a method name of :func:`method_options` (``simplex-local`` included).
+        value_mode: how V is formed from Q for M (:func:`plray.core.bellman_matrix_from_q`).
+        local, project: see :func:`method_options`.
+        eps: the agent's Q-noise bound ε (:func:`plray.core.extract`).
+        model: build the :class:`TabularWorldModel` (rows projected onto the simplex) and score
+            its kernel; False scores the method's raw kernel.
+        unseen: also plan for the unseen goals in the kernel.
+        options: iterative methods' own options (updates, seed, checkpoints).
+    """
+    M = bellman_matrix_from_q(Q, rewards, gamma, dones, value_mode=value_mode)  # type: ignore[arg-type]
+    name, method_opts = method_options(mdp, method, goal_states, local=local, project=project)
+    ext = extract(Q, M, name, gamma=gamma, eps=eps, **(method_opts | (options or {})))
+    world_model = TabularWorldModel(ext.kernel) if model else None
+    kernel = world_model.kernel() if world_model is not None else ext.kernel
+    scores: dict[str, Any] = {**kernel_metrics(kernel, mdp.kernel)}
+    diag = ext.diagnostics
+    if diag is not None:
+        scores |= {"rank": diag.rank, "sigma_min": diag.sigma_min, "column_gap": diag.column_gap}
+    found = unseen_summary(kernel, mdp, gamma) if unseen else {}
+    return KernelExtraction(kernel=kernel, model=world_model, result=ext, scores=scores, unseen=found)
+
+
 def run_fourrooms(spec: FourRoomsSpec, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run one extraction and evaluate it; returns a flat, JSON-ready result dict."""
     spec.validate()
     say = progress or (lambda _msg: None)
     t0 = time.perf_counter()
     env = FourRooms(spec.variant)
-    P = env.kernel
     goals = env.goal_set(spec.num_goals, spec.goal_family, placement=spec.placement, seed=spec.seed)
     say(f"[{spec.variant} |G|={spec.num_goals} {spec.goal_family}] value iteration for {spec.num_goals} goals")
-    Q = value_iteration(P, goals.rewards, goals.dones, spec.gamma).Q
+    Q = value_iteration(env.kernel, goals.rewards, goals.dones, spec.gamma).Q
     Q_agent = perturb_q(Q, spec.q_noise, np.random.default_rng([spec.seed, 2]))
-    M = bellman_matrix_from_q(Q_agent, goals.rewards, spec.gamma, goals.dones, value_mode=spec.value_mode)  # type: ignore[arg-type]
-    _, options = method_options(env, spec.method, goals.states, local=spec.local, project=spec.project)
+    options: dict[str, Any] = {}
     if spec.method == "sampled":
         options["seed"] = spec.seed
         if spec.updates is not None:
             options["num_updates"] = spec.updates
     say(f"[{spec.variant} |G|={spec.num_goals} {spec.goal_family}] extracting with {spec.method}")
-    ext = extract(Q_agent, M, spec.method, gamma=spec.gamma, eps=spec.q_noise, **options)
-    diag = ext.diagnostics
+    inv = invert_fourrooms(
+        env,
+        Q_agent,
+        goals.rewards,
+        goals.dones,
+        goals.states,
+        spec.gamma,
+        spec.method,
+        value_mode=spec.value_mode,
+        local=spec.local,
+        project=spec.project,
+        eps=spec.q_noise,
+        model=False,
+        options=options,
+    )
+    diag = inv.result.diagnostics
     assert diag is not None
-    unseen = unseen_summary(ext.kernel, env, spec.gamma)
     return {
         **asdict(spec),
-        **kernel_metrics(ext.kernel, P),
-        "rank": diag.rank,
-        "sigma_min": diag.sigma_min,
-        "column_gap": diag.column_gap,
+        **inv.scores,
         "identifiable": diag.identifiable(deterministic=env.deterministic),
         "identifiable_stochastic": diag.identifiable_stochastic,
         "identifiable_deterministic": diag.identifiable_deterministic,
         "tv_bound": 0.5 * diag.stochastic_bound,
         "column_match_tolerance": diag.column_match_tolerance,
-        **unseen,
-        "extract_info": {k: v for k, v in ext.info.items() if isinstance(v, int | float | bool | str)},
+        **inv.unseen,
+        "extract_info": {k: v for k, v in inv.result.info.items() if isinstance(v, int | float | bool | str)},
         "seconds": time.perf_counter() - t0,
     }

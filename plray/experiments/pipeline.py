@@ -7,15 +7,9 @@ Stages, each printed as it starts and as each unit finishes:
 3. **ensemble**: one ensemble world model per cell group and method, over seeds;
 4. **report**: Parquet tables, ``results.md`` and plots (:mod:`plray.experiments.results`).
 
-The run directory holds everything::
-
-    config.yaml            the validated experiment (a rerun checks it is unchanged)
-    agents/<cell>/         agent artifact + result.json (and RLlib checkpoints)
-    extractions/<job>/     result.json (+ checkpoint.npz while running; + reports for neural jobs)
-    models/<job>/          every world-model artifact, ensembles as models/<group>--<method>--ensemble:
-                           a registry directory, so `plray serve --models <run>/models` serves them
-    tune/                  Tune's experiment state (resumed after an interrupted run)
-    results/               agents/extractions/summary/ensembles/goals_needed .parquet, results.md, plots
+The run directory's layout (``config.yaml``, ``agents/``, ``extractions/``, ``models/``, ``tune/``,
+``results/``) is :class:`plray.experiments.rundir.RunLayout`'s; ``models/`` is a registry
+directory, so ``plray serve --models <run>/models`` serves every world model of the run.
 
 Running the same config on the same run directory again resumes: finished trials and jobs are
 kept, unfinished ones are run, and the tables are rebuilt from what is on disk. On a cluster the
@@ -32,13 +26,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
-from plray.experiments.rundir import RunDir, skip_checkpoints
-from plray.experiments.schema import ExperimentConfig, experiment_from_mapping
+from plray.experiments.rundir import RunDir, RunLayout, skip_checkpoints
+from plray.experiments.schema import ExperimentConfig
 from plray.utils import ray_runtime
-from plray.utils.io import atomic_write_text
-from plray.utils.schema import ConfigError, to_mapping
+from plray.utils.stored_config import check_stored_config, write_stored_config
 
 Say = Callable[[str], None]
 
@@ -70,19 +61,18 @@ class RunSummary:
 def check_run_dir(cfg: ExperimentConfig, run_dir: Path) -> None:
     """Write ``config.yaml``, or check that a run directory's existing one is the same experiment."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    path = run_dir / "config.yaml"
-    if path.is_file():
-        try:
-            previous = experiment_from_mapping(yaml.safe_load(path.read_text(encoding="utf-8")))
-        except (ConfigError, yaml.YAMLError) as exc:
-            raise ConfigError(f"{path}: the run directory holds an unreadable config ({exc})") from exc
-        if to_mapping(previous) != to_mapping(cfg):
-            raise ConfigError(
-                f"{run_dir}: holds a run of a different configuration; resume it with its own config.yaml "
-                "(plray run <run>/config.yaml), or choose another --run-dir"
-            )
-        return
-    atomic_write_text(path, yaml.safe_dump(to_mapping(cfg), sort_keys=False))
+    path = RunLayout(run_dir).config_file
+    held = check_stored_config(
+        path,
+        cfg,
+        different=(
+            f"{run_dir}: holds a run of a different configuration; resume it with its own config.yaml "
+            "(plray run <run>/config.yaml), or choose another --run-dir"
+        ),
+        unreadable="the run directory holds an unreadable config",
+    )
+    if not held:
+        write_stored_config(path, cfg)
 
 
 def run_experiment(
@@ -139,7 +129,7 @@ def run_experiment(
         t = time.perf_counter()
         say("== stage 4/4: results ==")
         results_dir, table = write_results(cfg, run, agents, extractions, ensembles, failures)
-        store.push("results")
+        store.push(store.layout.rel(results_dir))
         stages["report"] = time.perf_counter() - t
     return RunSummary(
         run_dir=run,
@@ -166,21 +156,21 @@ def _open_run(
     store = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
     if store.remote:
         say(f"run directory {store.uri} (working copy {store.local})")
-        store.pull(skip=lambda rel: skip_checkpoints(rel) or rel.startswith("tune/"))
+        store.pull(skip=lambda rel: skip_checkpoints(rel) or RunLayout.is_tune_state(rel))
     check_run_dir(cfg, store.local)
-    store.push("config.yaml")
+    store.push(RunLayout.CONFIG)
     return cfg, store
 
 
 def _extract_stage(cfg: ExperimentConfig, store: RunDir, say: Say) -> dict[str, str]:
     """Stage 2: every unfinished job of the trained cells on the actor pool; returns failures."""
     from plray.experiments.actors import ExtractionPool
-    from plray.experiments.jobs import AGENTS_DIR, jobs_for, read_result
+    from plray.experiments.jobs import jobs_for, read_result
 
-    run = store.local
-    trained = [c for c in cfg.cells() if read_result(run / AGENTS_DIR / c.key / "result.json") is not None]
+    layout = store.layout
+    trained = [c for c in cfg.cells() if read_result(layout.cell_result(c.key)) is not None]
     jobs = jobs_for(cfg, trained)
-    todo = [j for j in jobs if read_result(j.out_dir(run) / "result.json") is None]
+    todo = [j for j in jobs if read_result(layout.job_result(j.key)) is None]
     say(f"== stage 2/4: extract world models ({len(todo)} of {len(jobs)} jobs to run) ==")
     if not todo:
         return {}
@@ -189,7 +179,7 @@ def _extract_stage(cfg: ExperimentConfig, store: RunDir, say: Say) -> dict[str, 
         report = pool.run(todo, say=say)
     finally:
         pool.shutdown()
-    store.pull("extractions", "models")
+    store.pull(RunLayout.EXTRACTIONS, RunLayout.MODELS)
     return {f"extract {k}": v for k, v in report.errors.items()}
 
 
@@ -202,5 +192,5 @@ def _ensemble_stage(cfg: ExperimentConfig, store: RunDir, extractions: list[dict
         return []
     say("== stage 3/4: ensembles over seeds ==")
     ensembles = build_ensembles(cfg, store.local, extractions)
-    store.push(*(f"models/{Path(e['world_model']).name}" for e in ensembles))
+    store.push(*(store.layout.rel(e["world_model"]) for e in ensembles))
     return ensembles

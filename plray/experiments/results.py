@@ -25,9 +25,11 @@ from typing import Any
 import numpy as np
 
 from plray.evaluation.report import markdown_table
-from plray.experiments.jobs import AGENTS_DIR, MODELS_DIR, read_result
+from plray.experiments.jobs import read_result
+from plray.experiments.rundir import RunLayout
 from plray.experiments.schema import Cell, ExperimentConfig
-from plray.utils.io import atomic_write_text, finite_or_none
+from plray.experiments.tasks import pipeline_for
+from plray.utils.io import atomic_write_text
 
 PAPER_GOALS_NEEDED = {"deterministic": 1, "windy": 4, "teleport": 20}
 """Goal counts at which the paper's FourRooms WM policies are within 5% of optimal
@@ -54,16 +56,17 @@ def collect(cfg: ExperimentConfig, run_dir: Path, cells: list[Cell]) -> tuple[li
     """Finished agent and extraction results of the configured cells and jobs, once each."""
     from plray.experiments.jobs import jobs_for
 
+    layout = RunLayout(run_dir)
     agents, extractions = [], []
     for cell in cells:
-        a = read_result(Path(run_dir) / AGENTS_DIR / cell.key / "result.json")
+        a = read_result(layout.cell_result(cell.key))
         if a is not None:
             agents.append(a)
     for job in jobs_for(cfg, cells):
-        e = read_result(job.out_dir(run_dir) / "result.json")
+        e = read_result(layout.job_result(job.key))
         if e is not None:
             # the artifact in this run directory, wherever the worker that wrote it kept its copy
-            extractions.append(e | {"world_model": str(job.model_dir(run_dir))})
+            extractions.append(e | {"world_model": str(layout.model_dir(job.key))})
     return agents, extractions
 
 
@@ -133,22 +136,16 @@ def goals_needed(summary: list[dict]) -> list[dict]:
 
 
 # ---------------------------------------------------------------------- ensembles
-def _spearman(x: np.ndarray, y: np.ndarray) -> float:
-    from scipy.stats import spearmanr
-
-    if np.ptp(x) == 0 or np.ptp(y) == 0:
-        return math.nan
-    return float(spearmanr(x, y).statistic)
-
-
 def build_ensembles(cfg: ExperimentConfig, run_dir: Path, extractions: list[dict]) -> list[dict]:
     """One ensemble world model per job without its seed (cell group, method, goal subset, agent
-    step) with two or more finished seeds.
+    step) with two or more finished seeds (the task's :meth:`TaskPipeline.ensemble`).
 
     Writes ``<run>/models/<ensemble key>--ensemble`` and returns one row per ensemble.
     """
-    from plray.core.model_io import load_world_model, save_world_model
+    from plray.core.model_io import save_world_model
 
+    layout = RunLayout(run_dir)
+    task = pipeline_for(cfg.task)
     groups: dict[str, list[dict]] = defaultdict(list)
     for row in extractions:
         groups[row["ensemble_key"]].append(row)
@@ -157,75 +154,16 @@ def build_ensembles(cfg: ExperimentConfig, run_dir: Path, extractions: list[dict
         if len(members) < 2:
             continue
         members = sorted(members, key=lambda r: r["seed"])
-        out = Path(run_dir) / MODELS_DIR / f"{key}--ensemble"
+        out = layout.ensemble_dir(key)
         first = members[0]
         base = {f: first.get(f) for f in GROUP_FIELDS} | {
             "members": len(members),
             "seeds": [m["seed"] for m in members],
         }
-        if cfg.task == "fourrooms":
-            row = _tabular_ensemble(cfg, members, out, load_world_model, save_world_model)
-        else:
-            row = _point_ensemble(cfg, members, out, load_world_model, save_world_model)
-        rows.append(base | row | {"world_model": str(out)})
+        ensemble = task.ensemble(cfg, members)
+        save_world_model(out, ensemble.model, ensemble.manifest)
+        rows.append(base | ensemble.metrics | {"world_model": str(out)})
     return rows
-
-
-def _tabular_ensemble(cfg: ExperimentConfig, members: list[dict], out: Path, load: Any, save: Any) -> dict:
-    from plray.core.ensemble import TabularEnsemble
-    from plray.envs.fourrooms import FourRooms
-    from plray.evaluation import kernel_metrics, tv_distance, unseen_summary
-    from plray.experiments.jobs import gamma_of
-
-    kernels = np.stack([load(m["world_model"])[0].kernel() for m in members])
-    model = TabularEnsemble(kernels)
-    mdp = FourRooms(members[0]["variant"])
-    P = mdp.kernel
-    gamma = gamma_of(cfg)
-    spread = model.disagreement()
-    error = tv_distance(model.kernel(), P)
-    row: dict[str, Any] = {
-        **kernel_metrics(model.kernel(), P),
-        "member_tv_mean": float(np.mean([m["tv_mean"] for m in members])),
-        "disagreement_mean": float(spread.mean()),
-        "disagreement_error_spearman": _spearman(spread.ravel(), error.ravel()),
-    }
-    if cfg.evaluation.unseen:
-        row |= {k: v for k, v in unseen_summary(model.kernel(), mdp, gamma).items() if k != "unseen"}
-    manifest = {
-        "task": "fourrooms",
-        "task_kwargs": {"variant": members[0]["variant"]},
-        "variant": members[0]["variant"],
-        "method": f"ensemble of {members[0]['method']}",
-        "members": [m["world_model"] for m in members],
-        "gamma": gamma,
-        "metrics": finite_or_none(row),
-    }
-    save(out, model, manifest)
-    return row
-
-
-def _point_ensemble(cfg: ExperimentConfig, members: list[dict], out: Path, load: Any, save: Any) -> dict:
-    from plray.core.ensemble import PointEnsemble
-    from plray.envs.registry import make_task
-    from plray.evaluation.wm_metrics import evaluation_states, wm_errors
-
-    model = PointEnsemble([load(m["world_model"])[0] for m in members])
-    task = make_task(cfg.task)
-    states = evaluation_states(task, 4096, np.random.default_rng(11), "uniform")
-    actions = np.random.default_rng(12).integers(task.num_actions or 1, size=len(states))
-    errs = wm_errors(model.predict, task, states, space="state")
-    truth = task.next_state(states, actions)
-    spread = model.std(states, actions).mean(axis=1)
-    error = np.abs(model.predict(states, actions) - truth).mean(axis=1)
-    row = {
-        "wm_nmse": errs["wm_nmse"],
-        "member_wm_nmse_mean": float(np.mean([m["wm_nmse"] for m in members])),
-        "disagreement_mean": float(spread.mean()),
-        "disagreement_error_spearman": _spearman(spread, error),
-    }
-    save(out, model, {"task": cfg.task, "method": "ensemble", "metrics": finite_or_none(row)})
-    return row
 
 
 # ---------------------------------------------------------------------- files
@@ -347,9 +285,10 @@ def write_results(
     failures: dict[str, str],
 ) -> tuple[Path, str]:
     """Write every table and plot under ``<run>/results``; returns (directory, the summary table)."""
-    out = Path(run_dir) / "results"
+    task = pipeline_for(cfg.task)
+    out = RunLayout(run_dir).results_dir
     summary = summarise(extractions, cfg.evaluation.within)
-    needed = goals_needed(summary) if cfg.task == "fourrooms" else []
+    needed = goals_needed(summary) if task.goals_needed else []
     write_parquet(agents, out / "agents.parquet")
     write_parquet(extractions, out / "extractions.parquet")
     write_parquet(summary, out / "summary.parquet")
@@ -357,10 +296,9 @@ def write_results(
     if needed:
         write_parquet(needed, out / "goals_needed.parquet")
     plots = plot_study(summary, out) if summary else []
-    error_col = "kernel_mse" if cfg.task == "fourrooms" else "wm_nmse"
+    error_col = task.error_metric
     cols = ["variant", "num_goals", "goals_used", "agent_steps", "method", "seeds", error_col, f"{error_col}_std"]
-    if cfg.task == "fourrooms":
-        cols += ["tv_mean", "paper_kernel_mse"]
+    cols += task.summary_columns
     if cfg.evaluation.unseen:
         cols += ["return_ratio", "return_ratio_min", "quasi_optimal"]
     table = markdown_table(summary, cols)
@@ -382,16 +320,11 @@ def write_results(
             "disagreement_mean",
             "disagreement_error_spearman",
         ]
-        ecols += ["member_tv_mean", "return_ratio"] if cfg.task == "fourrooms" else ["member_wm_nmse_mean"]
+        ecols += task.ensemble_columns
         lines += ["## Ensembles over seeds (disagreement: mean distance of members from the mixture)", ""]
         lines += [markdown_table(ensembles, ecols), ""]
     if agents:
-        acols = (
-            ["cell", "q_nmse", "q_max_error", "env_steps", "train_seconds"]
-            if cfg.task == "fourrooms"
-            else ["cell", "success_rate", "env_steps", "train_seconds"]
-        )
-        lines += ["## Agents", "", markdown_table(agents, acols), ""]
+        lines += ["## Agents", "", markdown_table(agents, task.agent_columns), ""]
     if failures:
         lines += ["## Failures", ""] + [f"* `{k}`: {v}" for k, v in sorted(failures.items())] + [""]
     lines += [f"![{p.name}]({p.name})" for p in plots]

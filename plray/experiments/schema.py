@@ -27,29 +27,21 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from plray.core.types import EXTRACTION_METHODS
-from plray.envs.fourrooms import GOAL_FAMILIES, GOAL_PLACEMENTS, VARIANTS
+from plray.envs.fourrooms import GOAL_PLACEMENTS
+from plray.experiments.taskapi import TaskPipeline
+from plray.experiments.tasks import PIPELINES
 from plray.utils.schema import ConfigError, from_mapping, load_yaml, non_negative, positive
 
-TASKS = ("fourrooms", "mountaincar-position", "mountaincar-velocity")
-"""Tasks the pipeline runs end to end."""
+TASKS = tuple(PIPELINES)
+"""Tasks the pipeline runs end to end: those with a :class:`~plray.experiments.taskapi.TaskPipeline`,
+whose vocabulary (variants, goal families, agent kinds, methods) :meth:`ExperimentConfig.validate` checks."""
 
-# FourRooms' vocabulary is owned by plray.envs.fourrooms; the names below are the schema's view of it
-FOURROOMS_VARIANTS = VARIANTS
-FOURROOMS_FAMILIES = GOAL_FAMILIES
-CONTINUOUS_FAMILIES = ("sparse",)
 PLACEMENTS = GOAL_PLACEMENTS
 
 AGENT_KINDS = ("tabular-q", "exact", "rllib")
 """``tabular-q``: goal-conditioned tabular Q-learning from sampled transitions (FourRooms);
 ``exact``: Q* by value iteration, optionally perturbed (FourRooms; a reference, not a learner);
 ``rllib``: DQN with hindsight relabelling on RLlib (continuous tasks)."""
-
-TABULAR_METHODS = ("closed-form", "simplex", "simplex-local", "column-match", "sampled", "wvf")
-"""Extraction methods for FourRooms agents (``simplex-local``: simplex least squares with each
-state's successors restricted to its neighbours and the teleport targets)."""
-NEURAL_METHODS = tuple(m for m in EXTRACTION_METHODS if m != "supervised")
-"""Neural P-learning methods for continuous agents (``supervised`` is a baseline, not an inversion)."""
 
 
 @dataclass(frozen=True)
@@ -255,22 +247,28 @@ class ExperimentConfig:
             raise ConfigError(f"seeds: must be distinct integers >= 0, got {self.seeds}")
         if self.gamma is not None and not 0 < self.gamma < 1:
             raise ConfigError(f"gamma: must lie in (0, 1), got {self.gamma}")
-        fourrooms = self.task == "fourrooms"
-        families = FOURROOMS_FAMILIES if fourrooms else CONTINUOUS_FAMILIES
+        task = PIPELINES[self.task]
+        families = task.goal_families
         for i, grid in enumerate(self.sweep):
-            self._check_grid(f"sweep[{i}]", grid, families)
+            self._check_grid(f"sweep[{i}]", grid, task)
         if self.goals.family not in families:
             raise ConfigError(
                 f"goals.family: {self.goals.family!r} is not allowed for {self.task}; "
                 f"choose one of {', '.join(families)}"
             )
-        kinds = ("tabular-q", "exact") if fourrooms else ("rllib",)
+        kinds = task.agent_kinds
         if self.agent.kind not in kinds:
             raise ConfigError(
                 f"agent.kind: {self.agent.kind!r} is not available for {self.task}; "
                 f"choose one of {', '.join(kinds)}"
             )
-        methods = TABULAR_METHODS if fourrooms else NEURAL_METHODS
+        self._check_extraction(task)
+        task.check(self)
+        return self
+
+    def _check_extraction(self, task: TaskPipeline) -> None:
+        """``extraction``: methods the task has, goal subsets only where the task inverts them."""
+        methods = task.methods
         if not self.extraction.methods:
             raise ConfigError("extraction.methods: must list at least one method")
         for j, m in enumerate(self.extraction.methods):
@@ -285,32 +283,21 @@ class ExperimentConfig:
             values = getattr(self.extraction, name)
             if values and min(values) < 1:
                 raise ConfigError(f"extraction.{name}: must be integers >= 1, got {values}")
-        if self.extraction.goal_subsets and not fourrooms:
+        if self.extraction.goal_subsets and not task.goal_subsets:
             raise ConfigError("extraction.goal_subsets: only FourRooms agents can be inverted on goal subsets")
         if self.extraction.checkpoints and self.agent.kind != "tabular-q":
             raise ConfigError("extraction.checkpoints: only tabular-q agents keep training snapshots")
-        if fourrooms:
-            for variant in self.agent.tabular.by_variant:
-                if variant not in FOURROOMS_VARIANTS:
-                    choices = ", ".join(FOURROOMS_VARIANTS)
-                    raise ConfigError(f"agent.tabular.by_variant.{variant}: unknown variant; choose from {choices}")
-            for maybe_variant in (None, *self.agent.tabular.by_variant):
-                self.tabular_config(maybe_variant)
-        else:
-            self.neural_overrides_check()
-        return self
 
-    def _check_grid(self, where: str, grid: Any, families: tuple[str, ...]) -> None:
+    def _check_grid(self, where: str, grid: Any, task: TaskPipeline) -> None:
         """One sweep grid's values against the task's variants, goal counts, families, placements."""
-        fourrooms = self.task == "fourrooms"
-        variants = FOURROOMS_VARIANTS if fourrooms else ("none",)
+        variants, families = task.variants, task.goal_families
         for j, v in enumerate(grid.variant):
             if v not in variants:
                 raise ConfigError(
                     f"{where}.variant[{j}]: {v!r} is not allowed for {self.task}; "
                     f"choose one of {', '.join(variants)}"
                 )
-        limit = 68 if fourrooms else 64
+        limit = task.max_goals
         for j, n in enumerate(grid.num_goals):
             if not 1 <= n <= limit:
                 raise ConfigError(f"{where}.num_goals[{j}]: must be between 1 and {limit}, got {n}")

@@ -18,8 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from plray.experiments.jobs import AGENTS_DIR, read_result, train_cell
-from plray.experiments.rundir import RunDir, skip_checkpoints
+from plray.experiments.jobs import read_result, train_cell
+from plray.experiments.rundir import RunDir, RunLayout, skip_checkpoints
 from plray.experiments.schema import Cell, ExperimentConfig, experiment_from_mapping
 from plray.utils.schema import to_mapping
 
@@ -31,7 +31,8 @@ EXPERIMENT_NAME = "train"
 
 def pending_cells(cells: list[Cell], run_dir: Path) -> list[Cell]:
     """Cells without a finished agent result."""
-    return [c for c in cells if read_result(Path(run_dir) / AGENTS_DIR / c.key / "result.json") is None]
+    layout = RunLayout(run_dir)
+    return [c for c in cells if read_result(layout.cell_result(c.key)) is None]
 
 
 def _trainable(config: dict[str, Any], experiment: dict[str, Any], run_dir: str) -> None:
@@ -45,7 +46,7 @@ def _trainable(config: dict[str, Any], experiment: dict[str, Any], run_dir: str)
     cfg = experiment_from_mapping(experiment)
     cell = Cell(**config["cell"])
     run = RunDir(run_dir)
-    cell_dir = f"{AGENTS_DIR}/{cell.key}"
+    cell_dir = run.layout.rel(run.layout.cell_dir(cell.key))
     run.pull(cell_dir)
     result = train_cell(cfg, cell, run.local, say=print)
     run.push(cell_dir)
@@ -128,7 +129,7 @@ def run_sweep(
     callback = _progress_callback(say, len(cells), {c.key for c in cells} - {c.key for c in todo})
     tuner = _tuner(cfg, todo, trainable, run, callback, say)
     grid = tuner.fit()
-    run.pull(AGENTS_DIR, skip=skip_checkpoints)
+    run.pull(RunLayout.AGENTS, skip=skip_checkpoints)
     errors: dict[str, str] = {}
     for res in grid:
         if res.error is not None:

@@ -1,0 +1,172 @@
+"""The continuous task pipeline: RLlib agents (DQN with hindsight relabelling) inverted by neural
+P-learning and scored by WM errors and unseen-goal returns (:class:`ContinuousPipeline`).
+
+Heavy imports (torch, RLlib) wait inside the methods: the schema reads this module's vocabulary.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from plray.core.types import EXTRACTION_METHODS
+from plray.experiments.taskapi import Extraction, Say, load_state, save_state, spearman
+from plray.utils.schema import ConfigError
+
+if TYPE_CHECKING:
+    from plray.experiments.jobs import ExtractionJob, SourceCache
+    from plray.experiments.rundir import RunLayout
+    from plray.experiments.schema import Cell, ExperimentConfig
+
+CONTINUOUS_FAMILIES = ("sparse",)
+NEURAL_METHODS = tuple(m for m in EXTRACTION_METHODS if m != "supervised")
+"""Neural P-learning methods for continuous agents (``supervised`` is a baseline, not an inversion)."""
+
+
+def rllib_agent_config(cfg: ExperimentConfig, cell: Cell) -> Any:
+    """The :class:`plray.agents.config.AgentConfig` of a cell (``cfg`` after
+    :func:`plray.experiments.jobs.embed_agent_config`)."""
+    from plray.agents.config import AgentConfig
+    from plray.utils.schema import from_mapping
+
+    if cfg.agent.rllib.config:
+        raise ConfigError("agent.rllib.config: the agent config file must be embedded before training")
+    data = dict(cfg.agent.rllib.overrides) | {
+        "task": cfg.task,
+        "name": cell.key,
+        "seed": cell.seed,
+        "task_kwargs": {"num_goals": cell.num_goals, "placement": cell.placement, "seed": cell.seed},
+    }
+    if cfg.gamma is not None:
+        data["gamma"] = cfg.gamma
+    try:
+        return from_mapping(AgentConfig, data)
+    except ConfigError as exc:
+        raise ConfigError(f"agent.rllib: {exc}") from exc
+
+
+def _unseen_metrics(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean R_WM, R* and their ratio over the unseen-goal rows of an evaluation, and the rows by goal."""
+    return_wm = float(np.mean([r["return_wm"] for r in rows]))
+    return_opt = float(np.mean([r["return_opt"] for r in rows]))
+    return {
+        "return_wm": return_wm,
+        "return_opt": return_opt,
+        "return_ratio": return_wm / return_opt if return_opt else float("nan"),
+        "unseen": {r["goal"]: {"return_wm": r["return_wm"], "return_opt": r["return_opt"]} for r in rows},
+    }
+
+
+class ContinuousPipeline:
+    """A continuous task: RLlib agents, neural P-learning, WM errors
+    (:class:`~plray.experiments.taskapi.TaskPipeline`)."""
+
+    variants: tuple[str, ...] = ("none",)
+    goal_families: tuple[str, ...] = CONTINUOUS_FAMILIES
+    agent_kinds: tuple[str, ...] = ("rllib",)
+    methods: tuple[str, ...] = NEURAL_METHODS
+    max_goals: int = 64
+    goal_subsets: bool = False
+    error_metric: str = "wm_nmse"
+    summary_columns: tuple[str, ...] = ()
+    ensemble_columns: tuple[str, ...] = ("member_wm_nmse_mean",)
+    agent_columns: tuple[str, ...] = ("cell", "success_rate", "env_steps", "train_seconds")
+    goals_needed: bool = False
+
+    def check(self, cfg: ExperimentConfig) -> None:
+        """``extraction.neural`` names only :class:`plray.core.neural.NeuralPConfig` fields."""
+        cfg.neural_overrides_check()
+
+    def final_env_steps(self, cfg: ExperimentConfig, cell: Cell) -> int | None:
+        """None: an RLlib agent's steps are its trainer's business."""
+        return None
+
+    def train(self, cfg: ExperimentConfig, cell: Cell, layout: RunLayout, say: Say) -> dict[str, Any]:
+        """:func:`plray.agents.train.train` into the cell's folder, resuming from its checkpoints."""
+        from plray.agents.train import train
+
+        agent_cfg = rllib_agent_config(cfg, cell)
+        start = time.perf_counter()
+        metrics = train(agent_cfg, layout.cell_dir(cell.key), resume=True, progress=False)
+        keep = ("env_steps", "success_rate", "mean_return", "env_steps_per_s_this_call")
+        return {
+            **{k: metrics[k] for k in keep if k in metrics},
+            "train_seconds": time.perf_counter() - start,
+        }
+
+    def extract(self, cfg: ExperimentConfig, job: ExtractionJob, layout: RunLayout, cache: SourceCache) -> Extraction:
+        """Neural P-learning (checkpointed), WM errors and, if asked, unseen-goal returns.
+
+        Writes the extraction and evaluation reports to the job's folder.
+        """
+        from plray.agents.qsource import load_qsource
+        from plray.core.neural import Checkpointing
+        from plray.experiments.extraction import (
+            ExtractionConfig,
+            evaluate_world_model,
+            extract_world_model,
+            write_extraction_report,
+        )
+
+        agent = layout.agent_dir(job.cell.key, job.step)
+        source = cache.get(agent, load_qsource)
+        ecfg = ExtractionConfig(
+            task=cfg.task,
+            agent=str(agent),
+            method=job.method,  # type: ignore[arg-type]
+            p_learning=dict(cfg.extraction.neural),
+            seed=job.cell.seed,
+        )
+        ckpt = layout.job_checkpoint(job.key)
+        state = load_state(ckpt)
+        checkpointing = Checkpointing(
+            save=lambda arrays: save_state(ckpt, arrays), every=cfg.extraction.checkpoint_every, state=state
+        )
+        model, manifest, task = extract_world_model(ecfg, source=source, checkpoint=checkpointing)
+        artifact = layout.model_dir(job.key)
+        summary = write_extraction_report(ecfg, task, model, manifest, layout.job_dir(job.key), artifact)
+        metrics: dict[str, Any] = {
+            "wm_nmse": summary["wm_nmse"],
+            "wm_mse": summary["wm_mse_state"],
+            "p_learning_steps": summary["steps"],
+            "resumed_from": int(state["step"]) if state is not None else 0,
+        }
+        if cfg.evaluation.unseen:
+            ev = evaluate_world_model(
+                model,
+                manifest,
+                artifact,
+                layout.job_evaluation_dir(job.key),
+                resolution=cfg.evaluation.resolution,
+                num_starts=cfg.evaluation.num_starts,
+                seed=job.cell.seed,
+            )
+            metrics |= _unseen_metrics(ev.get("unseen", []))
+        return Extraction(model=model, manifest=manifest, metrics=metrics)
+
+    def ensemble(self, cfg: ExperimentConfig, members: list[dict[str, Any]]) -> Extraction:
+        """The members' mean prediction, its WM error, and how well the members' spread ranks its error."""
+        from plray.core.ensemble import PointEnsemble
+        from plray.core.model_io import load_world_model
+        from plray.envs.registry import make_task
+        from plray.evaluation.wm_metrics import evaluation_states, wm_errors
+        from plray.utils.io import finite_or_none
+
+        model = PointEnsemble([load_world_model(m["world_model"])[0] for m in members])
+        task = make_task(cfg.task)
+        states = evaluation_states(task, 4096, np.random.default_rng(11), "uniform")
+        actions = np.random.default_rng(12).integers(task.num_actions or 1, size=len(states))
+        errs = wm_errors(model.predict, task, states, space="state")
+        truth = task.next_state(states, actions)
+        spread = model.std(states, actions).mean(axis=1)
+        error = np.abs(model.predict(states, actions) - truth).mean(axis=1)
+        row = {
+            "wm_nmse": errs["wm_nmse"],
+            "member_wm_nmse_mean": float(np.mean([m["wm_nmse"] for m in members])),
+            "disagreement_mean": float(spread.mean()),
+            "disagreement_error_spearman": spearman(spread, error),
+        }
+        manifest = {"task": cfg.task, "method": "ensemble", "metrics": finite_or_none(row)}
+        return Extraction(model=model, manifest=manifest, metrics=row)
