@@ -6,6 +6,7 @@ Heavy imports (torch, RLlib) wait inside the methods: the schema reads this modu
 
 from __future__ import annotations
 
+import math
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -33,11 +34,16 @@ def rllib_agent_config(cfg: ExperimentConfig, cell: Cell) -> Any:
 
     if cfg.agent.rllib.config:
         raise ConfigError("agent.rllib.config: the agent config file must be embedded before training")
+    from plray.experiments.tasks import pipeline_for
+
+    pipe = pipeline_for(cfg.task)
+    if not isinstance(pipe, ContinuousPipeline):
+        raise ConfigError(f"agent.kind: rllib agents need a continuous task, not {cfg.task!r}")
     data = dict(cfg.agent.rllib.overrides) | {
         "task": cfg.task,
         "name": cell.key,
         "seed": cell.seed,
-        "task_kwargs": {"num_goals": cell.num_goals, "placement": cell.placement, "seed": cell.seed},
+        "task_kwargs": pipe.task_kwargs(cfg, cell),
     }
     if cfg.gamma is not None:
         data["gamma"] = cfg.gamma
@@ -65,6 +71,7 @@ class ContinuousPipeline:
 
     variants: tuple[str, ...] = ("none",)
     goal_families: tuple[str, ...] = CONTINUOUS_FAMILIES
+    placements: tuple[str, ...] = ("random", "spread")
     agent_kinds: tuple[str, ...] = ("rllib",)
     methods: tuple[str, ...] = NEURAL_METHODS
     max_goals: int = 64
@@ -78,6 +85,10 @@ class ContinuousPipeline:
     def check(self, cfg: ExperimentConfig) -> None:
         """``extraction.neural`` names only :class:`plray.core.neural.NeuralPConfig` fields."""
         cfg.neural_overrides_check()
+
+    def task_kwargs(self, cfg: ExperimentConfig, cell: Cell) -> dict[str, Any]:
+        """The cell's ``task_kwargs`` for :func:`plray.envs.registry.make_task` (MountainCar: |G|, placement, seed)."""
+        return {"num_goals": cell.num_goals, "placement": cell.placement, "seed": cell.seed}
 
     def final_env_steps(self, cfg: ExperimentConfig, cell: Cell) -> int | None:
         """None: an RLlib agent's steps are its trainer's business."""
@@ -170,3 +181,56 @@ class ContinuousPipeline:
         }
         manifest = {"task": cfg.task, "method": "ensemble", "metrics": finite_or_none(row)}
         return Extraction(model=model, manifest=manifest, metrics=row)
+
+
+REACHER_FAMILIES = ("fingertip", "angle")
+"""Goal kinds of the Reacher's goal sets (:data:`plray.envs.reacher.REACHER_GOAL_KINDS`)."""
+REACHER_PLACEMENTS = ("paper", "spread", "random", "distribution")
+DEFAULT_REGIONS: dict[str, dict[str, Any]] = {
+    "fingertip": {"shape": "annulus", "inner": 0.0, "outer": 2.0},  # every reachable fingertip position
+    "angle": {"shape": "box", "low": [-math.pi, -math.pi], "high": [math.pi, math.pi]},  # the whole torus
+}
+"""The region a ``distribution`` placement draws from unless ``goals.region`` names one."""
+
+
+def reacher_goal_spec(cfg: ExperimentConfig, cell: Cell) -> dict[str, Any]:
+    """A Reacher cell's goal set as a :class:`plray.envs.goalsets.GoalSet` spec (plain YAML data).
+
+    ``goal_family`` is the goal kind; ``placement`` ``paper`` is the paper's set (|G| must be its
+    size), ``spread`` / ``random`` |G| goals on a ring / over the reachable set, ``distribution`` a
+    goal drawn per episode from ``goals.region`` (|G| draws make the finite set P-learning uses).
+    The seed of the cell seeds every draw.
+    """
+    spec: dict[str, Any] = {"kind": cell.goal_family, "seed": cell.seed}
+    if cell.placement == "distribution":
+        spec["distribution"] = dict(cfg.goals.region or DEFAULT_REGIONS[cell.goal_family])
+        spec["count"] = cell.num_goals
+    else:
+        spec["placement"] = cell.placement
+        spec["count"] = cell.num_goals  # the paper's set checks that |G| is its size
+        if cell.placement == "spread" and cfg.goals.radius is not None:
+            spec["radius"] = cfg.goals.radius
+    return spec
+
+
+class ReacherPipeline(ContinuousPipeline):
+    """The kinematic Reacher with goal sets as sweep dimensions (kind, count, placement, distribution)."""
+
+    goal_families: tuple[str, ...] = REACHER_FAMILIES
+    placements: tuple[str, ...] = REACHER_PLACEMENTS
+
+    def check(self, cfg: ExperimentConfig) -> None:
+        """Every cell's goal set builds (sizes, kinds, the unseen goals kept out), named by its cell."""
+        from plray.envs.registry import make_task
+        from plray.utils.validation import PlrayInputError
+
+        super().check(cfg)
+        for cell in cfg.cells():
+            try:
+                make_task(cfg.task, **self.task_kwargs(cfg, cell))
+            except PlrayInputError as exc:
+                raise ConfigError(f"goal set of cell {cell.key}: {exc}") from exc
+
+    def task_kwargs(self, cfg: ExperimentConfig, cell: Cell) -> dict[str, Any]:
+        """``{"goals": <goal-set spec>}`` (:func:`reacher_goal_spec`)."""
+        return {"goals": reacher_goal_spec(cfg, cell)}

@@ -297,8 +297,9 @@ def write_results(
         write_parquet(needed, out / "goals_needed.parquet")
     plots = plot_study(summary, out) if summary else []
     error_col = task.error_metric
-    cols = ["variant", "num_goals", "goals_used", "agent_steps", "method", "seeds", error_col, f"{error_col}_std"]
-    cols += task.summary_columns
+    varying = [c for c in ("goal_family", "placement") if len({r.get(c) for r in summary}) > 1]
+    cols = ["variant", "num_goals", *varying, "goals_used", "agent_steps", "method", "seeds"]
+    cols += [error_col, f"{error_col}_std", *task.summary_columns]
     if cfg.evaluation.unseen:
         cols += ["return_ratio", "return_ratio_min", "quasi_optimal"]
     table = markdown_table(summary, cols)

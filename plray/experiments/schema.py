@@ -64,8 +64,16 @@ class GoalsConfig:
 
     family: str = "generic"
     """FourRooms: generic (indicator + U[-noise, noise]), indicator or gaussian; continuous: sparse."""
-    placement: Literal["random", "spread"] = "random"
-    """How goal states are chosen: a seeded random draw, or evenly spaced."""
+    placement: str = "random"
+    """How goal states are chosen: ``random`` (a seeded draw), ``spread`` (evenly spaced); the Reacher
+    also ``paper`` (the paper's four fingertip goals) and ``distribution`` (every episode draws its own
+    goal from ``region``; |G| goals drawn from it are the agent's finite set)."""
+    region: dict[str, Any] | None = None
+    """Reacher, placement ``distribution``: the region goals are drawn from, a
+    :class:`plray.envs.goalsets.GoalRegion` spec (default: the reachable fingertip disc ‖g‖ <= 2, or
+    the whole torus of angles)."""
+    radius: float | None = None
+    """Reacher, placement ``spread``: radius of the fingertip ring (default 1, the paper's)."""
     noise: float = field(default=0.1, metadata={"check": non_negative})
     """η of the generic family's U[-η, η] perturbation (FourRooms)."""
 
@@ -251,6 +259,11 @@ class ExperimentConfig:
         families = task.goal_families
         for i, grid in enumerate(self.sweep):
             self._check_grid(f"sweep[{i}]", grid, task)
+        if self.goals.placement not in task.placements:
+            raise ConfigError(
+                f"goals.placement: {self.goals.placement!r} is not allowed for {self.task}; "
+                f"choose one of {', '.join(task.placements)}"
+            )
         if self.goals.family not in families:
             raise ConfigError(
                 f"goals.family: {self.goals.family!r} is not allowed for {self.task}; "
@@ -308,9 +321,10 @@ class ExperimentConfig:
                     f"choose one of {', '.join(families)}"
                 )
         for j, pl in enumerate(grid.placement or []):
-            if pl not in PLACEMENTS:
+            if pl not in task.placements:
                 raise ConfigError(
-                    f"{where}.placement[{j}]: {pl!r} is not allowed; " f"choose one of {', '.join(PLACEMENTS)}"
+                    f"{where}.placement[{j}]: {pl!r} is not allowed for {self.task}; "
+                    f"choose one of {', '.join(task.placements)}"
                 )
         for name in ("variant", "num_goals"):
             if not getattr(grid, name):

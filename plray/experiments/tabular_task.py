@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from plray.envs.fourrooms import GOAL_FAMILIES, VARIANTS
+from plray.envs.fourrooms import GOAL_FAMILIES, GOAL_PLACEMENTS, VARIANTS
 from plray.experiments.taskapi import (
     Extraction,
     Say,
@@ -95,6 +95,7 @@ class TabularPipeline:
 
     variants: tuple[str, ...] = VARIANTS
     goal_families: tuple[str, ...] = GOAL_FAMILIES
+    placements: tuple[str, ...] = GOAL_PLACEMENTS
     agent_kinds: tuple[str, ...] = ("tabular-q", "exact")
     methods: tuple[str, ...] = TABULAR_METHODS
     max_goals: int = 68

@@ -59,6 +59,8 @@ class TaskPipeline(Protocol):
     """Allowed ``sweep[].variant`` values."""
     goal_families: tuple[str, ...]
     """Allowed reward families (``goals.family``, ``sweep[].goal_family``)."""
+    placements: tuple[str, ...]
+    """Allowed goal placements (``goals.placement``, ``sweep[].placement``)."""
     agent_kinds: tuple[str, ...]
     """Allowed ``agent.kind`` values."""
     methods: tuple[str, ...]

@@ -6,7 +6,7 @@ reads its vocabulary, the jobs, the sweep and the report call its methods.
 
 from __future__ import annotations
 
-from plray.experiments.continuous_task import ContinuousPipeline
+from plray.experiments.continuous_task import ContinuousPipeline, ReacherPipeline
 from plray.experiments.tabular_task import TabularPipeline
 from plray.experiments.taskapi import TaskPipeline
 
@@ -14,6 +14,7 @@ PIPELINES: dict[str, TaskPipeline] = {
     "fourrooms": TabularPipeline(),
     "mountaincar-position": ContinuousPipeline(),
     "mountaincar-velocity": ContinuousPipeline(),
+    "reacher": ReacherPipeline(),
 }
 """Tasks the pipeline runs end to end, by :mod:`plray.envs.registry` name."""
 
