@@ -135,8 +135,14 @@ def run_sweep(
         if res.error is not None:
             key = Cell(**res.config["cell"]).key
             errors[key] = str(res.error).strip().splitlines()[-1][:500] if str(res.error).strip() else repr(res.error)
+    # a trial of this experiment that neither failed nor finished was stopped by Ctrl-C: stop too
+    in_grid = {Cell(**res.config["cell"]).key for res in grid}
+    pending = [c for c in pending_cells(cells, run_dir) if c.key not in errors]
+    stopped = [c.key for c in pending if c.key in in_grid]
+    if stopped:
+        raise KeyboardInterrupt(f"training stopped with {len(stopped)} agents unfinished; run again to resume")
     # a restored experiment knows only the cells of its first attempt: train any others now
-    missing = [c for c in pending_cells(cells, run_dir) if c.key not in errors]
+    missing = [c for c in pending if c.key not in in_grid]
     if missing and tune.Tuner.can_restore(exp_dir, storage_filesystem=fs):
         if fs is None:
             Path(exp_dir).rename(f"{storage}/{EXPERIMENT_NAME}-{int(time.time())}")
