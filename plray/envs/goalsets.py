@@ -49,7 +49,7 @@ from typing import Any
 import numpy as np
 
 from plray.core.types import BoolArray, FloatArray
-from plray.utils.validation import PlrayInputError
+from plray.utils.validation import PlrayInputError, check_keys
 
 PLACEMENTS: tuple[str, ...] = ("paper", "spread", "random", "explicit")
 REGION_SHAPES: tuple[str, ...] = ("annulus", "box")
@@ -145,9 +145,7 @@ def region_from_spec(spec: GoalRegion | Mapping[str, Any]) -> GoalRegion:
         return spec
     if not isinstance(spec, Mapping):
         raise PlrayInputError(f"distribution: expected a mapping, got {type(spec).__name__}")
-    unknown = sorted(str(k) for k in spec if k not in REGION_KEYS)
-    if unknown:
-        raise PlrayInputError(f"distribution: unknown keys {unknown}; allowed keys: {', '.join(REGION_KEYS)}")
+    check_keys(spec, "distribution", REGION_KEYS)
     kwargs: dict[str, Any] = {}
     try:
         for key in ("low", "high"):
@@ -292,9 +290,7 @@ class GoalSet:
             return spec
         if not isinstance(spec, Mapping):
             raise PlrayInputError(f"goals: expected a mapping like {{kind: fingertip}}, got {type(spec).__name__}")
-        unknown = sorted(str(k) for k in spec if k not in SPEC_KEYS)
-        if unknown:
-            raise PlrayInputError(f"goals: unknown keys {unknown}; allowed keys: {', '.join(SPEC_KEYS)}")
+        check_keys(spec, "goals", SPEC_KEYS)
         if "kind" not in spec:
             raise PlrayInputError("goals: missing 'kind'")
         kwargs = dict(spec)

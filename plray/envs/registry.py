@@ -41,7 +41,7 @@ from plray.envs.goalsets import GoalSet
 from plray.envs.mountaincar import NOISE_STD, MountainCarTask
 from plray.envs.mujoco_reacher import MujocoReacherTask
 from plray.envs.reacher import KinematicReacherTask
-from plray.utils.validation import PlrayInputError
+from plray.utils.validation import PlrayInputError, check_keys
 
 ENV_CONFIG_KEYS: tuple[str, ...] = ("task", "task_kwargs", "seed", "num_envs", "start_states")
 
@@ -136,9 +136,7 @@ def make_env(env_config: Mapping[str, Any]) -> GoalEnv | GoalVectorEnv:
     """
     if not isinstance(env_config, Mapping):
         raise PlrayInputError(f"env_config: expected a dict, got {type(env_config).__name__}")
-    unknown = sorted(str(k) for k in env_config if k not in ENV_CONFIG_KEYS)
-    if unknown:
-        raise PlrayInputError(f"env_config: unknown keys {unknown}; allowed keys: {', '.join(ENV_CONFIG_KEYS)}")
+    check_keys(env_config, "env_config", ENV_CONFIG_KEYS)
     if "task" not in env_config:
         raise PlrayInputError(f"env_config: missing 'task'; choose one of {', '.join(TASKS)}")
     task_kwargs = env_config.get("task_kwargs") or {}

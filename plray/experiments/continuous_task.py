@@ -6,13 +6,13 @@ Heavy imports (torch, RLlib) wait inside the methods: the schema reads this modu
 
 from __future__ import annotations
 
-import math
 import time
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from plray.core.types import EXTRACTION_METHODS
+from plray.envs.reacher import REACHER_GOAL_KINDS
 from plray.experiments.taskapi import Extraction, Say, load_state, save_state, spearman
 from plray.utils.schema import ConfigError
 
@@ -183,14 +183,9 @@ class ContinuousPipeline:
         return Extraction(model=model, manifest=manifest, metrics=row)
 
 
-REACHER_FAMILIES = ("fingertip", "angle")
-"""Goal kinds of the Reacher's goal sets (:data:`plray.envs.reacher.REACHER_GOAL_KINDS`)."""
+REACHER_FAMILIES = tuple(REACHER_GOAL_KINDS)
+"""Goal kinds of the Reacher's goal sets (fingertip, angle), owned by :mod:`plray.envs.reacher`."""
 REACHER_PLACEMENTS = ("paper", "spread", "random", "distribution")
-DEFAULT_REGIONS: dict[str, dict[str, Any]] = {
-    "fingertip": {"shape": "annulus", "inner": 0.0, "outer": 2.0},  # every reachable fingertip position
-    "angle": {"shape": "box", "low": [-math.pi, -math.pi], "high": [math.pi, math.pi]},  # the whole torus
-}
-"""The region a ``distribution`` placement draws from unless ``goals.region`` names one."""
 
 
 def reacher_goal_spec(cfg: ExperimentConfig, cell: Cell) -> dict[str, Any]:
@@ -203,7 +198,8 @@ def reacher_goal_spec(cfg: ExperimentConfig, cell: Cell) -> dict[str, Any]:
     """
     spec: dict[str, Any] = {"kind": cell.goal_family, "seed": cell.seed}
     if cell.placement == "distribution":
-        spec["distribution"] = dict(cfg.goals.region or DEFAULT_REGIONS[cell.goal_family])
+        # default: the kind's whole domain (every reachable fingertip position, the torus of angles)
+        spec["distribution"] = dict(cfg.goals.region or REACHER_GOAL_KINDS[cell.goal_family].domain.to_spec())
         spec["count"] = cell.num_goals
     else:
         spec["placement"] = cell.placement

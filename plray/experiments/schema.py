@@ -27,7 +27,6 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from plray.envs.fourrooms import GOAL_PLACEMENTS
 from plray.experiments.taskapi import TaskPipeline
 from plray.experiments.tasks import PIPELINES
 from plray.utils.schema import ConfigError, from_mapping, load_yaml, non_negative, positive
@@ -36,7 +35,6 @@ TASKS = tuple(PIPELINES)
 """Tasks the pipeline runs end to end: those with a :class:`~plray.experiments.taskapi.TaskPipeline`,
 whose vocabulary (variants, goal families, agent kinds, methods) :meth:`ExperimentConfig.validate` checks."""
 
-PLACEMENTS = GOAL_PLACEMENTS
 
 AGENT_KINDS = ("tabular-q", "exact", "rllib")
 """``tabular-q``: goal-conditioned tabular Q-learning from sampled transitions (FourRooms);

@@ -143,8 +143,8 @@ def _plan_answer(media: str, body: dict[str, Any]) -> Response:
 
 
 _PREDICT_PATH = re.compile(r"/v1/models/([^/]+)/predict")
-_QUERY_JSON_KEYS = tuple(k for k in schemas.PredictRequest.model_fields if k != "version")
-"""Fields of ``GET .../predict`` given as JSON in the query string (``version`` is text)."""
+_QUERY_JSON_KEYS = tuple(k for k in schemas.PredictRequest.model_fields if k not in codec.QUERY_TEXT_KEYS)
+"""Fields of ``GET .../predict`` given as JSON in the query string (the rest, ``version``, is text)."""
 
 
 class FastPredict:

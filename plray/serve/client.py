@@ -63,7 +63,7 @@ def _predict_query(arrays: dict[str, Any], params: dict[str, Any]) -> str:
     items = {k: np.asarray(v).tolist() for k, v in arrays.items()}
     items |= {k: v for k, v in params.items() if v is not None}
     return "&".join(
-        f"{k}={quote(v if k == 'version' else json.dumps(v, separators=(',', ':')), safe='[],:')}"
+        f"{k}={quote(v if k in codec.QUERY_TEXT_KEYS else json.dumps(v, separators=(',', ':')), safe='[],:')}"
         for k, v in items.items()
     )
 

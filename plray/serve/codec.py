@@ -48,6 +48,8 @@ MAX_META_DEPTH = 32
 """Deepest nesting of ``[`` / ``{`` in that JSON (a 400 beyond, checked before parsing)."""
 MAX_QUERY_BYTES = 8192
 """Longest query string of ``GET .../predict`` (a 413 beyond: send larger batches as POST bodies)."""
+QUERY_TEXT_KEYS = ("version",)
+"""Query parameters of ``GET .../predict`` given as text; every other one is JSON."""
 CONTENT_ENCODINGS = ("identity", "gzip", "x-gzip", "zstd")
 DECODE_CHUNK = 1 << 20
 _STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
@@ -155,7 +157,7 @@ def _load_meta(raw: bytes, what: str) -> Any:
         raise ApiError("invalid_input", f"{what} is not JSON ({exc})") from exc
 
 
-def query_json(query: bytes, json_keys: tuple[str, ...], text_keys: tuple[str, ...] = ("version",)) -> bytes:
+def query_json(query: bytes, json_keys: tuple[str, ...], text_keys: tuple[str, ...] = QUERY_TEXT_KEYS) -> bytes:
     """A GET request's query string as the JSON body of the same POST request.
 
     ``?states=[[0.1,0,0,0]]&actions=[3]&version=v2`` becomes ``{"states": [[0.1, 0, 0, 0]],

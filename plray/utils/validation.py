@@ -6,7 +6,8 @@ received and what was expected, so a caller sees *what* was wrong and *where*.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -61,6 +62,13 @@ def check_gamma(gamma: float) -> float:
     if not (0.0 < g < 1.0) or not np.isfinite(g):
         raise PlrayInputError(f"gamma: must lie in the open interval (0, 1), got {gamma!r}")
     return g
+
+
+def check_keys(mapping: Mapping[Any, Any], name: str, allowed: Sequence[str]) -> None:
+    """Refuse keys of ``mapping`` not in ``allowed``, listing them sorted and the allowed ones."""
+    unknown = sorted(str(k) for k in mapping if k not in allowed)
+    if unknown:
+        raise PlrayInputError(f"{name}: unknown keys {unknown}; allowed keys: {', '.join(allowed)}")
 
 
 def check_choice(value: str, name: str, allowed: Sequence[str]) -> str:
