@@ -129,6 +129,27 @@ def floor_post_app() -> Any:
     return FloorPost.options(ray_actor_options={"num_cpus": 0}).bind()
 
 
+def floor_grpc_app() -> Any:
+    """A bare gRPC deployment answering every ``Predict`` with the same one-row reply: the gRPC hop's floor."""
+    from ray import serve
+
+    from plray.serve.grpc import world_model_pb2 as pb
+    from plray.serve.grpc_app import to_array
+
+    reply = pb.PredictReply(
+        model="reacher", version="floor", model_type="neural", batch_size=1, next_states=to_array(np.zeros((1, 4)))
+    )
+
+    @serve.deployment(name="FloorGrpc", max_ongoing_requests=64, logging_config={"enable_access_log": False})
+    class FloorGrpc:
+        """Returns the same reply for every request."""
+
+        async def Predict(self, request: Any, grpc_context: Any = None) -> Any:  # the proto's method name
+            return reply
+
+    return FloorGrpc.options(ray_actor_options={"num_cpus": 0}).bind()
+
+
 def deploy(root: Path, port: int, grpc_port: int) -> dict[str, Any]:
     """Start Serve (HTTP and gRPC proxies) and deploy the floor, the API and the gRPC app; seconds each."""
     from ray import serve
@@ -145,6 +166,7 @@ def deploy(root: Path, port: int, grpc_port: int) -> dict[str, Any]:
         ("floor-post", floor_post_app(), "/floor-post"),
         ("plray-bench", build_app(settings), "/bench"),
         ("plray-grpc", build_grpc_app(settings), "/plray-grpc"),
+        ("floor-grpc", floor_grpc_app(), "/floor-grpc"),
     ):
         t = time.perf_counter()
         serve.run(app, name=name, route_prefix=prefix, blocking=False)
@@ -177,6 +199,7 @@ def latency_paths(url: str, port: int, grpc_port: int, n: int) -> dict[str, dict
     json_c, arrow_c = WorldModelClient(url, fmt="json"), WorldModelClient(url, fmt="arrow")
     handle = WorldModelHandle("plray-bench")
     grpc_c = WorldModelGrpcClient(f"127.0.0.1:{grpc_port}", app_name="plray-grpc")
+    floor_grpc = WorldModelGrpcClient(f"127.0.0.1:{grpc_port}", app_name="floor-grpc")
     ref = json_c.predict("reacher", s, a)["next_states"]
     post = lambda *x: json_c.predict(*x, method="POST")  # noqa: E731
     for other in (post, arrow_c.predict, handle.predict, grpc_c.predict):  # every path answers the same
@@ -202,9 +225,11 @@ def latency_paths(url: str, port: int, grpc_port: int, n: int) -> dict[str, dict
         "arrow": lambda: arrow_c.predict("reacher", s, a),
         "handle": lambda: handle.predict("reacher", s, a),
         "grpc": lambda: grpc_c.predict("reacher", s, a),
+        "floor_grpc": lambda: floor_grpc.predict("reacher", s, a),  # the same client, a constant reply
     }
     out = interleaved(fns, n)
     grpc_c.close()
+    floor_grpc.close()
     return out
 
 
@@ -439,6 +464,7 @@ def measure(args: argparse.Namespace, root: Path, models: dict[str, NeuralWorldM
     results["single_predict"] = {k: paths.pop(k) for k in ("json", "json_post", "arrow")}
     results["handle"] = paths.pop("handle")
     results["grpc"] = paths.pop("grpc")
+    results["floor_grpc"] = paths.pop("floor_grpc")
     results["single_predict_in_process"] = in_process_single(models["reacher"], 300 if quick else 1000)
     print({k: results[k] for k in ("floor", "floor_post", "healthz", "single_predict", "handle", "grpc")}, flush=True)
     cases = slowest_admitted(url)
@@ -497,6 +523,8 @@ def _latency_md(r: dict[str, Any]) -> list[str]:
     names = {"json": "JSON, GET (query string)", "json_post": "JSON, POST body", "arrow": "Arrow, POST body"}
     rows += [(f"predict, HTTP {names.get(fmt, fmt)}", v) for fmt, v in r["single_predict"].items()]
     rows += [("predict, DeploymentHandle", r["handle"]), ("predict, gRPC proxy", r["grpc"])]
+    if "floor_grpc" in r:
+        rows += [("floor_grpc (bare gRPC deployment, constant reply, same client)", r["floor_grpc"])]
     rows += [("predict, in-process (check_batch + predict)", r["single_predict_in_process"])]
     lines = [
         "## Latency of one transition (sequential requests, the paths interleaved)",
@@ -518,7 +546,13 @@ def _latency_md(r: dict[str, Any]) -> list[str]:
         f"POST bodies against the POST floor ({r['floor_post']['p50_ms']:.2f} ms, a bare deployment reading "
         f"its body: Serve's proxy hands a body over in a second call): JSON "
         f"{sp.get('json_post', sp['json'])['p50_ms'] - r['floor_post']['p50_ms']:+.2f} ms, Arrow "
-        f"{sp['arrow']['p50_ms'] - r['floor_post']['p50_ms']:+.2f} ms.",
+        f"{sp['arrow']['p50_ms'] - r['floor_post']['p50_ms']:+.2f} ms."
+        + (
+            f" gRPC against its own floor (Serve's gRPC proxy, the same client): "
+            f"{r['grpc']['p50_ms'] - r['floor_grpc']['p50_ms']:+.2f} ms."
+            if "floor_grpc" in r
+            else ""
+        ),
         "",
     ]
     return lines

@@ -285,7 +285,9 @@ def _serve_flags(sv: argparse.ArgumentParser) -> None:
         DeploymentOptions,
         only=("num_replicas",),
         flags={
-            "num_replicas": FlagSpec(names=("--replicas",), type=_positive_int, metavar="N", default=1, help="replicas")
+            "num_replicas": FlagSpec(
+                names=("--replicas",), type=_positive_int, metavar="N", default=1, help="replicas of the API deployment"
+            )
         },
     )
     add_dataclass_arguments(

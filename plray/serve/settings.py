@@ -93,6 +93,10 @@ class DeploymentOptions:
     """Replica options (``serve_config.yaml`` may override them per deployment)."""
 
     num_replicas: int | str | None = None
+    """replicas of the API deployment (``"auto"``: Serve's autoscaling; None: Serve's default, 1)"""
     max_ongoing_requests: int = 64
+    """requests one replica handles at once before the proxy queues or routes elsewhere"""
     autoscaling_config: dict[str, Any] | None = None
+    """Serve's ``autoscaling_config`` (min/max replicas, target ongoing requests), with ``num_replicas: auto``"""
     ray_actor_options: dict[str, Any] = field(default_factory=lambda: {"num_cpus": 1})
+    """Ray resources of each replica (default one CPU)"""

@@ -141,3 +141,22 @@ def test_fast_path_takes_predicts_only_inside_a_replica(monkeypatch: pytest.Monk
     assert _call(mw, "POST", "/v1/models/m/rollout") == b"fastapi"
     assert _call(mw, "GET", "/healthz") == b"fastapi"
     assert server.calls == [("POST", "m"), ("GET", "a.b")]
+
+
+def test_the_api_takes_predicts_before_fastapis_own_stack(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The served app runs the fast path ahead of FastAPI's middleware: predicts never reach it."""
+    server = _Server()
+    context = types.SimpleNamespace(servable_object=server)
+    monkeypatch.setattr(app_module.serve, "get_replica_context", lambda: context)
+    monkeypatch.setattr(app_module._FAST_PREDICT, "_server", None)
+
+    def no_stack() -> Any:
+        raise AssertionError("a predict reached FastAPI's middleware stack")
+
+    monkeypatch.setattr(app_module.app, "build_middleware_stack", no_stack)
+    monkeypatch.setattr(app_module.app, "middleware_stack", None)
+    assert isinstance(app_module.app, app_module.FastAPI)  # serve.ingress binds the class-based routes
+    assert _call(app_module.app, "GET", "/v1/models/m/predict") == b"fast"  # type: ignore[arg-type]
+    assert server.calls == [("GET", "m")]
+    with pytest.raises(AssertionError, match="middleware stack"):
+        _call(app_module.app, "GET", "/healthz")  # type: ignore[arg-type]
