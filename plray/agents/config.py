@@ -110,6 +110,11 @@ class TrainingConfig:
     """DQN: double Q-learning."""
     tau: float = field(default=1.0, metadata={"check": unit_interval})
     """Target-network update rate (1.0: copy)."""
+    initial_alpha: float | None = field(
+        default=None, metadata={"check": lambda v: positive(v) if v is not None else None}
+    )
+    """sac: initial entropy weight α (tuned towards the target entropy −action_dim from there); None:
+    RLlib's 1.0, which with sparse {0, 1} rewards swamps Q with the entropy bonus for thousands of updates."""
 
 
 @dataclass(frozen=True)

@@ -199,6 +199,8 @@ def _sac_config(cfg: AgentConfig, task: GoalTask, common: dict[str, Any], her: d
         "critic_lr": lr,
         "alpha_lr": lr,
     }
+    if tr.initial_alpha is not None:
+        training["initial_alpha"] = tr.initial_alpha
     return (
         SACConfig()
         .rl_module(

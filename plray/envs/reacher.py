@@ -250,3 +250,52 @@ class KinematicReacherTask(GoalTask):
             return super().terminal(achieved, goals)
         diff = wrap_angle(np.asarray(achieved, dtype=np.float64) - np.asarray(goals, dtype=np.float64))
         return np.linalg.norm(diff, axis=-1) < self.goal_tolerance
+
+
+class ContinuousKinematicReacherTask(KinematicReacherTask):
+    """The kinematic Reacher with continuous torques τ ∈ [−1, 1]² (``reacher-continuous``; not in the paper).
+
+    Same state, goals, goal sets, unseen goals and semi-implicit Euler dynamics as
+    :class:`KinematicReacherTask`; an action is the torque itself, shape (B, 2), clipped to
+    [−1, 1]² (as :meth:`GoalTask.check_actions` does for every continuous task). At the 9 torques
+    of :data:`TORQUES` the successors equal the discrete task's bit for bit.
+
+    ``planning_actions`` (= :data:`TORQUES`, shape (9, 2)) declares the finite action subset that
+    grid planners (:mod:`plray.evaluation.unseen`) use on this task; ``discrete_counterpart()`` is
+    the 9-torque task with the same goal set.
+    """
+
+    name: str = "reacher-continuous"
+    num_actions: int | None = None
+    action_dim: int = 2
+    planning_actions: FloatArray = TORQUES
+
+    def __init__(self, goal_set: GoalSet | dict[str, Any] | None = None) -> None:
+        super().__init__(goal_set)
+        self.action_low = np.array([-1.0, -1.0])
+        self.action_high = np.array([1.0, 1.0])
+
+    def __repr__(self) -> str:
+        if self.goal_set is None:
+            return "ContinuousKinematicReacherTask()"
+        return f"ContinuousKinematicReacherTask(goal_set={self.goal_set!r})"
+
+    def next_state(self, states: FloatArray, actions: np.ndarray) -> FloatArray:
+        """Exact successors: ω' = ω + dt·clip(τ, −1, 1), θ' = wrap(θ + dt·ω').
+
+        Args:
+            states: [θ₁, θ₂, ω₁, ω₂] rows, shape (B, 4).
+            actions: torques, shape (B, 2) (or B·2 numbers), clipped to [−1, 1]².
+
+        Returns:
+            next states, shape (B, 4), angles wrapped to [−π, π).
+        """
+        states = check_batch(states, "states", 4, "d")
+        torques = self.check_actions(actions, len(states))
+        omega = states[:, 2:] + DT * TORQUE_SCALE * torques
+        theta = wrap_angle(states[:, :2] + DT * omega)
+        return np.concatenate([theta, omega], axis=-1)
+
+    def discrete_counterpart(self) -> KinematicReacherTask:
+        """The 9-torque task with the same goal set (action index a ↦ ``planning_actions[a]``)."""
+        return KinematicReacherTask(goal_set=self.goal_set)

@@ -8,7 +8,7 @@ passed on only where a task's constructor declares them (``fourrooms``: variant,
 family, seed; the MountainCar tasks: goal count, placement and seed, defaulting to the paper's four
 evenly spaced goals), so the same name and arguments always mean the same dynamics and rewards.
 
-``reacher`` and the MountainCar tasks also take ``goals``: a training goal set in its plain-dict
+``reacher``, ``reacher-continuous`` and the MountainCar tasks also take ``goals``: a training goal set in its plain-dict
 (YAML) form, :meth:`plray.envs.goalsets.GoalSet.from_spec`, e.g.::
 
     task: reacher
@@ -40,7 +40,7 @@ from plray.envs.fourrooms import FourRoomsTask
 from plray.envs.goalsets import GoalSet
 from plray.envs.mountaincar import NOISE_STD, MountainCarTask
 from plray.envs.mujoco_reacher import MujocoReacherTask
-from plray.envs.reacher import KinematicReacherTask
+from plray.envs.reacher import ContinuousKinematicReacherTask, KinematicReacherTask
 from plray.utils.validation import PlrayInputError, check_keys
 
 ENV_CONFIG_KEYS: tuple[str, ...] = ("task", "task_kwargs", "seed", "num_envs", "start_states")
@@ -72,6 +72,10 @@ def _reacher(goals: GoalsArg = None) -> KinematicReacherTask:
     return KinematicReacherTask(goal_set=_goal_set(goals))
 
 
+def _reacher_continuous(goals: GoalsArg = None) -> ContinuousKinematicReacherTask:
+    return ContinuousKinematicReacherTask(goal_set=_goal_set(goals))
+
+
 def _goal_set(goals: GoalsArg) -> GoalSet | None:
     return None if goals is None else GoalSet.from_spec(goals)
 
@@ -81,6 +85,7 @@ TASKS: dict[str, Callable[..., GoalTask]] = {
     "mountaincar-velocity": _mountaincar_velocity,
     "mountaincar-position-noisy": _mountaincar_position_noisy,
     "reacher": _reacher,
+    "reacher-continuous": _reacher_continuous,
     "mujoco-reacher": MujocoReacherTask,
     "fourrooms": FourRoomsTask,
 }

@@ -29,6 +29,14 @@ Reward and termination are functions of the next state alone (an :class:`UnseenG
 same goal (a :class:`~plray.evaluation.goals.Goal`) drives the grid planner (:func:`plan_in_model`),
 the true-dynamics rollouts (:func:`~plray.evaluation.rollout.task_returns`) and the CEM planner
 (:mod:`plray.evaluation.cem`).
+
+Continuous-action tasks (not in the paper): grid value iteration maximises over a finite action
+set, so a task with continuous actions is planned on the finite subset it declares
+(``planning_actions`` (A, action_dim) and ``discrete_counterpart()``, the same task with action
+index a ↦ ``planning_actions[a]``; ``reacher-continuous``: the 9 torques of ``reacher``, the corners
+and centre of its torque box). :func:`planning_view` returns that task and the model restricted to
+those actions; R* is then the discrete task's own, so R_WM / R* compares directly with a
+discrete-action agent's.
 """
 
 from __future__ import annotations
@@ -143,6 +151,40 @@ UNSEEN_GOALS: dict[str, Callable[[Any], list[UnseenGoal]]] = {
 """The unseen goals of each task family, keyed on the task name up to its first ``-``
 (``mountaincar-position``, ``mountaincar-velocity-noisy`` → ``mountaincar``; ``reacher``;
 ``mujoco-reacher`` → ``mujoco``, which has none)."""
+
+
+def planning_view(task: GoalTask, model_next_state_fn: NextStateFn) -> tuple[GoalTask, NextStateFn, str]:
+    """The task and model a grid planner plans with (see the module docstring).
+
+    Args:
+        task: the task; discrete tasks are returned as they are.
+        model_next_state_fn: the model, f̂(states (B, d), actions (B,) ints or (B, action_dim)) -> (B, d).
+
+    Returns:
+        (planning task with discrete actions, f̂ on its action indices (B,) -> (B, d), a sentence
+        saying which actions; empty for a discrete task).
+
+    Raises:
+        PlrayInputError: a continuous-action task that declares no finite planning action set.
+    """
+    if task.num_actions is not None:
+        return task, model_next_state_fn, ""
+    table = getattr(task, "planning_actions", None)
+    counterpart = getattr(task, "discrete_counterpart", None)
+    if table is None or counterpart is None:
+        raise PlrayInputError(
+            f"task: grid planning needs discrete actions; {task.name!r} declares no planning_actions subset"
+        )
+    actions = np.asarray(table, dtype=np.float64)
+    planner = counterpart()
+    if planner.num_actions != len(actions):
+        raise PlrayInputError(f"task: {len(actions)} planning actions, but its counterpart has {planner.num_actions}")
+
+    def restricted(states: FloatArray, idx: np.ndarray) -> FloatArray:
+        return model_next_state_fn(states, actions[np.asarray(idx, dtype=np.int64).reshape(-1)])
+
+    rows = ", ".join("(" + ", ".join(f"{x:g}" for x in row) + ")" for row in actions)
+    return planner, restricted, f"the {len(actions)} actions {rows} of {planner.name!r}"
 
 
 def unseen_goals(task: GoalTask) -> list[UnseenGoal]:

@@ -44,6 +44,7 @@ Distribution = Literal["reset", "uniform"]
 
 PAPER_EVALUATION: dict[str, tuple[Distribution, int]] = {
     "reacher": ("reset", 80**2),
+    "reacher-continuous": ("reset", 80**2),  # not in the paper: the Reacher's own set
     "mountaincar-position": ("uniform", 500**2),
     "mountaincar-velocity": ("uniform", 500**2),
     "mountaincar-position-noisy": ("uniform", 500**2),
@@ -103,6 +104,32 @@ def evaluation_states(
     if distribution == "uniform":
         return np.asarray(task.sample_states(int(n), rng), dtype=np.float64)
     raise PlrayInputError(f"distribution: unknown value {distribution!r}; choose one of reset, uniform")
+
+
+EVALUATION_ACTIONS = 16
+"""Continuous-action tasks: actions drawn uniformly from the action box for WM metrics (each applied
+to every evaluation state)."""
+
+
+def evaluation_actions(task: GoalTask, rng: np.random.Generator, n: int = EVALUATION_ACTIONS) -> FloatArray | None:
+    """The action set of WM metrics: None (every action) for discrete tasks, else n uniform draws.
+
+    Args:
+        task: the task; continuous tasks need ``action_low`` / ``action_high``.
+        rng: numpy generator (seeds the draw).
+        n: number of continuous actions, >= 1.
+
+    Returns:
+        None for a discrete task, else actions uniform over [action_low, action_high], shape (n, action_dim).
+    """
+    if task.num_actions is not None:
+        return None
+    if task.action_low is None or task.action_high is None:
+        raise PlrayInputError(f"task: {task.name!r} has continuous actions but no action_low / action_high")
+    if isinstance(n, bool) or not isinstance(n, int | np.integer) or int(n) < 1:
+        raise PlrayInputError(f"n: expected a positive integer, got {n!r}")
+    low, high = np.asarray(task.action_low, dtype=np.float64), np.asarray(task.action_high, dtype=np.float64)
+    return rng.uniform(low, high, size=(int(n), task.action_dim))
 
 
 def network_predict_fn(network: Any) -> PredictFn:
@@ -348,6 +375,7 @@ def kernel_errors(
     *,
     samples: int = KERNEL_SAMPLES,
     seed: int = 0,
+    actions: IntArray | FloatArray | None = None,
 ) -> dict[str, Any]:
     """How well a model's successor distribution matches a stochastic task's kernel, per state dim.
 
@@ -364,9 +392,11 @@ def kernel_errors(
     Args:
         mean_fn: the model's mean successor, (B, d), (B,) -> (B, d).
         std_fn: its per-dim standard deviation, same signature, or None (deterministic model).
-        task: a discrete-action task (every action is evaluated).
+        task: the task.
         states: evaluation states (B, d), B >= 2.
         samples, seed: Monte Carlo draws per pair and their seed (:func:`kernel_moments`).
+        actions: the evaluated actions as in :func:`wm_errors` (discrete: default every action;
+            continuous: required, (A, action_dim)).
 
     Returns:
         A dict with the per-dim lists above, ``w2`` (float), ``num_states`` and ``samples``.
@@ -378,7 +408,7 @@ def kernel_errors(
     B, d = s.shape
     angles = list(task.angle_dims)
     mse, var, sig, sig_hat, rel, w2 = [], [], [], [], [], []
-    for a in _action_set(task, None):
+    for a in _action_set(task, actions):
         acts = _batch_actions(a, B)
         mu, sigma = kernel_moments(task, s, acts, samples=samples, seed=seed)
         mu_hat = _check_prediction(mean_fn(s, acts), "mean_fn", (B, d))

@@ -1,5 +1,12 @@
-"""The continuous task pipeline: RLlib agents (DQN with hindsight relabelling) inverted by neural
-P-learning and scored by WM errors and unseen-goal returns (:class:`ContinuousPipeline`).
+"""The continuous task pipeline: RLlib agents (DQN, PQN or, for continuous actions, SAC, with
+hindsight relabelling) inverted by neural P-learning and scored by WM errors and unseen-goal
+returns (:class:`ContinuousPipeline`).
+
+Continuous-action tasks (``reacher-continuous``) take the same path, dispatched on the task's
+declared properties, never its name: the SAC agent's V(s', g) is its soft value from the policy
+(:class:`plray.agents.qsource.SACQSource`), P-learning samples actions uniformly over the action box,
+WM errors are taken on uniformly drawn actions, and unseen goals are planned on the finite action
+subset the task declares (:func:`plray.evaluation.unseen.planning_view`).
 
 Heavy imports (torch, RLlib) wait inside the methods: the schema reads this module's vocabulary.
 """
@@ -162,14 +169,21 @@ class ContinuousPipeline:
         from plray.core.ensemble import PointEnsemble
         from plray.core.model_io import load_world_model
         from plray.envs.registry import make_task
-        from plray.evaluation.wm_metrics import evaluation_states, wm_errors
+        from plray.evaluation.wm_metrics import evaluation_actions, evaluation_states, wm_errors
         from plray.utils.io import finite_or_none
 
         model = PointEnsemble([load_world_model(m["world_model"])[0] for m in members])
         task = make_task(cfg.task)
         states = evaluation_states(task, 4096, np.random.default_rng(11), "uniform")
-        actions = np.random.default_rng(12).integers(task.num_actions or 1, size=len(states))
-        errs = wm_errors(model.predict, task, states, space="state")
+        rng = np.random.default_rng(12)
+        actions: np.ndarray
+        if task.num_actions is not None:
+            actions = rng.integers(task.num_actions, size=len(states))
+        else:  # one uniform action per state (continuous actions)
+            low, high = np.asarray(task.action_low, dtype=float), np.asarray(task.action_high, dtype=float)
+            actions = rng.uniform(low, high, size=(len(states), task.action_dim))
+        action_set = evaluation_actions(task, np.random.default_rng(13))
+        errs = wm_errors(model.predict, task, states, space="state", actions=action_set)
         truth = task.next_state(states, actions)
         spread = model.std(states, actions).mean(axis=1)
         error = np.abs(model.predict(states, actions) - truth).mean(axis=1)

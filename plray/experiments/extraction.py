@@ -67,8 +67,21 @@ TASK_DEFAULTS: dict[str, dict[str, Any]] = {
         "oracle_resolution": 20,
         "unseen_resolution": 20,
         "eval_states": 6400,
+        "wm_space": "obs",
+    },
+    "reacher-continuous": {  # not in the paper: the Reacher's defaults, actions uniform over [-1, 1]^2
+        "sampler": "reset",
+        "p": {"batch_size": 1024, "steps": 1000, "schedule": "linear"},
+        "oracle_resolution": 20,
+        "unseen_resolution": 20,
+        "eval_states": 6400,
+        "wm_space": "obs",
     },
 }
+"""``wm_space``: the space of the headline WM_NMSE (the Reacher: its 6-D observation, as the paper
+reports; default ``state``). Continuous-action tasks sample P-learning's actions uniformly over the
+action box, evaluate WM errors on uniform draws (:func:`plray.evaluation.wm_metrics.evaluation_actions`)
+and plan unseen goals on their declared finite action subset (:func:`plray.evaluation.unseen.planning_view`)."""
 
 
 @dataclass(frozen=True)
@@ -76,7 +89,7 @@ class ExtractionConfig:
     """One world-model extraction."""
 
     task: str
-    """Task name (mountaincar-position, mountaincar-velocity, reacher)."""
+    """Task name (a key of :data:`TASK_DEFAULTS`: the MountainCar tasks, reacher, reacher-continuous)."""
     agent: str = "oracle"
     """Path of an agent artifact (``<run>/agent``), or ``oracle`` for ground-truth Q* on a grid."""
     method: Literal["deterministic", "gaussian", "supervised"] = "deterministic"
@@ -224,9 +237,10 @@ def _extract_model(
 
 def wm_metrics(task: GoalTask, model: WorldModel, cfg: ExtractionConfig) -> dict[str, Any]:
     """WM_MSE / WM_NMSE in state and observation space on states from the training distribution."""
-    from plray.evaluation.wm_metrics import Space, evaluation_states, wm_errors
+    from plray.evaluation.wm_metrics import Space, evaluation_actions, evaluation_states, wm_errors
 
     states = evaluation_states(task, cfg.num_eval_states, np.random.default_rng([cfg.seed, 11]), cfg.sampler_name)
+    actions = evaluation_actions(task, np.random.default_rng([cfg.seed, 12]))  # None: every discrete action
     out: dict[str, Any] = {}
     means: np.ndarray | None = None
     std_fn = getattr(model, "std", None)
@@ -238,7 +252,7 @@ def wm_metrics(task: GoalTask, model: WorldModel, cfg: ExtractionConfig) -> dict
             acts = range(int(task.num_actions or 0))
             means = np.stack([kernel_moments(task, states, np.full(n, a))[0] for a in acts])
         kstates = states[: min(n, KERNEL_EVAL_STATES)]
-        out["kernel"] = kernel_errors(model.predict, std_fn, task, kstates, seed=cfg.seed)
+        out["kernel"] = kernel_errors(model.predict, std_fn, task, kstates, seed=cfg.seed, actions=actions)
 
     def truth(rows: np.ndarray) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
         """The true successor (the kernel's mean on stochastic tasks) of ``states[rows]``."""
@@ -249,8 +263,11 @@ def wm_metrics(task: GoalTask, model: WorldModel, cfg: ExtractionConfig) -> dict
     everything = np.arange(len(states))
     spaces: tuple[Space, ...] = ("state", "obs")
     for space in spaces:
-        errs = wm_errors(model.predict, task, states, space=space, reference_fn=truth(everything))
+        errs = wm_errors(model.predict, task, states, space=space, actions=actions, reference_fn=truth(everything))
         out[space] = {k: errs[k] for k in ("wm_mse", "wm_nmse", "per_dim_nmse")}
+    if actions is not None:
+        out["evaluation_actions"] = np.asarray(actions).tolist()
+        out |= _planning_action_metrics(task, model, states)
     contact = getattr(task, "left_wall_contact", None)
     if contact is not None:  # MountainCar: the wall's jump, apart from the rest (see left_wall_contact)
         hits = np.zeros(len(states), dtype=bool)
@@ -264,15 +281,38 @@ def wm_metrics(task: GoalTask, model: WorldModel, cfg: ExtractionConfig) -> dict
     return out
 
 
-def _plots(task: GoalTask, model: WorldModel, out: Path) -> list[str]:
-    from plray.evaluation import plots
+def _planning_action_metrics(task: GoalTask, model: WorldModel, states: np.ndarray) -> dict[str, Any]:
+    """A continuous-action task's WM errors on its finite planning actions (the ones unseen goals are
+    planned with; the Reacher's: its 9 discrete torques), in state and observation space; {} if none."""
+    from plray.evaluation.wm_metrics import wm_errors
 
+    table = getattr(task, "planning_actions", None)
+    if table is None:
+        return {}
+    acts = np.asarray(table, dtype=np.float64)
+    out = {}
+    for space in ("state", "obs"):
+        errs = wm_errors(model.predict, task, states, space=space, actions=acts)  # type: ignore[arg-type]
+        out[f"{space}_planning_actions"] = {k: errs[k] for k in ("wm_mse", "wm_nmse", "per_dim_nmse")}
+    return out
+
+
+def _plots(task: GoalTask, model: WorldModel, out: Path) -> list[str]:
+    """The task family's plots (on the planning action subset for continuous-action tasks)."""
+    from plray.envs.mountaincar import MountainCarTask
+    from plray.envs.reacher import KinematicReacherTask
+    from plray.evaluation import plots
+    from plray.evaluation.unseen import planning_view
+
+    if task.num_actions is None and getattr(task, "planning_actions", None) is None:
+        return []
+    view, predict, _ = planning_view(task, model.predict)
     made = []
-    if task.name.startswith("mountaincar"):
-        made.append(plots.mountaincar_quiver(task, model.predict, out / "quiver.png").name)
-    elif task.name == "reacher":
-        made.append(plots.reacher_error_heatmap(task, model.predict, out / "error_heatmap.png").name)
-        made.append(plots.reacher_rollouts(task, model.predict, out / "rollouts.png").name)
+    if isinstance(view, MountainCarTask):
+        made.append(plots.mountaincar_quiver(view, predict, out / "quiver.png").name)
+    elif isinstance(view, KinematicReacherTask):
+        made.append(plots.reacher_error_heatmap(view, predict, out / "error_heatmap.png").name)
+        made.append(plots.reacher_rollouts(view, predict, out / "rollouts.png").name)
     return made
 
 
@@ -332,7 +372,7 @@ def write_extraction_report(
         "task": cfg.task,
         "method": cfg.method,
         "agent": manifest["source"]["agent"],
-        "wm_nmse": metrics["obs" if cfg.task == "reacher" else "state"]["wm_nmse"],
+        "wm_nmse": metrics[TASK_DEFAULTS[cfg.task].get("wm_space", "state")]["wm_nmse"],
         "wm_nmse_state": metrics["state"]["wm_nmse"],
         "wm_nmse_off_wall": metrics.get("state_off_wall", {}).get("wm_nmse"),
         "wm_mse_state": metrics["state"]["wm_mse"],
@@ -391,7 +431,11 @@ def _metrics_tables(metrics: dict[str, Any]) -> list[str]:
     """Markdown lines: the WM_MSE / WM_NMSE table, and for stochastic tasks the kernel table per state dim."""
     lines = [
         markdown_table(
-            [{"space": k, **{m: v[m] for m in ("wm_mse", "wm_nmse")}} for k, v in metrics.items() if k != "kernel"],
+            [
+                {"space": k, **{m: v[m] for m in ("wm_mse", "wm_nmse")}}
+                for k, v in metrics.items()
+                if k != "kernel" and isinstance(v, dict)
+            ],
             ("space", "wm_mse", "wm_nmse"),
         ),
         "",
@@ -507,11 +551,14 @@ def _unseen_rows(
     task: GoalTask, model: WorldModel, result: dict[str, Any], resolution: int, num_starts: int, seed: int
 ) -> list[dict[str, Any]]:
     """R_WM and R* per unseen goal; records in ``result["unseen_planning"]`` what was planned with."""
-    from plray.evaluation.unseen import evaluate_all_unseen
+    from plray.evaluation.unseen import evaluate_all_unseen, planning_view
 
     kernel = None
-    result["unseen_planning"] = "the model's point prediction"
-    if isinstance(model, GaussianWorldModel):  # plan with the model's noise, not just its mean
+    task, predict, subset = planning_view(task, model.predict)  # continuous actions: a finite subset
+    result["unseen_planning"] = "the model's point prediction" + (f" on {subset}" if subset else "")
+    if isinstance(model, GaussianWorldModel) and subset:  # the quadrature reads integer actions
+        result["unseen_planning"] = f"the model's mean on {subset}"
+    elif isinstance(model, GaussianWorldModel):  # plan with the model's noise, not just its mean
         from plray.evaluation.unseen import gaussian_quadrature
 
         if 3**model.state_dim <= MAX_PLANNING_NODES:
@@ -522,5 +569,5 @@ def _unseen_rows(
                 f"the model's mean (a 3^{model.state_dim}-node quadrature exceeds {MAX_PLANNING_NODES} nodes)"
             )
     return evaluate_all_unseen(
-        task, model.predict, resolution=resolution, num_starts=num_starts, seed=seed, model_successor_fn=kernel
+        task, predict, resolution=resolution, num_starts=num_starts, seed=seed, model_successor_fn=kernel
     )

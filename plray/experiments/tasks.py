@@ -15,6 +15,7 @@ PIPELINES: dict[str, TaskPipeline] = {
     "mountaincar-position": ContinuousPipeline(),
     "mountaincar-velocity": ContinuousPipeline(),
     "reacher": ReacherPipeline(),
+    "reacher-continuous": ReacherPipeline(),
 }
 """Tasks the pipeline runs end to end, by :mod:`plray.envs.registry` name."""
 

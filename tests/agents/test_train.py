@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -135,6 +136,15 @@ def test_pqn_config_errors() -> None:
         from_mapping(AgentConfig, {"task": "mujoco-reacher", "algorithm": "pqn"})
     with pytest.raises(ConfigError, match="num_epochs"):
         from_mapping(AgentConfig, {"task": "reacher", "algorithm": "pqn", "training": {"num_epochs": 0}})
+
+
+def test_continuous_reacher_takes_sac_only() -> None:
+    from plray.agents.train import load_config
+
+    cfg = load_config(Path(__file__).resolve().parents[2] / "configs" / "agents" / "reacher-continuous-sac.yaml")
+    assert (cfg.task, cfg.algorithm) == ("reacher-continuous", "sac")
+    with pytest.raises(ConfigError, match="use sac"):
+        from_mapping(AgentConfig, {"task": "reacher-continuous", "algorithm": "pqn"})
 
 
 def test_fourrooms_dqn_with_random_relabelling(ray_local, tmp_path) -> None:

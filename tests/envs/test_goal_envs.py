@@ -17,7 +17,14 @@ from plray.envs.mujoco_reacher import MujocoReacherTask
 from plray.envs.reacher import KinematicReacherTask
 from plray.envs.registry import TASKS, make_env, make_task
 
-NAMES = ["mountaincar-position", "mountaincar-velocity", "mountaincar-position-noisy", "reacher", "mujoco-reacher"]
+NAMES = [
+    "mountaincar-position",
+    "mountaincar-velocity",
+    "mountaincar-position-noisy",
+    "reacher",
+    "reacher-continuous",
+    "mujoco-reacher",
+]
 
 
 def random_actions(task: GoalTask, rng: np.random.Generator, n: int) -> np.ndarray:
