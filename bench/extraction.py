@@ -23,10 +23,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import machine, write_results
+from bench.common import agent_fields, machine, wm_fields, write_results
 from plray.envs.registry import make_task
 from plray.evaluation.report import markdown_table
 from plray.experiments.extraction import ExtractionConfig, run_extraction
+
+ALGORITHM = {"oracle": "value-iteration", "supervised": "regression"}
+"""What produced the inverted Q-values (oracle: Q* on a grid) or the model (supervised: true transitions)."""
 
 
 def extract(task: str, agent: str, method: str, steps: int, batch: int, out: Path, seed: int) -> dict[str, Any]:
@@ -84,7 +87,8 @@ def run_sources(args: argparse.Namespace) -> tuple[list[dict], list[dict], dict[
             print(f"[{task}] {label}: {steps} steps x {batch}", flush=True)
             s = extract(task, agent, method, steps, batch, run_dir, args.seed)
             keys = ("wm_nmse", "wm_nmse_state", "wm_nmse_off_wall", "samples_per_s")
-            row = {"task": task, "source": label, **{k: s.get(k) for k in keys}}
+            ids = agent_fields(agent) if label == "agent" else wm_fields(make_task(task), label, ALGORITHM[label])
+            row = {**ids, **{k: s.get(k) for k in keys}}
             row |= {"steps": steps, "batch": batch, "wall_clock_s": s["wall_clock_s"]}
             if label == "agent":
                 from plray.agents.qsource import load_qsource

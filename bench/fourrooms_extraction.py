@@ -24,6 +24,7 @@ from bench.common import machine, timed, write_results
 from plray.core import bellman_matrix_from_q, extract
 from plray.envs import FourRooms
 from plray.envs.fourrooms import DEFAULT_GAMMA
+from plray.envs.goalsets import goal_set_label
 from plray.evaluation import kernel_metrics, value_iteration
 from plray.evaluation.report import markdown_table
 
@@ -34,6 +35,17 @@ def agent(variant: str, num_goals: int) -> tuple[FourRooms, Any, Any, Any]:
     Q = value_iteration(env.kernel, goals.rewards, goals.dones, DEFAULT_GAMMA).Q
     M = bellman_matrix_from_q(Q, goals.rewards, DEFAULT_GAMMA, goals.dones)
     return env, goals, Q, M
+
+
+def _identity(num_goals: int) -> dict[str, Any]:
+    """A row's bench.common.WM_ROW_KEYS: Q* by value iteration on G generic goals; no WM_NMSE on FourRooms."""
+    return {
+        "task": "fourrooms",
+        "source": "oracle",
+        "algorithm": "value-iteration",
+        "goal_set": goal_set_label("generic", "random", num_goals),
+        "wm_nmse": None,  # FourRooms' error is the kernel's: kernel_mse, tv_mean, tv_max
+    }
 
 
 def main() -> None:
@@ -68,6 +80,7 @@ def main() -> None:
             Qc, Mc = (Q, M) if G == 68 else (one_goal[2], one_goal[3])  # type: ignore[index]
             ext, times = timed(partial(extract, Qc, Mc, method, gamma=DEFAULT_GAMMA, **options), reps)
             row = {
+                **_identity(G),
                 "variant": variant,
                 "num_goals": G,
                 "method": label,

@@ -20,13 +20,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import RESULTS, machine, write_results
+from bench.common import RESULTS, agent_fields, machine, write_results
 from plray.evaluation.report import markdown_table
 
 PAPER_WM_NMSE = {"reacher": 1.2e-4, "mountaincar-position": 6.7e-3, "mountaincar-velocity": 6.7e-3}
@@ -55,6 +56,33 @@ def _oracle(task: str) -> dict[str, Any]:
     return {"wm_nmse": rows[0]["wm_nmse"], "unseen": unseen} if rows else {}
 
 
+Q_RESOLUTION = {"mountaincar-position": 200, "mountaincar-velocity": 200}
+"""Grid points per state dim of the agents' Q_NMSE (the paper's 200² for MountainCar). Tasks not listed (the
+Reacher: a 4-D grid that fits a CPU's memory, 16⁴-20⁴, smears V^π between nodes) use exact rollouts of the
+greedy policy from 4,096 uniform states instead (plray.evaluation.q_accuracy.q_accuracy_rollout)."""
+
+
+def _identity(agent: str | None, task: str) -> dict[str, Any]:
+    """The row's WM_ROW_KEYS but wm_nmse, from the agent's manifest (its task and training goals)."""
+    if agent and (Path(agent) / "manifest.json").is_file():
+        return agent_fields(agent)
+    return {"task": task, "source": "agent", "algorithm": None, "goal_set": None, "num_goals": None}
+
+
+def _q_nmse(agent: str | None, task: str) -> float | None:
+    """The agent's Q_NMSE against Q^π of its own greedy policy on its training goals (grid policy evaluation)."""
+    if not agent or not (Path(agent) / "manifest.json").is_file():
+        return None
+    from plray.agents.qsource import load_qsource
+    from plray.evaluation.q_accuracy import q_accuracy, q_accuracy_rollout
+
+    print(f"[goalsets] Q_NMSE of {agent}", file=sys.stderr, flush=True)
+    source = load_qsource(agent)
+    if task in Q_RESOLUTION:
+        return float(q_accuracy(source, Q_RESOLUTION[task])["q_nmse"])
+    return float(q_accuracy_rollout(source, 4096)["q_nmse"])
+
+
 def collect(run_dir: Path) -> tuple[str, list[dict[str, Any]]]:
     """(task, one row per finished extraction) of a run directory."""
     from plray.experiments.schema import load_experiment
@@ -68,6 +96,9 @@ def collect(run_dir: Path) -> tuple[str, list[dict[str, Any]]]:
         per_dim = manifest.get("metrics", {}).get("state", {}).get("per_dim_nmse", [])
         agent = agents.get(job["cell"], {})
         row = {
+            **_identity(agent.get("agent"), cfg.task),
+            "wm_nmse": job["wm_nmse"],
+            "q_nmse": _q_nmse(agent.get("agent"), cfg.task),
             "cell": job["cell"],
             "goal_family": job["goal_family"],
             "placement": job["placement"],
@@ -76,7 +107,6 @@ def collect(run_dir: Path) -> tuple[str, list[dict[str, Any]]]:
             "success_rate": agent.get("success_rate"),
             "agent_env_steps": agent.get("env_steps"),
             "train_seconds": agent.get("train_seconds"),
-            "wm_nmse": job["wm_nmse"],
             "wm_nmse_per_dim": per_dim,
         }
         unseen = json.loads(job["unseen"]) if isinstance(job.get("unseen"), str) else job.get("unseen") or {}
@@ -94,13 +124,13 @@ def markdown(task: str, rows: list[dict[str, Any]], meta: dict[str, Any], plot: 
     goals = sorted({g for r in rows for g in r["return_ratio"]})
     flat = []
     for r in rows:
-        f = {k: r[k] for k in ("goal_family", "placement", "num_goals", "seed", "success_rate", "wm_nmse")}
+        f = {k: r[k] for k in ("goal_set", "num_goals", "seed", "success_rate", "q_nmse", "wm_nmse")}
         f["agent_steps"] = r["agent_env_steps"]
         f["train_s"] = round(r["train_seconds"]) if r["train_seconds"] is not None else None
         f |= {f"nmse_{d}": v for d, v in zip(dims, r["wm_nmse_per_dim"], strict=False)}
         f |= {f"R_WM/R* {g}": r["return_ratio"].get(g) for g in goals}
         flat.append(f)
-    cols = ["goal_family", "placement", "num_goals", "seed", "agent_steps", "train_s", "success_rate", "wm_nmse"]
+    cols = ["goal_set", "num_goals", "seed", "agent_steps", "train_s", "success_rate", "q_nmse", "wm_nmse"]
     cols += [f"nmse_{d}" for d in dims] + [f"R_WM/R* {g}" for g in goals]
     oracle = meta["oracle"]
     lines = [
@@ -112,6 +142,10 @@ def markdown(task: str, rows: list[dict[str, Any]], meta: dict[str, Any], plot: 
         "",
         markdown_table(flat, cols) if flat else "(no cell finished yet)",
         "",
+        *_seed_summary(rows, goals),
+        "`goal_set`: plray.envs.goalsets.goal_set_label (paper4: the paper's set; fingertip16: 16 evenly spread; "
+        "fingertip-dist16: a goal per episode from a region); `q_nmse`: the agent's Q_NMSE against Q^π of its greedy "
+        "policy (MountainCar: grid policy evaluation at 200²; the Reacher: exact rollouts from 4,096 states); "
         "`wm_nmse`: WM_NMSE in the space the paper reports (the Reacher: its 6-D observation, fingertip included); "
         "`nmse_<dim>`: per state dimension; R_WM/R*: plan in the world model, act in the true environment.",
         "",
@@ -129,6 +163,26 @@ def markdown(task: str, rows: list[dict[str, Any]], meta: dict[str, Any], plot: 
     return "\n".join(lines)
 
 
+def _seed_summary(rows: list[dict[str, Any]], goals: list[str]) -> list[str]:
+    """Mean and range over seeds per goal set, when a goal set has more than one seed."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault(str(r["goal_set"]), []).append(r)
+    if all(len(g) < 2 for g in groups.values()):
+        return []
+    out = []
+    for name, rs in groups.items():
+        f: dict[str, Any] = {"goal_set": name, "seeds": len(rs)}
+        for key, values in [("wm_nmse", [r["wm_nmse"] for r in rs])] + [
+            (f"R_WM/R* {g}", [r["return_ratio"].get(g) for r in rs]) for g in goals
+        ]:
+            v = [x for x in values if x is not None]
+            f[key] = f"{statistics.mean(v):.3g} [{min(v):.3g}, {max(v):.3g}]" if v else None
+        out.append(f)
+    cols = ["goal_set", "seeds", "wm_nmse"] + [f"R_WM/R* {g}" for g in goals]
+    return ["Over seeds (mean [min, max]):", "", markdown_table(out, cols), ""]
+
+
 def plot(task: str, rows: list[dict[str, Any]], path: Path) -> bool:
     """WM_NMSE (log) and R_WM / R* per unseen goal against the goal set, one point per cell."""
     if not rows:
@@ -138,7 +192,7 @@ def plot(task: str, rows: list[dict[str, Any]], path: Path) -> bool:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    labels = [f"{r['goal_family']}\n{r['placement']} {r['num_goals']}\ns{r['seed']}" for r in rows]
+    labels = [f"{r['goal_set']}\ns{r['seed']}" for r in rows]
     x = list(range(len(rows)))
     fig, (a, b) = plt.subplots(1, 2, figsize=(max(8.0, 1.4 * len(rows) + 4), 3.6))
     a.semilogy(x, [r["wm_nmse"] for r in rows], "o-", label="agent's world model")
@@ -162,18 +216,27 @@ def plot(task: str, rows: list[dict[str, Any]], path: Path) -> bool:
 def main(argv: list[str] | None = None) -> int:
     """Collect a run directory into bench/results/<name>.{json,md,png}."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--run-dir", required=True, type=Path, help="a plray run directory (local)")
+    parser.add_argument(
+        "--run-dir", required=True, type=Path, nargs="+", help="plray run directories of one task (e.g. one per seed)"
+    )
     parser.add_argument("--name", required=True, help="result file name, e.g. goalsets_mountaincar")
     parser.add_argument("--config", default="", help="the experiment config the run was started from (for the record)")
     args = parser.parse_args(argv)
-    if not (args.run_dir / "config.yaml").is_file():
-        parser.error(f"--run-dir: {args.run_dir} holds no plray run (no config.yaml)")
-    task, rows = collect(args.run_dir)
+    rows, tasks = [], set()
+    for run_dir in args.run_dir:
+        if not (run_dir / "config.yaml").is_file():
+            parser.error(f"--run-dir: {run_dir} holds no plray run (no config.yaml)")
+        task, found = collect(run_dir)
+        rows += found
+        tasks.add(task)
+    if len(tasks) != 1:
+        parser.error(f"--run-dir: the runs are of different tasks {sorted(tasks)}; collect one task at a time")
+    rows.sort(key=lambda r: (r["num_goals"], str(r["goal_set"]), r["seed"]))
     png = RESULTS / f"{args.name}.png"
     plotted = plot(task, rows, png)
     meta = {
         "command": " ".join(["python bench/goalsets.py", *(argv if argv is not None else sys.argv[1:])]),
-        "config": args.config or str(args.run_dir / "config.yaml"),
+        "config": args.config or ", ".join(str(d / "config.yaml") for d in args.run_dir),
         "machine": machine(),
         "load_average": os.getloadavg(),
         "oracle": _oracle(task),

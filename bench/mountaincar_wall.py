@@ -36,7 +36,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import machine, write_results
+from bench.common import machine, model_fields, wm_fields, write_results
 from plray.core.model_io import load_world_model
 from plray.core.neural import bellman_targets
 from plray.envs.mountaincar import MountainCarTask, _free_velocity
@@ -119,16 +119,20 @@ def main() -> None:
         true_next = task.next_state(s_all, a_all)
         wall = task.left_wall_contact(s_all, a_all)
         plateau = task.wall_plateau(true_next) & ~wall
-        models: list[tuple[str, Successor]] = [("truth", task.next_state), ("continuation", continuation(task))]
-        models += [(f"plateau ({p[0]}, {p[1]})", plateau_swap(task, p)) for p in PLATEAU_POINTS]
+        built = wm_fields(task, "constructed", "dynamics")
+        models: list[tuple[str, Successor, dict[str, Any]]] = [
+            ("truth", task.next_state, wm_fields(task, "truth", "dynamics")),
+            ("continuation", continuation(task), built),
+        ]
+        models += [(f"plateau ({p[0]}, {p[1]})", plateau_swap(task, p), built) for p in PLATEAU_POINTS]
         for model_task, path in extracted:
             if model_task == name:
-                models.append((f"extracted: {path}", load_world_model(path)[0].predict))
-        for label, model in models:
+                models.append((f"extracted: {path}", load_world_model(path)[0].predict, model_fields(path)))
+        for label, model, ids in models:
             res = all_goal_residual(oracle, task, s_all, a_all, model(s_all, a_all))
             rows.append(
                 {
-                    "task": name,
+                    **ids,
                     "model": label,
                     "wm_nmse": wm_errors(model, task, states, space="state")["wm_nmse"],
                     "residual_all": float(res.mean()),

@@ -42,7 +42,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import machine, write_results
+from bench.common import WM_ROW_KEYS, agent_fields, machine, wm_fields, write_results
+from plray.envs.registry import make_task
 from plray.evaluation.report import markdown_table
 from plray.experiments.extraction import ExtractionConfig, run_evaluation, run_extraction
 
@@ -102,6 +103,16 @@ def agent_quality(parser: argparse.ArgumentParser, agent: str) -> dict[str, Any]
     }
 
 
+def _identity(overrides: dict[str, Any]) -> dict[str, Any]:
+    """The result row's task / source / algorithm / goal set of one variant (bench.common.WM_ROW_KEYS)."""
+    if "agent" in overrides:
+        return agent_fields(overrides["agent"])
+    task = make_task(overrides.get("task", TASK))
+    if overrides.get("method") == "supervised":
+        return wm_fields(task, "supervised", "regression")
+    return wm_fields(task, "oracle", "value-iteration")
+
+
 def run_variants(args: argparse.Namespace) -> tuple[list[dict], list[dict], list[dict]]:
     """Extract and evaluate every variant; returns the rows, the unseen-goal rows and the details."""
     rows: list[dict[str, Any]] = []
@@ -131,7 +142,7 @@ def run_variants(args: argparse.Namespace) -> tuple[list[dict], list[dict], list
             "W2": kernel["w2"],
             "extract s": extract_s,
         }
-        rows.append(row)
+        rows.append(row | _identity(overrides) | {"wm_nmse": metrics["state"]["wm_nmse"]})
         for u in ev["unseen"]:
             unseen_rows.append({"model": label, **{k: u[k] for k in ("goal", "return_wm", "return_opt", "ratio")}})
         details.append({"label": label, "config": overrides, "summary": summary, "evaluation": ev})
@@ -167,7 +178,7 @@ def markdown(
             "20 000 states × 3 actions (Monte Carlo moments, 256 draws per pair); W2: mean 2-Wasserstein distance "
             "between the diagonal Gaussians.",
             "",
-            markdown_table(rows, tuple(rows[0])),
+            markdown_table(rows, tuple(k for k in rows[0] if k not in WM_ROW_KEYS)),
             "",
             "## Unseen goals: R_WM (plan in the model, act on the task's true dynamics) vs R*",
             "",

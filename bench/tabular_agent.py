@@ -37,6 +37,7 @@ from plray.core import bellman_matrix_from_q, extract
 from plray.core.types import FloatArray
 from plray.envs import FourRooms, GoalSet
 from plray.envs.fourrooms import DEFAULT_GAMMA
+from plray.envs.goalsets import goal_set_label
 from plray.evaluation import kernel_metrics, unseen_summary, value_iteration
 from plray.evaluation.report import markdown_table
 from plray.experiments.fourrooms import method_options
@@ -81,7 +82,18 @@ def run_case(job: tuple[str, int, int, list[int], dict[str, Any]]) -> list[dict[
     rows = []
     for env_steps, Q in tables.items():
         for method in methods(variant):
-            row = {"variant": variant, "num_goals": num_goals, "seed": seed, "env_steps": env_steps, "method": method}
+            row = {
+                "task": "fourrooms",
+                "source": "agent" if env_steps else "oracle",  # env_steps 0: Q* itself
+                "algorithm": "q-learning" if env_steps else "value-iteration",
+                "goal_set": goal_set_label("generic", "random", num_goals),
+                "wm_nmse": None,  # FourRooms' error is the kernel's: kernel_mse, tv_mean, tv_max
+                "variant": variant,
+                "num_goals": num_goals,
+                "seed": seed,
+                "env_steps": env_steps,
+                "method": method,
+            }
             row |= evaluate(mdp, goals, Q, Q_star, method)
             row |= {"train_seconds": result.seconds, "steps_per_s": result.steps_per_s, "total_steps": max(steps)}
             rows.append(row)

@@ -414,3 +414,47 @@ def _rejection_sample(kind: GoalKind, region: GoalRegion, n: int, rng: np.random
 def goal_set_kwarg(goals: GoalSet | Mapping[str, Any] | None) -> GoalSet | None:
     """A task's ``goals``/``goal_set`` argument (a :class:`GoalSet`, its plain-dict form, or None)."""
     return None if goals is None else GoalSet.from_spec(goals)
+
+
+def goal_set_label(kind: str, placement: str | None, count: int, *, distribution: bool = False) -> str:
+    """The short name of a training goal set in tables and result rows (the one spelling of it).
+
+    ``paper<G>``: the paper's set; ``<kind><G>``: G goals of the kind evenly spread (or the
+    task's own default placement, ``placement=None``); ``<kind>-random<G>`` / ``<kind>-explicit<G>``;
+    ``<kind>-dist<G>``: every episode draws its goal from a region (G: the finite draw used for
+    evaluation). E.g. ``paper4``, ``fingertip16``, ``angle8``, ``position2``, ``fingertip-dist16``.
+    """
+    if distribution:
+        return f"{kind}-dist{count}"
+    if placement == "paper":
+        return f"paper{count}"
+    if placement in (None, "spread"):
+        return f"{kind}{count}"
+    return f"{kind}-{placement}{count}"
+
+
+def task_goal_set_label(task: Any) -> str:
+    """:func:`goal_set_label` of a continuous task's training goals, shape (G, k).
+
+    Names the set by what it is: goals equal to the paper's set of the task's goal kind are
+    ``paper<G>`` however they were asked for (MountainCar's four evenly spaced goals are the
+    paper's), an even spread ``<kind><G>``; otherwise the goal set's own placement.
+    """
+    goals = np.asarray(task.training_goals, dtype=np.float64)
+    goal_set: GoalSet | None = getattr(task, "goal_set", None)
+    kind_name = goal_set.kind if goal_set is not None else getattr(task, "goal_kind", None)
+    kinds: Mapping[str, GoalKind] = getattr(task, "goal_kinds", {})
+    if kind_name is None and len(kinds) == 1:
+        kind_name = next(iter(kinds))
+    name, G = str(kind_name), len(goals)
+    if goal_set is not None and goal_set.distribution is not None:
+        return goal_set_label(name, None, G, distribution=True)
+    kind = kinds.get(name)
+    if kind is not None:
+        if kind.paper is not None and np.shape(kind.paper) == goals.shape and np.allclose(kind.paper, goals):
+            return goal_set_label(name, "paper", G)
+        spread = np.asarray(kind.spread(G, getattr(goal_set, "radius", None)), dtype=np.float64)
+        if spread.shape == goals.shape and np.allclose(spread, goals):
+            return goal_set_label(name, "spread", G)
+    placement = goal_set.resolved_placement if goal_set is not None else "custom"
+    return goal_set_label(name, placement, G)

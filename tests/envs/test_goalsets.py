@@ -230,3 +230,30 @@ def test_tasks_with_goal_sets_pickle_and_sample_edge_cases() -> None:
     assert task.goal_set.sample(0, np.random.default_rng(0), task).shape == (0, 1)
     with pytest.raises(PlrayInputError, match="no distribution"):
         GoalSet("position", "spread", 3).sample(2, np.random.default_rng(0), task)
+
+
+# ---------------------------------------------------------------------- labels
+def test_goal_set_labels_name_what_the_set_is() -> None:
+    from plray.envs.goalsets import goal_set_label, task_goal_set_label
+    from plray.envs.registry import make_task
+
+    assert goal_set_label("fingertip", "paper", 4) == "paper4"
+    assert goal_set_label("generic", "random", 68) == "generic-random68"
+    assert task_goal_set_label(make_task("reacher")) == "paper4"
+    # MountainCar's four evenly spaced goals are the paper's set, however they were asked for
+    assert task_goal_set_label(make_task("mountaincar-position")) == "paper4"
+    assert (
+        task_goal_set_label(make_task("mountaincar-position", goals={"kind": "position", "placement": "paper"}))
+        == "paper4"
+    )
+    assert task_goal_set_label(make_task("mountaincar-position", num_goals=8)) == "position8"
+    assert task_goal_set_label(make_task("mountaincar-velocity", num_goals=2)) == "velocity2"
+    assert task_goal_set_label(make_task("mountaincar-position", num_goals=3, placement="random")) == "position-custom3"
+    spread = {"kind": "fingertip", "count": 16, "placement": "spread"}
+    assert task_goal_set_label(make_task("reacher", goals=spread)) == "fingertip16"
+    angle = {"kind": "angle", "count": 8, "placement": "spread"}
+    assert task_goal_set_label(make_task("reacher", goals=angle)) == "angle8"
+    disc = {"kind": "fingertip", "count": 16, "distribution": {"shape": "annulus", "inner": 0.0, "outer": 2.0}}
+    assert task_goal_set_label(make_task("reacher", goals=disc)) == "fingertip-dist16"
+    rand = {"kind": "fingertip", "count": 5, "placement": "random", "seed": 3}
+    assert task_goal_set_label(make_task("reacher", goals=rand)) == "fingertip-random5"
