@@ -29,7 +29,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import RESULTS, machine, write_results
+from bench.common import RESULTS, WM_ROW_KEYS, machine, write_results
 from bench.goalsets import PAPER_WM_NMSE, _parquet
 from plray.evaluation.report import markdown_table
 
@@ -116,11 +116,7 @@ def reference_rows() -> list[dict[str, Any]]:
             }
             rows.append(
                 {
-                    "task": "reacher",
-                    "source": r["source"],
-                    "algorithm": "pqn" if r["source"] == "agent" else r["source"],
-                    "goal_set": "paper4",
-                    "num_goals": 4,
+                    **{k: r[k] for k in WM_ROW_KEYS},  # the reference files' own identifying fields
                     "env_steps": 10_000_000 if r["source"] == "agent" else None,
                     "wm_nmse": r["wm_nmse"],
                     "wm_nmse_state": r.get("wm_nmse_state"),
