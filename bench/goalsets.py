@@ -59,7 +59,9 @@ def _oracle(task: str) -> dict[str, Any]:
 Q_RESOLUTION = {"mountaincar-position": 200, "mountaincar-velocity": 200}
 """Grid points per state dim of the agents' Q_NMSE (the paper's 200² for MountainCar). Tasks not listed (the
 Reacher: a 4-D grid that fits a CPU's memory, 16⁴-20⁴, smears V^π between nodes) use exact rollouts of the
-greedy policy from 4,096 uniform states instead (plray.evaluation.q_accuracy.q_accuracy_rollout)."""
+greedy policy from ROLLOUT_STATES uniform states instead (plray.evaluation.q_accuracy.q_accuracy_rollout)."""
+ROLLOUT_STATES = 1024
+"""States of the rollout Q_NMSE (x 9 actions x |G| goals rollouts: 16 goals take ~10 min of one core here)."""
 
 
 def _identity(agent: str | None, task: str) -> dict[str, Any]:
@@ -80,7 +82,7 @@ def _q_nmse(agent: str | None, task: str) -> float | None:
     source = load_qsource(agent)
     if task in Q_RESOLUTION:
         return float(q_accuracy(source, Q_RESOLUTION[task])["q_nmse"])
-    return float(q_accuracy_rollout(source, 4096)["q_nmse"])
+    return float(q_accuracy_rollout(source, ROLLOUT_STATES)["q_nmse"])
 
 
 def collect(run_dir: Path) -> tuple[str, list[dict[str, Any]]]:
@@ -145,7 +147,7 @@ def markdown(task: str, rows: list[dict[str, Any]], meta: dict[str, Any], plot: 
         *_seed_summary(rows, goals),
         "`goal_set`: plray.envs.goalsets.goal_set_label (paper4: the paper's set; fingertip16: 16 evenly spread; "
         "fingertip-dist16: a goal per episode from a region); `q_nmse`: the agent's Q_NMSE against Q^π of its greedy "
-        "policy (MountainCar: grid policy evaluation at 200²; the Reacher: exact rollouts from 4,096 states); "
+        "policy (MountainCar: grid policy evaluation at 200²; the Reacher: exact rollouts from 1,024 uniform states); "
         "`wm_nmse`: WM_NMSE in the space the paper reports (the Reacher: its 6-D observation, fingertip included); "
         "`nmse_<dim>`: per state dimension; R_WM/R*: plan in the world model, act in the true environment.",
         "",
