@@ -22,7 +22,9 @@ satisfies; it imports no RLlib.
 from __future__ import annotations
 
 import functools
+import logging
 import math
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -35,6 +37,12 @@ from torch import nn
 from plray.utils.validation import PlrayInputError
 
 Tensor = torch.Tensor
+
+log = logging.getLogger(__name__)
+"""Without a ``progress`` callback, :func:`optimise` logs step, loss and samples/s here at INFO every
+``LOG_EVERY_S`` seconds (silent unless the application configures logging)."""
+
+LOG_EVERY_S = 30.0
 
 
 class QFunction(Protocol):
@@ -448,6 +456,60 @@ def _restore_optimiser(
     return step, losses
 
 
+class ProgressPrinter:
+    """A ``progress(step, loss)`` callback for long runs: prints step, loss, samples/s and time left.
+
+    The rate is measured from the first report on, so set-up (and a resumed run's earlier steps) stay
+    out of it. Lines go to ``stream`` (stderr by default) at most every ``every_s`` seconds, and always
+    at the last step; pass ``progress_every=1`` to :func:`train_successor` for reports finer than 100 steps.
+
+    Args:
+        name: what is trained (the line's prefix).
+        steps: the run's total steps (``cfg.steps``).
+        batch_size: samples per step.
+        every_s: seconds between lines.
+        stream: where lines go (anything with ``write``; None: ``sys.stderr`` at call time).
+    """
+
+    def __init__(self, name: str, steps: int, batch_size: int, every_s: float = 10.0, stream: Any = None) -> None:
+        self.name, self.steps, self.batch_size, self.every_s, self.stream = name, steps, batch_size, every_s, stream
+        self._first: tuple[int, float] | None = None
+        self._last_print = -math.inf
+        self.lines: list[str] = []
+
+    def __call__(self, step: int, loss: float) -> None:
+        now = time.perf_counter()
+        if self._first is None:
+            self._first = (step, now)
+        if now - self._last_print < self.every_s and step != self.steps:
+            return
+        self._last_print = now
+        line = f"[{self.name}] step {step}/{self.steps}  loss {loss:.4g}"
+        step0, t0 = self._first
+        if step > step0 and now > t0:
+            rate = (step - step0) * self.batch_size / (now - t0)
+            line += f"  {rate:,.0f} samples/s  ~{(self.steps - step) * self.batch_size / rate:.0f} s left"
+        self.lines.append(line)
+        print(line, file=self.stream or sys.stderr, flush=True)
+
+
+class _LogReporter:
+    """:func:`optimise`'s default report: step, loss and samples/s to :data:`log` every ``LOG_EVERY_S`` s."""
+
+    def __init__(self, name: str, cfg: NeuralPConfig, first: int) -> None:
+        self.enabled = log.isEnabledFor(logging.INFO)
+        self.name, self.cfg, self.first = name, cfg, first
+        self.start = self.last = time.perf_counter()
+
+    def __call__(self, step: int, losses: list[float]) -> None:
+        now = time.perf_counter()
+        if not self.enabled or (now - self.last < LOG_EVERY_S and step != self.cfg.steps):
+            return
+        self.last = now
+        rate = (step - self.first) * self.cfg.batch_size / max(now - self.start, 1e-9)
+        log.info("%s: step %d/%d loss %.4g, %.0f samples/s", self.name, step, self.cfg.steps, losses[-1], rate)
+
+
 def optimise(
     model: nn.Module,
     cfg: NeuralPConfig,
@@ -457,6 +519,7 @@ def optimise(
     name: str,
     progress: Callable[[int, float], None] | None = None,
     checkpoint: Checkpointing | None = None,
+    progress_every: int = 100,
 ) -> tuple[list[float], float]:
     """Adam with the configured step-size schedule over ``cfg.steps`` fresh batches.
 
@@ -466,12 +529,16 @@ def optimise(
         batch_loss: ``batch_loss(rng)`` draws a batch and returns its scalar loss.
         rng: the generator every batch is drawn from.
         name: what is trained, for the error raised when the loss stops being finite.
-        progress: called as ``progress(step, loss)`` every 100 steps.
+        progress: called as ``progress(step, loss)`` every ``progress_every`` steps (e.g. a
+            :class:`ProgressPrinter`); without one, progress is logged to :data:`log` at INFO.
         checkpoint: save the whole optimisation state periodically and/or resume from one.
+        progress_every: steps between ``progress`` calls.
 
     Returns:
         the loss of every step and the wall-clock seconds.
     """
+    if progress_every < 1:
+        raise PlrayInputError(f"progress_every: must be >= 1, got {progress_every}")
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     factor = lr_factor(cfg)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
@@ -484,6 +551,7 @@ def optimise(
         sched.last_epoch = first
         for group in opt.param_groups:
             group["lr"] = cfg.lr * factor(first)
+    report = _LogReporter(name, cfg, first) if progress is None else None
     start = time.perf_counter()
     for step in range(first, cfg.steps):
         loss = batch_loss(rng)
@@ -494,8 +562,10 @@ def optimise(
         opt.step()
         sched.step()
         losses.append(float(loss.detach()))
-        if progress is not None and (step + 1) % 100 == 0:
+        if progress is not None and ((step + 1) % progress_every == 0 or step + 1 == cfg.steps):
             progress(step + 1, losses[-1])
+        elif report is not None:
+            report(step + 1, losses)
         if checkpoint is not None and (step + 1) % checkpoint.every == 0 and step + 1 < cfg.steps:
             checkpoint.save(_optimiser_state(model, opt, step + 1, losses, rng))
     model.eval()
@@ -512,6 +582,7 @@ def train_successor(
     sample_actions: ActionSampler | None = None,
     progress: Callable[[int, float], None] | None = None,
     checkpoint: Checkpointing | None = None,
+    progress_every: int = 100,
 ) -> PLearningResult:
     """Deterministic neural P-learning (the official method; see the module docstring).
 
@@ -522,8 +593,10 @@ def train_successor(
         goals: the agent's training goals, shape (G, k); sampled uniformly.
         config: hyperparameters.
         sample_actions: ``sample_actions(rng, B)``; default uniform over the actions.
-        progress: called as ``progress(step, loss)`` every 100 steps.
+        progress: called as ``progress(step, loss)`` every ``progress_every`` steps and at the last
+            (e.g. ``ProgressPrinter("P-learning", cfg.steps, cfg.batch_size)``); None: log to :data:`log`.
         checkpoint: periodic saves of the optimisation state, and a state to resume from.
+        progress_every: steps between ``progress`` calls.
 
     Returns:
         the trained network and its loss curve and throughput.
@@ -542,6 +615,13 @@ def train_successor(
         return p_learning_loss(model, agent, task, s, a, g, cfg.loss)
 
     losses, seconds = optimise(
-        model, cfg, batch_loss, rng, name="neural P-learning", progress=progress, checkpoint=checkpoint
+        model,
+        cfg,
+        batch_loss,
+        rng,
+        name="neural P-learning",
+        progress=progress,
+        checkpoint=checkpoint,
+        progress_every=progress_every,
     )
     return PLearningResult.from_run(model, cfg, losses, seconds)
