@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from plray.core.neural import NeuralPConfig, SuccessorLayout, SuccessorNetwork
+from plray.core.small_forward import SMALL_ROWS, SmallForward
 from plray.core.types import FloatArray
 from plray.core.worldmodel import WorldModel
 from plray.utils.validation import PlrayInputError
@@ -66,9 +67,15 @@ class NeuralWorldModel(NetworkWorldModel):
 
     model_type = "deterministic"
 
+    _small: SmallForward | None = None
+
     @torch.no_grad()
     def predict(self, states: Any, actions: Any, chunk: int = 65536) -> FloatArray:
         s, a = self.check_inputs(states, actions)
+        if len(s) <= SMALL_ROWS and SmallForward.supports(self.network):  # numpy: torch's per-op cost dominates
+            if self._small is None:
+                self._small = SmallForward(self.network)  # type: ignore[arg-type]
+            return self._small(s, a)
         out = np.empty_like(s)
         for i in range(0, len(s), chunk):
             st = torch.as_tensor(s[i : i + chunk], dtype=torch.float32)
