@@ -85,7 +85,17 @@ def machine() -> dict[str, Any]:
             ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
         ).stdout.strip()
         changed = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no", "--", "plray", "bench", "configs"],
+            [
+                "git",
+                "status",
+                "--porcelain",
+                "--untracked-files=no",
+                "--",
+                "plray",
+                "bench",
+                "configs",
+                ":!bench/results",
+            ],
             capture_output=True,
             text=True,
             check=True,
