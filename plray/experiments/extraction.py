@@ -69,15 +69,8 @@ TASK_DEFAULTS: dict[str, dict[str, Any]] = {
         "eval_states": 6400,
         "wm_space": "obs",
     },
-    "reacher-continuous": {  # not in the paper: the Reacher's defaults, actions uniform over [-1, 1]^2
-        "sampler": "reset",
-        "p": {"batch_size": 1024, "steps": 1000, "schedule": "linear"},
-        "oracle_resolution": 20,
-        "unseen_resolution": 20,
-        "eval_states": 6400,
-        "wm_space": "obs",
-    },
 }
+TASK_DEFAULTS["reacher-continuous"] = TASK_DEFAULTS["reacher"]  # not in the paper: actions uniform over [-1, 1]^2
 """``wm_space``: the space of the headline WM_NMSE (the Reacher: its 6-D observation, as the paper
 reports; default ``state``). Continuous-action tasks sample P-learning's actions uniformly over the
 action box, evaluate WM errors on uniform draws (:func:`plray.evaluation.wm_metrics.evaluation_actions`)
