@@ -32,7 +32,19 @@ def goal_set_record(task: GoalTask) -> dict[str, Any]:
         the finite set drawn from it, episodes sampled the rest), and the unseen goals whose
         success regions those goals meet (None where the task declares no goal kinds; a
         goal-set-built set is always ``[]``; the paper's velocity set gives ``["fast_car"]``).
+        A mixture (:class:`~plray.envs.goalsets.GoalMixture`) records ``goal_kind`` ``"mixture"``,
+        its spec with every part, the goals ``[target, one-hot]`` (G, k + K), the unseen goals any
+        part meets, and ``mixture_kinds``: the kinds in one-hot order.
     """
+    mix = task.goal_mixture
+    if mix is not None:
+        return {
+            "goal_set": mix.to_spec(),
+            "goal_kind": mix.kind,
+            "mixture_kinds": list(mix.kinds),
+            "training_goals": np.asarray(task.training_goals, dtype=np.float64).tolist(),
+            "unseen_overlap": mix.overlaps(task),
+        }
     gs = task.goal_set
     kinds = task.goal_kinds
     name = gs.kind if gs is not None else getattr(task, "goal_kind", None)

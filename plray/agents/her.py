@@ -18,6 +18,13 @@ observations o_0..o_T (T = steps stored so far):
   distribution (:func:`plray.envs.base.sample_training_goals`), so relabelled goals follow the
   goals episodes are commanded with.
 
+The achieved goal of ``future``/``final``/``episode`` is taken in the goal space of the goal the
+transition was commanded with (:meth:`plray.envs.base.GoalTask.achieved_goal_for_obs`): for a goal
+mixture (:class:`plray.envs.goalsets.GoalMixture`, goals ``[target, one-hot of the kind]``) a
+fingertip-commanded transition is relabelled with an achieved fingertip, an angle-commanded one
+with achieved angles, each keeping its kind's one-hot; for every other goal set this is the plain
+achieved goal. ``random`` draws training goals, of every kind of a mixture.
+
 The goal occupies the last ``goal_dim`` entries of the flat observation (see
 :class:`plray.envs.base.GoalTask`). Only one-step transitions are relabelled (``n_step = 1``):
 an n-step return would mix rewards of the original goal.
@@ -170,7 +177,7 @@ def relabel_fragments(
             T = lengths[frags][frag_of[reps]]
             j = relabel_indices(strategy, t[reps], T, rng)
             chosen = all_obs[starts[frag_of[reps]] + j, : -task.goal_dim]
-            goals = task.achieved_goal_from_obs(chosen)
+            goals = task.achieved_goal_for_obs(chosen, obs[reps, -task.goal_dim :])
         r_obs, r_next, r_rew, r_term = relabel(task, obs[reps], next_obs[reps], goals)
         parts_obs.append(r_obs)
         parts_next.append(r_next)
@@ -260,7 +267,8 @@ class HindsightEpisodeReplayBuffer(EpisodeReplayBuffer):  # type: ignore[misc, v
             T = np.array([len(full) for full in fulls], dtype=np.int64)
             idx = relabel_indices(self.strategy, t[reps], T[reps], self._relabel_rng)
             chosen = np.stack([fulls[i].get_observations(int(j)) for i, j in zip(reps, idx, strict=True)])
-            new_goals = self.task.achieved_goal_from_obs(chosen[:, :-goal_dim].astype(np.float64))
+            commanded = obs[reps, -goal_dim:].astype(np.float64)
+            new_goals = self.task.achieved_goal_for_obs(chosen[:, :-goal_dim].astype(np.float64), commanded)
         r_obs, r_next, r_rew, r_term = relabel(self.task, obs[reps], next_obs[reps], new_goals)
         out: list[Any] = []
         for i, ep in enumerate(real):

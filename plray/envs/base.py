@@ -12,6 +12,13 @@ relabelling needs: r(s', g) = reward(achieved_goal(s'), g). Training rewards are
 
 The observation the agent sees is ``concat(observe(s), g)``: a single flat Box (float32), with
 the goal in its last ``goal_dim`` entries.
+
+Goal mixtures (:class:`plray.envs.goalsets.GoalMixture`) live here, for every task: a task whose
+goal set is a mixture has goals ``[target (k), one-hot (K)]`` (``goal_dim`` k + K) and scores each
+goal by its own kind, through :meth:`GoalTask.achieved_goal_of_kind` (which such a task implements)
+and the kind's tolerance and distance. Everything that needs "the achieved goal of this goal"
+(rewards, terminations, hindsight relabelling) asks :meth:`GoalTask.achieved_goal_for` /
+:meth:`GoalTask.achieved_goal_for_obs`, which for every other goal set is the plain achieved goal.
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ from plray.core.types import BoolArray, FloatArray
 from plray.utils.validation import PlrayInputError, as_float_array, check_shape
 
 if TYPE_CHECKING:
-    from plray.envs.goalsets import GoalKind, GoalSet
+    from plray.envs.goalsets import GoalKind, GoalMixture, GoalSet
 
 QUADRATURE_ORDER = 5
 """Gauss–Hermite nodes per noisy dim of :meth:`GoalTask.successor_quadrature` (exact to degree 9)."""
@@ -107,7 +114,8 @@ class GoalTask(ABC):
         goal_tolerance: a, the radius of the sparse goal reward.
         gamma: the discount the paper uses for this task.
         training_goals: the goal set G, shape (G, k).
-        goal_set: the :class:`~plray.envs.goalsets.GoalSet` that built ``training_goals``, or None
+        goal_set: the :class:`~plray.envs.goalsets.GoalSet` (or
+            :class:`~plray.envs.goalsets.GoalMixture`) that built ``training_goals``, or None
             (the task's own fixed set); with a distribution, episodes sample goals from it.
         goal_kinds: the goal kinds the task's goal sets may use (empty: it takes none).
         noise_std: None for deterministic dynamics (the paper's tasks); otherwise σ (d,) of additive
@@ -132,7 +140,7 @@ class GoalTask(ABC):
     action_high: FloatArray | None = None
     goal_tolerance: float
     training_goals: FloatArray
-    goal_set: GoalSet | None = None
+    goal_set: GoalSet | GoalMixture | None = None
     goal_kinds: Mapping[str, GoalKind] = {}  # read-only; tasks with goal sets replace it
     noise_std: FloatArray | None = None
 
@@ -221,22 +229,82 @@ class GoalTask(ABC):
     def achieved_goal_from_obs(self, obs: FloatArray) -> FloatArray:
         """Goal-space projection read off observations (B, o), shape (B, k); used by relabelling."""
 
+    # ------------------------------------------------------------------ goal kinds and mixtures
+    def achieved_goal_of_kind(self, kind: str, states: FloatArray) -> FloatArray:
+        """The achieved goal of states (B, d) in the goal space of ``kind`` (one of ``goal_kinds``), (B, k).
+
+        Tasks with several goal kinds implement this (and :meth:`achieved_goal_of_kind_from_obs`);
+        goal mixtures need it.
+        """
+        raise PlrayInputError(f"task {self.name!r} has no achieved goals per goal kind (no goal mixtures)")
+
+    def achieved_goal_of_kind_from_obs(self, kind: str, obs: FloatArray) -> FloatArray:
+        """:meth:`achieved_goal_of_kind` read off observations (B, o), shape (B, k)."""
+        raise PlrayInputError(f"task {self.name!r} has no achieved goals per goal kind (no goal mixtures)")
+
+    @property
+    def goal_mixture(self) -> GoalMixture | None:
+        """The task's goal set if it is a mixture, else None."""
+        from plray.envs.goalsets import GoalMixture
+
+        return self.goal_set if isinstance(self.goal_set, GoalMixture) else None
+
+    def achieved_goal_for(self, states: FloatArray, goals: FloatArray) -> FloatArray:
+        """The achieved goal of each state (B, d) in the goal space of its goal (B, k), shape (B, k).
+
+        For a mixture ``[achieved_goal_of_kind(j, s), one_hot(j)]`` with j the goal's kind;
+        otherwise :meth:`achieved_goal` (the goal is not read).
+        """
+        mix = self.goal_mixture
+        if mix is None:
+            return self.achieved_goal(states)
+        states, goals = np.asarray(states), check_batch(goals, "goals", self.goal_dim, "k")
+        return mix.achieved_for(goals, lambda kind, rows: self.achieved_goal_of_kind(kind, states[rows]))
+
+    def achieved_goal_for_obs(self, obs: FloatArray, goals: FloatArray) -> FloatArray:
+        """:meth:`achieved_goal_for` read off observations (B, o) (what relabelling uses), shape (B, k)."""
+        mix = self.goal_mixture
+        if mix is None:
+            return self.achieved_goal_from_obs(obs)
+        obs, goals = np.asarray(obs), check_batch(goals, "goals", self.goal_dim, "k")
+        return mix.achieved_for(goals, lambda kind, rows: self.achieved_goal_of_kind_from_obs(kind, obs[rows]))
+
+    def every_achieved_goal(self, x: FloatArray, *, from_obs: bool = False) -> FloatArray:
+        """A mixture's achieved goals of states (or observations) (B, ·) in every kind, kind-major, (K·B, k + K).
+
+        What a mixture task's :meth:`achieved_goal` returns: without a goal, every goal a state
+        attains (rows j·B .. (j+1)·B − 1 are kind j's, with its one-hot).
+        """
+        mix = self.goal_mixture
+        if mix is None:
+            raise PlrayInputError("every_achieved_goal: the task's goal set is not a mixture")
+        of_kind = self.achieved_goal_of_kind_from_obs if from_obs else self.achieved_goal_of_kind
+        x = np.asarray(x, dtype=np.float64)
+        return np.concatenate([mix.encode(of_kind(kind, x), np.full(len(x), j)) for j, kind in enumerate(mix.kinds)])
+
     # ------------------------------------------------------------------ rewards
     def reward(self, achieved: FloatArray, goals: FloatArray) -> FloatArray:
         """Sparse reward 1[‖achieved − g‖ < tolerance], shape (B,)."""
         return self.terminal(achieved, goals).astype(np.float64)
 
     def terminal(self, achieved: FloatArray, goals: FloatArray) -> BoolArray:
-        """Whether arriving with ``achieved`` ends the episode for goal ``goals``, shape (B,)."""
+        """Whether arriving with ``achieved`` ends the episode for goal ``goals``, shape (B,).
+
+        A mixture: the goal's kind's own test, 1[d_j(achieved, target) < a_j], and the kinds agree
+        (:meth:`plray.envs.goalsets.GoalMixture.terminal`).
+        """
+        mix = self.goal_mixture
+        if mix is not None:
+            return mix.terminal(self, achieved, goals)
         return np.linalg.norm(np.asarray(achieved) - np.asarray(goals), axis=-1) < self.goal_tolerance
 
     def reward_at(self, states: FloatArray, goals: FloatArray) -> FloatArray:
         """r(s', g) for next states (B, d) and goals (B, k), shape (B,)."""
-        return self.reward(self.achieved_goal(states), goals)
+        return self.reward(self.achieved_goal_for(states, goals), goals)
 
     def terminal_at(self, states: FloatArray, goals: FloatArray) -> BoolArray:
         """done(s', g) for next states (B, d) and goals (B, k), shape (B,)."""
-        return self.terminal(self.achieved_goal(states), goals)
+        return self.terminal(self.achieved_goal_for(states, goals), goals)
 
     def reward_from_obs(self, next_obs: FloatArray, goals: FloatArray) -> FloatArray:
         """r(s', g) from the agent's observation of s' (B, o) and goals (B, k): what relabelling needs.
@@ -244,11 +312,11 @@ class GoalTask(ABC):
         The default reads the achieved goal off the observation; tasks whose rewards are not a
         function of an achieved goal (FourRooms' per-goal generic rewards) override this.
         """
-        return self.reward(self.achieved_goal_from_obs(next_obs), goals)
+        return self.reward(self.achieved_goal_for_obs(next_obs, goals), goals)
 
     def terminal_from_obs(self, next_obs: FloatArray, goals: FloatArray) -> BoolArray:
         """done(s', g) from the observation of s' (B, o) and goals (B, k), shape (B,)."""
-        return self.terminal(self.achieved_goal_from_obs(next_obs), goals)
+        return self.terminal(self.achieved_goal_for_obs(next_obs, goals), goals)
 
     # ------------------------------------------------------------------ helpers
     def sample_states(self, n: int, rng: np.random.Generator) -> FloatArray:
@@ -298,8 +366,10 @@ class GoalTask(ABC):
 
 def goal_distribution(task: GoalTask) -> GoalSet | None:
     """The task's goal set if episodes sample their goals from its distribution, else None."""
+    from plray.envs.goalsets import GoalSet
+
     gs = task.goal_set
-    return gs if gs is not None and gs.distribution is not None else None
+    return gs if isinstance(gs, GoalSet) and gs.distribution is not None else None
 
 
 def sample_training_goals(

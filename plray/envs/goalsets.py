@@ -36,8 +36,25 @@ as the paper's agents do: the exclusion is about the goals the agent is commande
 
 Goal encoding: every kind here has the goal vector of today's tasks (Reacher: the 2-D fingertip
 target or the 2-D angle target; MountainCar: 1-D), so a fingertip goal set keeps the paper's
-observation ``concat(observe(s), g)`` exactly. A mixture of kinds would append a one-hot of the
-kind, ``g = [target (2), one-hot (K)]``, and only mixtures would carry it (not built yet).
+observation ``concat(observe(s), g)`` exactly.
+
+Mixtures
+--------
+A :class:`GoalMixture` trains on goals of several kinds of one target dim k at once::
+
+    goals: {kind: mixture, parts: [{kind: fingertip, placement: spread, count: 16},
+                                   {kind: angle, placement: spread, count: 4}]}
+
+Each part is an ordinary goal set of one of the task's kinds (no distribution: not supported),
+built, and kept apart from the unseen goals, exactly as that set alone; the parts' goals are
+concatenated in part order. A mixture goal appends the one-hot of its kind among the parts'
+distinct kinds (order of first appearance), ``g = [target (k), one-hot (K)]``, so goal_dim = k + K
+and only mixtures carry it. A goal of kind j is scored by that kind alone: the task's achieved goal
+of kind j (``GoalTask.achieved_goal_of_kind``), the kind's tolerance and (wrapped) distance. Any
+task that declares several ``goal_kinds`` of one dim and implements ``achieved_goal_of_kind`` gets
+mixtures from :class:`plray.envs.base.GoalTask` with no code of its own. The short label joins the
+parts' labels with ``+`` (``fingertip16+angle4``); :func:`mixture_spec_from_label` reads it back
+(the experiment schema's ``sweep[].mixture`` cells).
 """
 
 from __future__ import annotations
@@ -184,8 +201,8 @@ class GoalKind:
     paper: tuple[tuple[float, ...], ...] | None = None
     excluded: tuple[ExcludedBall, ...] = ()
 
-    def distance(self, goals: FloatArray, centre: Sequence[float]) -> FloatArray:
-        """‖g − c‖ per goal (wrapped for angle kinds), goals (n, k) -> (n,)."""
+    def distance(self, goals: FloatArray, centre: Sequence[float] | FloatArray) -> FloatArray:
+        """‖g − c‖ per goal (wrapped for angle kinds), goals (n, k), centre (k,) or (n, k) -> (n,)."""
         diff = np.asarray(goals, dtype=np.float64) - np.asarray(centre, dtype=np.float64)
         return np.linalg.norm(wrap_diff(diff) if self.wrapped else diff, axis=-1)
 
@@ -290,6 +307,8 @@ class GoalSet:
             return spec
         if not isinstance(spec, Mapping):
             raise PlrayInputError(f"goals: expected a mapping like {{kind: fingertip}}, got {type(spec).__name__}")
+        if spec.get("kind") == MIXTURE:
+            raise PlrayInputError("goals: a 'mixture' is a GoalMixture, not a GoalSet (use goal_set_kwarg)")
         check_keys(spec, "goals", SPEC_KEYS)
         if "kind" not in spec:
             raise PlrayInputError("goals: missing 'kind'")
@@ -411,9 +430,249 @@ def _rejection_sample(kind: GoalKind, region: GoalRegion, n: int, rng: np.random
     return out[:n]
 
 
-def goal_set_kwarg(goals: GoalSet | Mapping[str, Any] | None) -> GoalSet | None:
-    """A task's ``goals``/``goal_set`` argument (a :class:`GoalSet`, its plain-dict form, or None)."""
-    return None if goals is None else GoalSet.from_spec(goals)
+# ---------------------------------------------------------------------- mixtures
+MIXTURE = "mixture"
+"""The ``kind`` of a mixture goal set's spec: ``{kind: mixture, parts: [<goal set>, ...]}``."""
+MIXTURE_KEYS: tuple[str, ...] = ("kind", "parts")
+MIXTURE_LABEL_PLACEMENTS: tuple[str, ...] = ("paper", "spread", "random")
+"""Placements a part of a mixture label (:func:`mixture_spec_from_label`) may name."""
+
+
+def _part_label(kind: str, placement: str, count: int) -> str:
+    """One part of a mixture label: ``<kind><G>`` (spread) or ``<kind>-<placement><G>``."""
+    return f"{kind}{count}" if placement == "spread" else f"{kind}-{placement}{count}"
+
+
+@dataclass(frozen=True)
+class GoalMixture:
+    """A training goal set made of parts of several goal kinds of one target dimension.
+
+    Every part is an ordinary :class:`GoalSet` (its placement, count, seed; no distribution), built
+    with the task's own rules, so each part keeps the paper's unseen goals out exactly as a goal
+    set of its kind alone does. The goals are ``g = [target (k), one-hot (K)]``, shape (G, k + K):
+    the part's target followed by the one-hot of its kind among :attr:`kinds` (the parts' distinct
+    kinds in order of first appearance). A goal of kind j pays 1[d_j(achieved_j(s'), target) < a_j]
+    (d_j wrapped for wrapped kinds, a_j the kind's tolerance), achieved_j being the task's achieved
+    goal of that kind; the one-hot is read off the goal by its largest entry.
+
+    Attributes:
+        parts: the parts, at least two distinct kinds among them, no two equal.
+    """
+
+    parts: tuple[GoalSet, ...]
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.parts, tuple) or not all(isinstance(p, GoalSet) for p in self.parts):
+            raise PlrayInputError("goals.parts: expected a tuple of goal sets")
+        for i, part in enumerate(self.parts):
+            if part.distribution is not None:
+                raise PlrayInputError(
+                    f"goals.parts[{i}]: a part of a mixture cannot sample from a distribution (not supported: "
+                    "every part is a finite set)"
+                )
+            if part in self.parts[:i]:
+                raise PlrayInputError(f"goals.parts[{i}]: the same part as goals.parts[{self.parts.index(part)}]")
+        if len(self.kinds) < 2:
+            raise PlrayInputError(
+                f"goals.parts: a mixture needs parts of at least two goal kinds, got {list(self.kinds)}; "
+                "a single kind is a plain goal set"
+            )
+
+    @property
+    def kind(self) -> str:
+        """``"mixture"``."""
+        return MIXTURE
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        """The distinct kinds of the parts, in order of first appearance: the one-hot's order."""
+        return tuple(dict.fromkeys(p.kind for p in self.parts))
+
+    @property
+    def distribution(self) -> None:
+        """None: a mixture is a finite set (no per-episode distribution)."""
+        return None
+
+    @property
+    def resolved_placement(self) -> str:
+        """``"mixture"``."""
+        return MIXTURE
+
+    # ------------------------------------------------------------------ specs
+    @classmethod
+    def from_spec(cls, spec: GoalMixture | Mapping[str, Any]) -> GoalMixture:
+        """A mixture from its YAML-friendly form ``{kind: mixture, parts: [{kind: fingertip, ...}, ...]}``.
+
+        Raises:
+            PlrayInputError: unknown keys, no parts, a nested mixture or a malformed part, naming it.
+        """
+        if isinstance(spec, GoalMixture):
+            return spec
+        if not isinstance(spec, Mapping):
+            raise PlrayInputError(f"goals: expected a mapping like {{kind: mixture, parts: [...]}}, got {spec!r}")
+        check_keys(spec, "goals", MIXTURE_KEYS)
+        if spec.get("kind") != MIXTURE:
+            raise PlrayInputError(f"goals.kind: a mixture's kind is {MIXTURE!r}, got {spec.get('kind')!r}")
+        parts = spec.get("parts")
+        if not isinstance(parts, Sequence) or isinstance(parts, str) or not parts:
+            raise PlrayInputError(f"goals.parts: expected a list of goal sets, got {parts!r}")
+        out: list[GoalSet] = []
+        for i, part in enumerate(parts):
+            if isinstance(part, GoalMixture) or (isinstance(part, Mapping) and part.get("kind") == MIXTURE):
+                raise PlrayInputError(f"goals.parts[{i}]: a mixture cannot be a part of a mixture (no nesting)")
+            try:
+                out.append(GoalSet.from_spec(part))
+            except PlrayInputError as exc:
+                raise PlrayInputError(f"goals.parts[{i}]: {exc}") from exc
+        return cls(tuple(out))
+
+    def to_spec(self) -> dict[str, Any]:
+        """Plain-dict form: ``GoalMixture.from_spec(m.to_spec()) == m``."""
+        return {"kind": MIXTURE, "parts": [p.to_spec() for p in self.parts]}
+
+    # ------------------------------------------------------------------ goals
+    def goal_kinds(self, task: Any) -> tuple[GoalKind, ...]:
+        """The task's :class:`GoalKind` of each of :attr:`kinds`; all must share one target dim."""
+        found: dict[str, GoalKind] = {}
+        for i, part in enumerate(self.parts):
+            try:
+                found.setdefault(part.kind, part.goal_kind(task))
+            except PlrayInputError as exc:
+                raise PlrayInputError(f"goals.parts[{i}]: {exc}") from exc
+        dims = {name: kind.dim for name, kind in found.items()}
+        if len(set(dims.values())) > 1:
+            raise PlrayInputError(f"goals.parts: a mixture's kinds must share one goal dim, got {dims}")
+        return tuple(found[name] for name in self.kinds)
+
+    def target_dim(self, task: Any) -> int:
+        """k, the dimension of the parts' targets (without the one-hot)."""
+        return self.goal_kinds(task)[0].dim
+
+    def goal_dim(self, task: Any) -> int:
+        """k + K, the dimension of a mixture goal."""
+        return self.target_dim(task) + len(self.kinds)
+
+    def build_parts(self, task: Any) -> list[FloatArray]:
+        """Each part's targets, shape (G_i, k), built (and checked against the unseen goals) as a plain set."""
+        self.goal_kinds(task)
+        out: list[FloatArray] = []
+        for i, part in enumerate(self.parts):
+            try:
+                out.append(part.build(task))
+            except PlrayInputError as exc:
+                raise PlrayInputError(f"goals.parts[{i}]: {exc}") from exc
+        return out
+
+    def build(self, task: Any) -> FloatArray:
+        """The training goals ``[target, one-hot]`` of every part, in part order, shape (Σ G_i, k + K)."""
+        rows = [
+            self.encode(targets, np.full(len(targets), self.kinds.index(part.kind)))
+            for part, targets in zip(self.parts, self.build_parts(task), strict=True)
+        ]
+        return np.concatenate(rows)
+
+    def encode(self, targets: FloatArray, index: np.ndarray) -> FloatArray:
+        """Goals ``[target, one_hot(index, K)]`` from targets (n, k) and kind indices (n,), shape (n, k + K)."""
+        targets = np.asarray(targets, dtype=np.float64)
+        onehot = np.zeros((len(targets), len(self.kinds)))
+        onehot[np.arange(len(targets)), np.asarray(index, dtype=np.int64)] = 1.0
+        return np.concatenate([targets, onehot], axis=1)
+
+    def kind_index(self, goals: FloatArray) -> np.ndarray:
+        """The kind of each goal (n, k + K): the index of its largest one-hot entry, shape (n,) int."""
+        K = len(self.kinds)
+        return np.argmax(np.asarray(goals, dtype=np.float64)[:, -K:], axis=1)
+
+    def achieved_for(self, goals: FloatArray, achieved_of_kind: Callable[[str, np.ndarray], FloatArray]) -> FloatArray:
+        """The achieved goal in the goal space of each goal: ``[achieved_j, one_hot(j)]``, j its kind.
+
+        Args:
+            goals: mixture goals, shape (n, k + K).
+            achieved_of_kind: ``(kind name, rows)`` -> the achieved targets of those rows, (len(rows), k).
+
+        Returns:
+            shape (n, k + K).
+        """
+        goals = np.asarray(goals, dtype=np.float64)
+        index = self.kind_index(goals)
+        targets = np.zeros((len(goals), goals.shape[1] - len(self.kinds)))
+        for j, name in enumerate(self.kinds):
+            rows = np.flatnonzero(index == j)
+            if rows.size:
+                targets[rows] = achieved_of_kind(name, rows)
+        return self.encode(targets, index)
+
+    def terminal(self, task: Any, achieved: FloatArray, goals: FloatArray) -> BoolArray:
+        """1[same kind and d_j(achieved, target) < a_j] per row, achieved and goals (n, k + K) -> (n,)."""
+        achieved = np.asarray(achieved, dtype=np.float64)
+        goals = np.asarray(goals, dtype=np.float64)
+        K = len(self.kinds)
+        index = self.kind_index(goals)
+        out = np.zeros(len(goals), dtype=bool)
+        for j, kind in enumerate(self.goal_kinds(task)):
+            rows = np.flatnonzero(index == j)
+            if rows.size:
+                d = kind.distance(achieved[rows, :-K], goals[rows, :-K])
+                out[rows] = d < kind.tolerance
+        return out & (self.kind_index(achieved) == index)
+
+    def overlaps(self, task: Any) -> list[str]:
+        """Names of the unseen goals whose success region some part's goal meets (``[]`` once built)."""
+        names: list[str] = []
+        for kind, targets in zip((p.goal_kind(task) for p in self.parts), self.build_parts(task), strict=True):
+            names += [n for n in kind.overlaps(targets) if n not in names]
+        return names
+
+    def label(self, task: Any) -> str:
+        """``"+"``-joined part labels, e.g. ``fingertip16+angle4`` (:func:`mixture_spec_from_label` reads it)."""
+        return "+".join(
+            _part_label(p.kind, p.resolved_placement, len(t))
+            for p, t in zip(self.parts, self.build_parts(task), strict=True)
+        )
+
+
+def mixture_spec_from_label(label: str, seed: int = 0) -> dict[str, Any]:
+    """The mixture spec a label names: ``fingertip16+angle-random4`` -> 16 spread fingertip, 4 random angle goals.
+
+    Each ``+``-separated part is ``<kind><G>`` (G evenly spread goals) or ``<kind>-<placement><G>``
+    with placement ``paper``, ``spread`` or ``random``; ``seed`` seeds every part.
+
+    Raises:
+        PlrayInputError: a malformed part, naming it.
+    """
+    import re
+
+    if not isinstance(label, str) or not label:
+        raise PlrayInputError(f"mixture: expected a label like 'fingertip16+angle4', got {label!r}")
+    parts: list[dict[str, Any]] = []
+    pattern = rf"([A-Za-z_]+?)(?:-({'|'.join(MIXTURE_LABEL_PLACEMENTS)}))?([0-9]+)"
+    for piece in label.split("+"):
+        m = re.fullmatch(pattern, piece)
+        if m is None or int(m.group(3)) < 1:
+            raise PlrayInputError(
+                f"mixture: part {piece!r} of {label!r} is not <kind><count> or <kind>-<placement><count> "
+                f"(placement one of {', '.join(MIXTURE_LABEL_PLACEMENTS)}, count >= 1)"
+            )
+        parts.append({"kind": m.group(1), "placement": m.group(2) or "spread", "count": int(m.group(3)), "seed": seed})
+    return {"kind": MIXTURE, "parts": parts}
+
+
+def mixture_label_size(label: str) -> int:
+    """|G| of the mixture a label names (the sum of its parts' counts)."""
+    return sum(int(p["count"]) for p in mixture_spec_from_label(label)["parts"])
+
+
+def is_mixture_spec(spec: object) -> bool:
+    """Whether a ``goals`` argument is a mixture (a :class:`GoalMixture` or a spec of kind ``mixture``)."""
+    return isinstance(spec, GoalMixture) or (isinstance(spec, Mapping) and spec.get("kind") == MIXTURE)
+
+
+def goal_set_kwarg(goals: GoalSet | GoalMixture | Mapping[str, Any] | None) -> GoalSet | GoalMixture | None:
+    """A task's ``goals``/``goal_set`` argument (a :class:`GoalSet`, a :class:`GoalMixture`, either's
+    plain-dict form, or None)."""
+    if goals is None or isinstance(goals, GoalSet | GoalMixture):
+        return goals
+    return GoalMixture.from_spec(goals) if is_mixture_spec(goals) else GoalSet.from_spec(goals)
 
 
 def goal_set_label(kind: str, placement: str | None, count: int, *, distribution: bool = False) -> str:
@@ -438,10 +697,14 @@ def task_goal_set_label(task: Any) -> str:
 
     Names the set by what it is: goals equal to the paper's set of the task's goal kind are
     ``paper<G>`` however they were asked for (MountainCar's four evenly spaced goals are the
-    paper's), an even spread ``<kind><G>``; otherwise the goal set's own placement.
+    paper's), an even spread ``<kind><G>``; otherwise the goal set's own placement. A mixture is
+    named by its parts' own placements, ``+``-joined (:meth:`GoalMixture.label`), e.g.
+    ``fingertip16+angle4`` or ``fingertip-paper4+angle-random4``.
     """
     goals = np.asarray(task.training_goals, dtype=np.float64)
-    goal_set: GoalSet | None = getattr(task, "goal_set", None)
+    goal_set: GoalSet | GoalMixture | None = getattr(task, "goal_set", None)
+    if isinstance(goal_set, GoalMixture):
+        return goal_set.label(task)
     kind_name = goal_set.kind if goal_set is not None else getattr(task, "goal_kind", None)
     kinds: Mapping[str, GoalKind] = getattr(task, "goal_kinds", {})
     if kind_name is None and len(kinds) == 1:

@@ -54,7 +54,7 @@ import numpy as np
 
 from plray.core.types import FloatArray
 from plray.envs.base import GoalTask, check_batch, check_count, check_rng
-from plray.envs.goalsets import ExcludedBall, GoalKind, GoalRegion, GoalSet, goal_set_kwarg
+from plray.envs.goalsets import ExcludedBall, GoalKind, GoalMixture, GoalRegion, GoalSet, goal_set_kwarg
 from plray.utils.validation import PlrayInputError, check_choice
 
 GOALS: tuple[str, ...] = ("position", "velocity")
@@ -167,7 +167,7 @@ class MountainCarTask(GoalTask):
         placement: str = "spread",
         seed: int = 0,
         noise_std: tuple[float, float] | None = None,
-        goal_set: GoalSet | dict[str, Any] | None = None,
+        goal_set: GoalSet | GoalMixture | dict[str, Any] | None = None,
     ) -> None:
         check_choice(goal, "goal", GOALS)
         check_choice(placement, "placement", ("spread", "random"))

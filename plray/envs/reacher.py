@@ -41,6 +41,10 @@ radius r (default 1) at angles 2πi/G; random: area-uniform over the reachable d
 per-episode annulus/box distribution) or ``angle`` (targets θ* for the wrapped link angles, reward
 1[‖wrap(θ − θ*)‖ < 0.2]; spread: a rank-1 lattice over the torus; random: uniform over it). Both
 keep the 2-D goal vector, so the observation is ``concat(observe(s), g)`` as for the paper's set.
+A ``mixture`` of both kinds (e.g. 16 fingertip and 4 angle goals) has goals
+``[target (2), one-hot (K)]`` and the 6 + 2 + K observation ``concat(observe(s), g)``; each goal is
+scored by its own kind (:mod:`plray.envs.goalsets`, mixtures; the task only supplies
+``achieved_goal_of_kind``).
 The paper's unseen goals are declared here as data (:data:`REACHER_UNSEEN_BALLS`) and kept out of
 every goal set (see :mod:`plray.envs.goalsets`).
 """
@@ -55,7 +59,7 @@ import numpy as np
 
 from plray.core.types import FloatArray
 from plray.envs.base import GoalTask, check_batch, check_count, check_rng, wrap_angle
-from plray.envs.goalsets import ExcludedBall, GoalKind, GoalRegion, GoalSet, goal_set_kwarg
+from plray.envs.goalsets import ExcludedBall, GoalKind, GoalMixture, GoalRegion, GoalSet, goal_set_kwarg
 from plray.utils.validation import PlrayInputError
 
 DT = 0.05
@@ -144,12 +148,14 @@ class KinematicReacherTask(GoalTask):
     """The paper's kinematic two-link reacher with 9 discrete torque actions; see the module docstring.
 
     Args:
-        goal_set: the training goal set (a :class:`~plray.envs.goalsets.GoalSet` or its plain-dict
-            form); None: the paper's four fingertip goals (bit-identical to a task without goal sets).
+        goal_set: the training goal set (a :class:`~plray.envs.goalsets.GoalSet`, a
+            :class:`~plray.envs.goalsets.GoalMixture`, or either's plain-dict form); None: the
+            paper's four fingertip goals (bit-identical to a task without goal sets).
 
     Attributes:
         goal_set: the goal set, or None for the paper's.
-        goal_kind: ``"fingertip"`` or ``"angle"``.
+        goal_kind: ``"fingertip"``, ``"angle"`` or ``"mixture"``.
+        goal_dim: 2, or 2 + K for a mixture of K kinds.
     """
 
     name: str = "reacher"
@@ -162,7 +168,7 @@ class KinematicReacherTask(GoalTask):
     gamma: float = 0.99
     goal_kinds: dict[str, GoalKind] = REACHER_GOAL_KINDS
 
-    def __init__(self, goal_set: GoalSet | dict[str, Any] | None = None) -> None:
+    def __init__(self, goal_set: GoalSet | GoalMixture | dict[str, Any] | None = None) -> None:
         self.state_low = np.array([-np.pi, -np.pi, -MAX_OMEGA_BOX, -MAX_OMEGA_BOX])
         self.state_high = np.array([np.pi, np.pi, MAX_OMEGA_BOX, MAX_OMEGA_BOX])
         self.goal_set = goal_set_kwarg(goal_set)
@@ -172,6 +178,8 @@ class KinematicReacherTask(GoalTask):
             self.training_goals = GOAL_RADIUS * np.array(PAPER_GOALS, dtype=np.float64)
         else:
             self.training_goals = self.goal_set.build(self)
+        if isinstance(self.goal_set, GoalMixture):
+            self.goal_dim = self.goal_set.goal_dim(self)
         self.goal_tolerance = GOAL_TOLERANCE
 
     def __repr__(self) -> str:
@@ -233,19 +241,41 @@ class KinematicReacherTask(GoalTask):
         tip = torch.stack([torch.cos(theta).sum(-1), torch.sin(theta).sum(-1)], dim=-1)
         return torch.cat([wrap_angle_torch(theta), states[:, 2:], tip], dim=-1)
 
-    def achieved_goal(self, states: FloatArray) -> FloatArray:
-        """Fingertip (fingertip goals) or wrapped link angles θ (angle goals) of states (B, 4), shape (B, 2)."""
-        if self.goal_kind == "angle":
+    def achieved_goal_of_kind(self, kind: str, states: FloatArray) -> FloatArray:
+        """Fingertip (``fingertip``) or wrapped link angles θ (``angle``) of states (B, 4), shape (B, 2)."""
+        if kind == "angle":
             return wrap_angle(check_batch(states, "states", 4, "d")[:, :2])
+        if kind != "fingertip":
+            raise PlrayInputError(f"kind: the Reacher has fingertip and angle goals, not {kind!r}")
         return self.fingertip(states)
 
-    def achieved_goal_from_obs(self, obs: FloatArray) -> FloatArray:
+    def achieved_goal_of_kind_from_obs(self, kind: str, obs: FloatArray) -> FloatArray:
         """Fingertip (dims 4, 5) or wrapped θ (dims 0, 1) read off observations (B, 6), shape (B, 2)."""
         obs = check_batch(obs, "obs", 6, "o")
-        return obs[:, 0:2].copy() if self.goal_kind == "angle" else obs[:, 4:6].copy()
+        if kind not in ("angle", "fingertip"):
+            raise PlrayInputError(f"kind: the Reacher has fingertip and angle goals, not {kind!r}")
+        return obs[:, 0:2].copy() if kind == "angle" else obs[:, 4:6].copy()
+
+    def achieved_goal(self, states: FloatArray) -> FloatArray:
+        """The achieved goal of the goal set's kind of states (B, 4), shape (B, 2).
+
+        A mixture: every kind's (:meth:`~plray.envs.base.GoalTask.every_achieved_goal`), (K·B, 2 + K).
+        """
+        if self.goal_mixture is not None:
+            return self.every_achieved_goal(check_batch(states, "states", 4, "d"))
+        return self.achieved_goal_of_kind(self.goal_kind, states)
+
+    def achieved_goal_from_obs(self, obs: FloatArray) -> FloatArray:
+        """:meth:`achieved_goal` read off observations (B, 6): shape (B, 2), a mixture (K·B, 2 + K)."""
+        if self.goal_mixture is not None:
+            return self.every_achieved_goal(check_batch(obs, "obs", 6, "o"), from_obs=True)
+        return self.achieved_goal_of_kind_from_obs(self.goal_kind, obs)
 
     def terminal(self, achieved: FloatArray, goals: FloatArray) -> np.ndarray:
-        """1[‖achieved − g‖ < 0.2]; for angle goals the difference is wrapped, shape (B,)."""
+        """1[‖achieved − g‖ < 0.2]; for angle goals the difference is wrapped, shape (B,).
+
+        A mixture: each goal by its own kind (:meth:`plray.envs.base.GoalTask.terminal`).
+        """
         if self.goal_kind != "angle":
             return super().terminal(achieved, goals)
         diff = wrap_angle(np.asarray(achieved, dtype=np.float64) - np.asarray(goals, dtype=np.float64))
@@ -270,7 +300,7 @@ class ContinuousKinematicReacherTask(KinematicReacherTask):
     action_dim: int = 2
     planning_actions: FloatArray = TORQUES
 
-    def __init__(self, goal_set: GoalSet | dict[str, Any] | None = None) -> None:
+    def __init__(self, goal_set: GoalSet | GoalMixture | dict[str, Any] | None = None) -> None:
         super().__init__(goal_set)
         self.action_low = np.array([-1.0, -1.0])
         self.action_high = np.array([1.0, 1.0])

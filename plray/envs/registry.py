@@ -14,6 +14,10 @@ evenly spaced goals), so the same name and arguments always mean the same dynami
     task: reacher
     task_kwargs: {goals: {kind: fingertip, count: 8, placement: spread}}
 
+    task: reacher   # a mixture of kinds: goals [target, one-hot of the kind]
+    task_kwargs: {goals: {kind: mixture, parts: [{kind: fingertip, placement: spread, count: 16},
+                                                 {kind: angle, placement: spread, count: 4}]}}
+
     task: mountaincar-position
     task_kwargs: {goals: {kind: position, count: 8, distribution: {shape: box, low: [-1.2], high: [0.6]}}}
 
@@ -37,7 +41,7 @@ import numpy as np
 
 from plray.envs.base import GoalEnv, GoalTask, GoalVectorEnv
 from plray.envs.fourrooms import FourRoomsTask
-from plray.envs.goalsets import GoalSet
+from plray.envs.goalsets import GoalMixture, GoalSet, goal_set_kwarg
 from plray.envs.mountaincar import NOISE_STD, MountainCarTask
 from plray.envs.mujoco_reacher import MujocoReacherTask
 from plray.envs.reacher import ContinuousKinematicReacherTask, KinematicReacherTask
@@ -46,8 +50,9 @@ from plray.utils.validation import PlrayInputError, check_keys
 ENV_CONFIG_KEYS: tuple[str, ...] = ("task", "task_kwargs", "seed", "num_envs", "start_states")
 
 
-GoalsArg = GoalSet | Mapping[str, Any] | None
-"""A ``goals`` task argument: a :class:`GoalSet`, its plain-dict form, or None (the task's default)."""
+GoalsArg = GoalSet | GoalMixture | Mapping[str, Any] | None
+"""A ``goals`` task argument: a :class:`GoalSet` or :class:`GoalMixture`, either's plain-dict form, or
+None (the task's default)."""
 
 
 def _mountaincar_position(
@@ -76,8 +81,8 @@ def _reacher_continuous(goals: GoalsArg = None) -> ContinuousKinematicReacherTas
     return ContinuousKinematicReacherTask(goal_set=_goal_set(goals))
 
 
-def _goal_set(goals: GoalsArg) -> GoalSet | None:
-    return None if goals is None else GoalSet.from_spec(goals)
+def _goal_set(goals: GoalsArg) -> GoalSet | GoalMixture | None:
+    return goal_set_kwarg(goals)
 
 
 TASKS: dict[str, Callable[..., GoalTask]] = {

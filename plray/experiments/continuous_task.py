@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from plray.core.types import EXTRACTION_METHODS
+from plray.envs.goalsets import MIXTURE, mixture_spec_from_label
 from plray.envs.reacher import REACHER_GOAL_KINDS
 from plray.experiments.taskapi import Extraction, Say, load_state, save_state, spearman
 from plray.utils.schema import ConfigError
@@ -83,6 +84,7 @@ class ContinuousPipeline:
     methods: tuple[str, ...] = NEURAL_METHODS
     max_goals: int = 64
     goal_subsets: bool = False
+    mixtures: bool = False
     error_metric: str = "wm_nmse"
     summary_columns: tuple[str, ...] = ()
     ensemble_columns: tuple[str, ...] = ("member_wm_nmse_mean",)
@@ -208,8 +210,12 @@ def reacher_goal_spec(cfg: ExperimentConfig, cell: Cell) -> dict[str, Any]:
     ``goal_family`` is the goal kind; ``placement`` ``paper`` is the paper's set (|G| must be its
     size), ``spread`` / ``random`` |G| goals on a ring / over the reachable set, ``distribution`` a
     goal drawn per episode from ``goals.region`` (|G| draws make the finite set P-learning uses).
-    The seed of the cell seeds every draw.
+    The seed of the cell seeds every draw. A mixture cell (``goal_family`` ``mixture``, from
+    ``sweep[].mixture``) is the mixture its ``placement`` label names
+    (:func:`plray.envs.goalsets.mixture_spec_from_label`), every part seeded by the cell.
     """
+    if cell.goal_family == MIXTURE:
+        return mixture_spec_from_label(cell.placement, seed=cell.seed)
     spec: dict[str, Any] = {"kind": cell.goal_family, "seed": cell.seed}
     if cell.placement == "distribution":
         # default: the kind's whole domain (every reachable fingertip position, the torus of angles)
@@ -224,10 +230,11 @@ def reacher_goal_spec(cfg: ExperimentConfig, cell: Cell) -> dict[str, Any]:
 
 
 class ReacherPipeline(ContinuousPipeline):
-    """The kinematic Reacher with goal sets as sweep dimensions (kind, count, placement, distribution)."""
+    """The kinematic Reacher with goal sets as sweep dimensions (kind, count, placement, distribution, mixtures)."""
 
     goal_families: tuple[str, ...] = REACHER_FAMILIES
     placements: tuple[str, ...] = REACHER_PLACEMENTS
+    mixtures: bool = True
 
     def check(self, cfg: ExperimentConfig) -> None:
         """Every cell's goal set builds (sizes, kinds, the unseen goals kept out), named by its cell."""

@@ -6,9 +6,16 @@ An experiment is a set of *cells*, each one agent trained on one reward-function
     cell = (variant, num_goals, goal_family, placement, seed)
 
 The cells are the union of the ``sweep`` grids (each grid a cartesian product of its lists) times
-``seeds``. Every cell trains one agent (a Tune trial), and every agent is inverted with every
-extraction method (one job on the extraction actor pool). Keys derived from the cell name every
-artifact, so a resumed run finds what is already done.
+``seeds``. A grid may instead list goal *mixtures* (tasks whose pipeline has ``mixtures``: the
+Reacher): ``{variant: [none], mixture: [fingertip16+angle4]}`` gives one cell per label with
+``goal_family`` ``mixture``, ``placement`` the label and ``num_goals`` its size (the key
+``none-g20-mixture-fingertip16+angle4-s0``); a label is ``+``-joined parts ``<kind><G>`` (G spread
+goals) or ``<kind>-<placement><G>`` (paper, spread, random), read by
+:func:`plray.envs.goalsets.mixture_spec_from_label`, the cell's seed seeding every part.
+
+Every cell trains one agent (a Tune trial), and every agent is inverted with every extraction
+method (one job on the extraction actor pool). Keys derived from the cell name every artifact, so
+a resumed run finds what is already done.
 
 Example (``configs/experiments/demo.yaml``)::
 
@@ -27,6 +34,7 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from plray.envs.goalsets import MIXTURE  # the goal_family of a mixture cell (its placement: the label)
 from plray.experiments.taskapi import TaskPipeline
 from plray.experiments.tasks import PIPELINES
 from plray.utils.schema import ConfigError, from_mapping, load_yaml, non_negative, positive
@@ -48,12 +56,22 @@ class SweepGrid:
 
     variant: list[str] = field(default_factory=lambda: ["deterministic"])
     """FourRooms variants (deterministic, windy, teleport); continuous tasks take ``[none]``."""
-    num_goals: list[int] = field(default_factory=lambda: [4])
-    """|G|, the number of reward functions the agent is trained on."""
+    num_goals: list[int] | None = None
+    """|G|, the number of reward functions the agent is trained on; None: ``[4]`` (a mixture grid:
+    each mixture's own size, which a given list must hold)."""
     goal_family: list[str] | None = None
     """Reward families; None: ``goals.family``."""
     placement: list[str] | None = None
     """Goal placements (random: seeded draw, spread: evenly spaced); None: ``goals.placement``."""
+    mixture: list[str] | None = None
+    """Goal mixtures by label, e.g. ``fingertip16+angle4`` (16 spread fingertip and 4 spread angle
+    goals; parts ``<kind><G>`` or ``<kind>-<placement><G>``); a grid with mixtures takes no
+    ``goal_family`` or ``placement``. Tasks whose pipeline has ``mixtures`` only (the Reacher)."""
+
+    @property
+    def goal_counts(self) -> list[int]:
+        """``num_goals``, default ``[4]``."""
+        return [4] if self.num_goals is None else list(self.num_goals)
 
 
 @dataclass(frozen=True)
@@ -257,6 +275,7 @@ class ExperimentConfig:
         families = task.goal_families
         for i, grid in enumerate(self.sweep):
             self._check_grid(f"sweep[{i}]", grid, task)
+            self._check_mixtures(f"sweep[{i}]", grid, task)
         if self.goals.placement not in task.placements:
             raise ConfigError(
                 f"goals.placement: {self.goals.placement!r} is not allowed for {self.task}; "
@@ -309,10 +328,14 @@ class ExperimentConfig:
                     f"choose one of {', '.join(variants)}"
                 )
         limit = task.max_goals
-        for j, n in enumerate(grid.num_goals):
+        for j, n in enumerate(grid.goal_counts):
             if not 1 <= n <= limit:
                 raise ConfigError(f"{where}.num_goals[{j}]: must be between 1 and {limit}, got {n}")
         for j, fam in enumerate(grid.goal_family or []):
+            if fam == MIXTURE:
+                raise ConfigError(
+                    f"{where}.goal_family[{j}]: a mixture is a sweep[].mixture label, e.g. fingertip16+angle4"
+                )
             if fam not in families:
                 raise ConfigError(
                     f"{where}.goal_family[{j}]: {fam!r} is not allowed for {self.task}; "
@@ -324,9 +347,34 @@ class ExperimentConfig:
                     f"{where}.placement[{j}]: {pl!r} is not allowed for {self.task}; "
                     f"choose one of {', '.join(task.placements)}"
                 )
-        for name in ("variant", "num_goals"):
-            if not getattr(grid, name):
+        for name, values in (("variant", grid.variant), ("num_goals", grid.goal_counts)):
+            if not values:
                 raise ConfigError(f"{where}.{name}: must list at least one value")
+
+    def _check_mixtures(self, where: str, grid: SweepGrid, task: TaskPipeline) -> None:
+        """A grid's ``mixture`` labels: a task with mixtures, well-formed labels, no family or placement."""
+        from plray.envs.goalsets import mixture_label_size
+        from plray.utils.validation import PlrayInputError
+
+        if grid.mixture is None:
+            return
+        if not task.mixtures:
+            raise ConfigError(f"{where}.mixture: {self.task} takes no goal mixtures")
+        if not grid.mixture:
+            raise ConfigError(f"{where}.mixture: must list at least one mixture label")
+        if grid.goal_family is not None or grid.placement is not None:
+            raise ConfigError(f"{where}.mixture: a mixture grid takes no goal_family or placement (its label says)")
+        for j, label in enumerate(grid.mixture):
+            try:
+                size = mixture_label_size(label)
+            except PlrayInputError as exc:
+                raise ConfigError(f"{where}.mixture[{j}]: {exc}") from exc
+            if grid.num_goals is not None and size not in grid.num_goals:
+                raise ConfigError(
+                    f"{where}.mixture[{j}]: {label!r} has {size} goals, not one of num_goals {grid.num_goals}"
+                )
+            if size > task.max_goals:
+                raise ConfigError(f"{where}.mixture[{j}]: {label!r} has {size} goals, more than {task.max_goals}")
 
     def tabular_config(self, variant: str | None = None) -> Any:
         """The :class:`plray.agents.tabular.TabularQConfig` of the tabular agents on ``variant`` (seed 0)."""
@@ -358,12 +406,19 @@ class ExperimentConfig:
     # ------------------------------------------------------------------ cells
     def cells(self) -> list[Cell]:
         """Every cell, in a stable order, without duplicates."""
+        from plray.envs.goalsets import mixture_label_size
+
         out: dict[str, Cell] = {}
         for grid in self.sweep:
+            if grid.mixture is not None:
+                for v, label, seed in itertools.product(grid.variant, grid.mixture, self.seeds):
+                    cell = Cell(v, mixture_label_size(label), MIXTURE, label, int(seed))
+                    out.setdefault(cell.key, cell)
+                continue
             families = grid.goal_family or [self.goals.family]
             placements = grid.placement or [self.goals.placement]
             for v, n, fam, pl, seed in itertools.product(
-                grid.variant, grid.num_goals, families, placements, self.seeds
+                grid.variant, grid.goal_counts, families, placements, self.seeds
             ):
                 cell = Cell(v, int(n), fam, pl, int(seed))
                 out.setdefault(cell.key, cell)

@@ -100,6 +100,7 @@ class TabularPipeline:
     methods: tuple[str, ...] = TABULAR_METHODS
     max_goals: int = 68
     goal_subsets: bool = True
+    mixtures: bool = False
     error_metric: str = "kernel_mse"
     summary_columns: tuple[str, ...] = ("tv_mean", "paper_kernel_mse")
     ensemble_columns: tuple[str, ...] = ("member_tv_mean", "return_ratio")

@@ -69,6 +69,8 @@ class TaskPipeline(Protocol):
     """Largest |G| of a cell."""
     goal_subsets: bool
     """Whether an agent can be inverted on a subset of its goals (``extraction.goal_subsets``)."""
+    mixtures: bool
+    """Whether cells may be goal mixtures (``sweep[].mixture``; :class:`plray.envs.goalsets.GoalMixture`)."""
     error_metric: str
     """The result column of a world model's error (``kernel_mse``, ``wm_nmse``)."""
     summary_columns: tuple[str, ...]

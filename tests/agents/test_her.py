@@ -173,3 +173,93 @@ def test_relabel_fragments_random_goals_and_errors() -> None:
         relabel_fragments(TASK, [obs[0][:1]], [empty], [empty], [False], "future", 1, np.random.default_rng(0))
     with pytest.raises(PlrayInputError, match="differ in length"):
         relabel_fragments(TASK, obs, acts[:1], rews, terms, "future", 1, np.random.default_rng(0))
+
+
+# ---------------------------------------------------------------- goal mixtures
+MIXTURE = {
+    "kind": "mixture",
+    "parts": [
+        {"kind": "fingertip", "placement": "spread", "count": 4},
+        {"kind": "angle", "placement": "spread", "count": 2},
+    ],
+}
+MIX_TASK = KinematicReacherTask(goal_set=MIXTURE)
+# θ of one 3-step fragment; o_2 = (0, 1.1) has the fingertip of o_3 = (1.1, 0) (the links swapped)
+# but angles 1.56 away from it
+THETAS = [(0.0, 0.0), (0.5, 0.0), (0.0, 1.1), (1.1, 0.0)]
+TIP_GOAL = np.array([1.0, 0.0, 1.0, 0.0])  # commanded: a fingertip goal
+ANGLE_GOAL = np.array([0.5, 0.5, 0.0, 1.0])  # commanded: an angle goal
+
+
+def _mixture_fragments() -> tuple[list, list, list, list]:
+    states = np.array([[t1, t2, 0.0, 0.0] for t1, t2 in THETAS])
+    obs = [MIX_TASK.agent_obs(states, np.repeat(g[None], 4, axis=0)).astype(np.float64) for g in (TIP_GOAL, ANGLE_GOAL)]
+    return obs, [np.array([4, 4, 4])] * 2, [np.zeros(3)] * 2, [False, False]
+
+
+def test_relabel_mixture_final_keeps_each_goal_kind_by_hand() -> None:
+    out = relabel_fragments(MIX_TASK, *_mixture_fragments(), "final", 1, np.random.default_rng(0))
+    tip3 = np.array([np.cos(1.1) + 1.0, np.sin(1.1)])  # fingertip of o_3
+    copies = out["obs"][6:].astype(np.float64)
+    # fingertip-commanded copies: goal [fingertip(o_3), 1, 0]; angle-commanded: [θ(o_3), 0, 1]
+    np.testing.assert_allclose(copies[:3, 6:], np.tile([*tip3, 1.0, 0.0], (3, 1)), atol=1e-6)
+    np.testing.assert_allclose(copies[3:, 6:], np.tile([1.1, 0.0, 0.0, 1.0], (3, 1)), atol=1e-6)
+    np.testing.assert_array_equal(out["next_obs"][6:, 6:], out["obs"][6:, 6:])
+    # rewards recomputed by each goal's kind, next observations o_1, o_2, o_3:
+    #   fingertip: fp(0.5, 0) is 0.59 away: 0; fp(0, 1.1) = fp(o_3): 1; o_3: 1
+    #   angle: (0.5, 0) is 0.6 away: 0; (0, 1.1) is 1.56 away: 0; o_3: 1
+    np.testing.assert_array_equal(out["rewards"][6:], [0, 1, 1, 0, 0, 1])
+    np.testing.assert_array_equal(out["terminateds"][6:], [False, True, True, False, False, True])
+    np.testing.assert_allclose(out["obs"][:3, 6:], np.tile(TIP_GOAL, (3, 1)))  # real transitions untouched
+    np.testing.assert_allclose(out["obs"][3:6, 6:], np.tile(ANGLE_GOAL, (3, 1)))
+
+
+@pytest.mark.parametrize("strategy", ["future", "episode", "random"])
+def test_relabel_mixture_goals_are_valid_goals_of_their_kind(strategy: str) -> None:
+    obs, acts, rews, terms = _mixture_fragments()
+    out = relabel_fragments(MIX_TASK, obs, acts, rews, terms, strategy, 4, np.random.default_rng(3))
+    goals = out["obs"][6:, 6:].astype(np.float64)
+    onehot = goals[:, 2:]
+    assert set(map(tuple, onehot)) <= {(1.0, 0.0), (0.0, 1.0)}
+    states = np.array([[t1, t2, 0.0, 0.0] for t1, t2 in THETAS])
+    if strategy == "random":  # training goals, of both kinds
+        assert np.isclose(goals[:, None], MIX_TASK.training_goals.astype(np.float32), atol=1e-6).all(-1).any(-1).all()
+    else:  # the achieved goal, of the commanded kind, of an observation of the same fragment
+        np.testing.assert_array_equal(onehot, np.tile([[1.0, 0.0]] * 3 + [[0.0, 1.0]] * 3, (4, 1)))
+        tips, angles = MIX_TASK.fingertip(states), states[:, :2]
+        for g in goals:
+            pool = tips if g[2] == 1.0 else angles
+            assert np.isclose(pool, g[:2], atol=1e-6).all(-1).any(), g
+    nxt = out["next_obs"][6:, :6].astype(np.float64)
+    expected = MIX_TASK.reward_from_obs(nxt, goals)
+    np.testing.assert_array_equal(out["rewards"][6:], expected.astype(np.float32))
+
+
+def test_buffer_relabels_a_mixture_with_the_commanded_kind() -> None:
+    obs, _, _, _ = _mixture_fragments()
+    buf = HindsightEpisodeReplayBuffer(
+        task="reacher", task_kwargs={"goals": MIXTURE}, strategy="final", k=1, seed=0, capacity=100
+    )
+    assert buf.task.goal_dim == 4
+    for o in obs:
+        ep = SingleAgentEpisode(
+            observations=list(o.astype(np.float32)),
+            actions=[4, 4, 4],
+            rewards=[0.0, 0.0, 0.0],
+            truncated=True,
+            observation_space=MIX_TASK.observation_space(),
+            action_space=MIX_TASK.action_space(),
+            len_lookback_buffer=0,
+        )
+        ep.to_numpy()
+        buf.add([ep])
+    out = buf.sample(num_items=40, n_step=1, gamma=0.99)
+    for real, copy in zip(out[::2], out[1::2], strict=True):
+        commanded, g = real.get_observations(0)[6:], copy.get_observations(0)[6:]
+        np.testing.assert_array_equal(g[2:], commanded[2:])  # the copy keeps the commanded kind
+        final = obs[0][-1] if commanded[2] == 1.0 else obs[1][-1]
+        achieved = final[4:6] if commanded[2] == 1.0 else final[0:2]  # fingertip or θ of o_3
+        np.testing.assert_allclose(g[:2], achieved, atol=1e-6)
+        nxt = copy.get_observations(-1)[:6].astype(np.float64)[None]
+        reached = bool(MIX_TASK.terminal_from_obs(nxt, g.astype(np.float64)[None])[0])
+        assert copy.get_rewards(0) == float(reached) and copy.is_terminated == reached

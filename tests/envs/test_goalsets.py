@@ -257,3 +257,190 @@ def test_goal_set_labels_name_what_the_set_is() -> None:
     assert task_goal_set_label(make_task("reacher", goals=disc)) == "fingertip-dist16"
     rand = {"kind": "fingertip", "count": 5, "placement": "random", "seed": 3}
     assert task_goal_set_label(make_task("reacher", goals=rand)) == "fingertip-random5"
+
+
+# ---------------------------------------------------------------------- mixtures
+MIXTURE = {
+    "kind": "mixture",
+    "parts": [
+        {"kind": "fingertip", "placement": "spread", "count": 16},
+        {"kind": "angle", "placement": "spread", "count": 4},
+    ],
+}
+
+
+def test_mixture_goals_are_each_part_with_the_one_hot_of_its_kind() -> None:
+    from plray.envs.goalsets import GoalMixture
+    from plray.envs.reacher import angle_lattice, fingertip_ring
+
+    task = make_task("reacher", goals=MIXTURE)
+    assert isinstance(task.goal_set, GoalMixture) and task.goal_set.kinds == ("fingertip", "angle")
+    assert task.goal_kind == "mixture" and task.goal_dim == 4 and task.observation_space().shape == (10,)
+    g = task.training_goals
+    assert g.shape == (20, 4)
+    np.testing.assert_array_equal(g[:16, :2], fingertip_ring(16))
+    np.testing.assert_array_equal(g[16:, :2], angle_lattice(4))
+    np.testing.assert_array_equal(g[:, 2:], [[1.0, 0.0]] * 16 + [[0.0, 1.0]] * 4)
+    # the observation is concat(observe(s), g): the paper's 6 dims, then the 4-D goal
+    s = task.reset_states(3, np.random.default_rng(0))
+    obs = task.agent_obs(s, g[[0, 16, 17]])
+    np.testing.assert_allclose(obs[:, :6], task.observe(s).astype(np.float32))
+    np.testing.assert_allclose(obs[:, 6:], g[[0, 16, 17]].astype(np.float32))
+    # vector envs command mixture goals; the continuous-torque Reacher takes the same mixture
+    venv = GoalVectorEnv(task, 64, seed=0)
+    o, _ = venv.reset()
+    assert {tuple(row) for row in o[:, 6:].astype(np.float64).round(6)} <= {tuple(r) for r in g.round(6)}
+    assert make_task("reacher-continuous", goals=MIXTURE).training_goals.shape == (20, 4)
+
+
+def test_mixture_keeps_the_unseen_goals_out_of_every_part() -> None:
+    from plray.envs.reacher import GOAL_TOLERANCE, REACHER_UNSEEN_TOLERANCE, TARGET_ANGLE
+
+    near_far = {"kind": "fingertip", "placement": "spread", "count": 8, "radius": 2.0}  # (√2, √2) is on it
+    with pytest.raises(PlrayInputError, match=r"goals.parts\[0\].*far_fingertip"):
+        make_task(
+            "reacher",
+            goals={"kind": "mixture", "parts": [near_far, {"kind": "angle", "count": 2, "placement": "spread"}]},
+        )
+    near_angle = {"kind": "angle", "placement": "explicit", "values": [[0.0, -np.pi + 0.1]]}
+    with pytest.raises(PlrayInputError, match=r"goals.parts\[1\].*target_angle"):
+        make_task("reacher", goals={"kind": "mixture", "parts": [MIXTURE["parts"][0], near_angle]})
+    # random parts are rejection-sampled away from their kind's unseen goal, as a plain set is
+    rand = {
+        "kind": "mixture",
+        "parts": [
+            {"kind": "fingertip", "placement": "random", "count": 2000, "seed": 1},
+            {"kind": "angle", "placement": "random", "count": 2000, "seed": 1},
+        ],
+    }
+    task = make_task("reacher", goals=rand)
+    g = task.training_goals
+    tip, ang = g[g[:, 2] == 1.0, :2], g[g[:, 3] == 1.0, :2]
+    assert len(tip) == len(ang) == 2000
+    gap = GOAL_TOLERANCE + REACHER_UNSEEN_TOLERANCE - 1e-9
+    assert np.linalg.norm(tip - FAR_FINGERTIP, axis=1).min() >= gap
+    wrapped = (ang - np.array(TARGET_ANGLE) + np.pi) % (2 * np.pi) - np.pi
+    assert np.linalg.norm(wrapped, axis=1).min() >= gap
+    # each part is what the same plain goal set builds
+    for part, rows in zip(rand["parts"], (tip, ang), strict=True):
+        np.testing.assert_array_equal(rows, make_task("reacher", goals=part).training_goals)
+    assert goal_set_record(task)["unseen_overlap"] == []
+
+
+def test_mixture_reward_and_terminal_by_kind_by_hand() -> None:
+    task = make_task("reacher", goals=MIXTURE)
+    # s0: θ = (0, π/2): fingertip (1, 1); s1: θ = (3.1, −1.0) (angles); s2: θ = (0, 0): fingertip (2, 0)
+    states = np.array([[0.0, np.pi / 2, 0.3, 0.0], [3.1, -1.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]])
+    goals = np.array(
+        [
+            [1.0, 0.9, 1.0, 0.0],  # fingertip goal 0.1 from (1, 1): reached
+            [-3.1, -1.0, 0.0, 1.0],  # angle goal: wrap(3.1 − (−3.1)) = 6.2 − 2π ≈ −0.083: reached
+            [0.0, 0.0, 0.0, 1.0],  # angle goal (0, 0): θ = (0, 0) reached, though fingertip (2, 0) is far from it
+            [0.0, 0.0, 1.0, 0.0],  # the same target as a fingertip goal: ‖(2, 0)‖ = 2: not reached
+        ]
+    )
+    np.testing.assert_array_equal(task.reward_at(states, goals), [1.0, 1.0, 1.0, 0.0])
+    np.testing.assert_array_equal(task.terminal_at(states, goals), [True, True, True, False])
+    obs = task.observe(states)
+    np.testing.assert_array_equal(task.reward_from_obs(obs, goals), [1.0, 1.0, 1.0, 0.0])
+    np.testing.assert_array_equal(task.terminal_from_obs(obs, goals), [True, True, True, False])
+    achieved = task.achieved_goal_for(states, goals)
+    np.testing.assert_allclose(achieved[:, :2], [[1.0, 1.0], [3.1, -1.0], [0.0, 0.0], [2.0, 0.0]], atol=1e-12)
+    np.testing.assert_array_equal(achieved[:, 2:], goals[:, 2:])
+    np.testing.assert_allclose(task.achieved_goal_for_obs(obs, goals), achieved, atol=1e-12)
+    with pytest.raises(PlrayInputError, match="goals"):  # a plain 2-D goal is not a mixture goal
+        task.reward_at(states, goals[:, :2])
+    # without a goal, a state attains one goal of every kind: kind-major rows, (K·B, 4)
+    every = task.achieved_goal(states)
+    assert every.shape == (8, 4)
+    np.testing.assert_allclose(every[:4, :2], task.fingertip(states))
+    np.testing.assert_allclose(every[4:, :2], states[:, :2])
+    # the same scores as the plain fingertip and angle tasks
+    tip, ang = make_task("reacher"), make_task("reacher", goals={"kind": "angle", "placement": "spread", "count": 4})
+    rng = np.random.default_rng(1)
+    s = tip.sample_states(500, rng)
+    targets = rng.uniform(-2, 2, size=(500, 2))
+    mix = task.goal_mixture
+    assert mix is not None
+    for j, plain in enumerate((tip, ang)):
+        g = mix.encode(targets, np.full(500, j))
+        np.testing.assert_array_equal(task.reward_at(s, g), plain.reward_at(s, targets))
+
+
+def test_mixture_specs_round_trip_and_bad_specs_are_refused() -> None:
+    from plray.envs.goalsets import GoalMixture, goal_set_kwarg, mixture_spec_from_label
+
+    mix = GoalMixture.from_spec(MIXTURE)
+    assert GoalMixture.from_spec(mix.to_spec()) == mix and goal_set_kwarg(mix.to_spec()) == mix
+    task = make_task("reacher", goals=mix.to_spec())
+    np.testing.assert_array_equal(task.training_goals, make_task("reacher", goals=MIXTURE).training_goals)
+    rec = goal_set_record(task)
+    assert rec["goal_set"] == mix.to_spec() and rec["goal_kind"] == "mixture"
+    assert rec["mixture_kinds"] == ["fingertip", "angle"] and np.shape(rec["training_goals"]) == (20, 4)
+    np.testing.assert_array_equal(make_task("reacher", goals=rec["goal_set"]).training_goals, rec["training_goals"])
+    tip = {"kind": "fingertip", "placement": "spread", "count": 4}
+    ang = {"kind": "angle", "placement": "spread", "count": 2}
+    bad = [
+        ({"kind": "mixture"}, "expected a list of goal sets"),
+        ({"kind": "mixture", "parts": []}, "expected a list of goal sets"),
+        ({"kind": "mixture", "parts": [tip, ang], "count": 3}, "unknown keys \\['count'\\]"),
+        ({"kind": "mixture", "parts": [tip, {"kind": "mixture", "parts": [tip, ang]}]}, "no nesting"),
+        ({"kind": "mixture", "parts": [tip, tip | {"count": 8}]}, "at least two goal kinds"),
+        ({"kind": "mixture", "parts": [tip, ang, tip]}, "the same part as goals.parts\\[0\\]"),
+        ({"kind": "mixture", "parts": [tip, ang | {"placement": "grid"}]}, "parts\\[1\\]: goals.placement"),
+        (
+            {"kind": "mixture", "parts": [tip, {"kind": "angle", "count": 4, "distribution": {"shape": "annulus"}}]},
+            "cannot sample from a distribution",
+        ),
+    ]
+    for spec, match in bad:
+        with pytest.raises(PlrayInputError, match=match):
+            GoalMixture.from_spec(spec)
+    with pytest.raises(PlrayInputError, match="parts\\[1\\]: goals.kind: task 'reacher' has no 'velocity'"):
+        make_task("reacher", goals={"kind": "mixture", "parts": [tip, {"kind": "velocity", "count": 2}]})
+    with pytest.raises(PlrayInputError, match="share one goal dim"):
+        GoalMixture.from_spec({"kind": "mixture", "parts": [tip, ang]}).goal_kinds(_MixedDims())
+    with pytest.raises(PlrayInputError, match="no 'fingertip' goals"):  # one kind: no mixtures on MountainCar
+        MountainCarTask(goal_set={"kind": "mixture", "parts": [{"kind": "position"}, tip]})
+    with pytest.raises(PlrayInputError, match="GoalMixture, not a GoalSet"):
+        GoalSet.from_spec(MIXTURE)
+    # labels: the mixture's name in tables, and the spec a sweep cell's label names
+    from plray.envs.goalsets import task_goal_set_label
+
+    assert task_goal_set_label(task) == "fingertip16+angle4"
+    assert mixture_spec_from_label("fingertip16+angle4", seed=2) == {
+        "kind": "mixture",
+        "parts": [
+            {"kind": "fingertip", "placement": "spread", "count": 16, "seed": 2},
+            {"kind": "angle", "placement": "spread", "count": 4, "seed": 2},
+        ],
+    }
+    paper = make_task("reacher", goals=mixture_spec_from_label("fingertip-paper4+angle-random3"))
+    assert task_goal_set_label(paper) == "fingertip-paper4+angle-random3"
+    for label in ("fingertip16+", "fingertip+angle4", "fingertip-grid4+angle2", "fingertip0+angle2", ""):
+        with pytest.raises(PlrayInputError, match="mixture"):
+            mixture_spec_from_label(label)
+
+
+class _MixedDims:
+    """A stand-in task whose two goal kinds differ in dim."""
+
+    name = "mixed"
+
+    def __init__(self) -> None:
+        from plray.envs.reacher import REACHER_GOAL_KINDS
+
+        angle = REACHER_GOAL_KINDS["angle"]
+        self.goal_kinds = {
+            "fingertip": REACHER_GOAL_KINDS["fingertip"],
+            "angle": type(angle)("angle", 3, angle.tolerance, True, angle.domain, angle.spread),
+        }
+
+
+def test_mixture_tasks_pickle() -> None:
+    import pickle
+
+    task = make_task("reacher", goals=MIXTURE)
+    again = pickle.loads(pickle.dumps(task))
+    assert again.goal_set == task.goal_set and again.goal_dim == 4
+    np.testing.assert_array_equal(again.training_goals, task.training_goals)

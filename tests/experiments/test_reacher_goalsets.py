@@ -105,3 +105,106 @@ def test_two_goal_sets_run_end_to_end_and_resume(ray_local, tmp_path: Path) -> N
     again = run_experiment(stored, tmp_path / "run", base_dir=tmp_path, say=lines.append)
     assert (again.agents, again.extractions) == (2, 2)
     assert "all 2 agents already trained" in "\n".join(lines)
+
+
+# ---------------------------------------------------------------------- mixtures
+def test_mixture_cells_become_mixture_specs() -> None:
+    cfg = _reacher(
+        sweep=[
+            {"variant": ["none"], "mixture": ["fingertip16+angle4", "fingertip-paper4+angle-random2"]},
+            {"variant": ["none"], "num_goals": [4], "placement": ["paper"]},
+        ],
+        seeds=[0, 3],
+    )
+    cells = {c.key: c for c in cfg.cells()}
+    assert sorted(cells) == [
+        "none-g20-mixture-fingertip16+angle4-s0",
+        "none-g20-mixture-fingertip16+angle4-s3",
+        "none-g4-fingertip-paper-s0",
+        "none-g4-fingertip-paper-s3",
+        "none-g6-mixture-fingertip-paper4+angle-random2-s0",
+        "none-g6-mixture-fingertip-paper4+angle-random2-s3",
+    ]
+    cell = cells["none-g20-mixture-fingertip16+angle4-s3"]
+    assert (cell.goal_family, cell.placement, cell.num_goals) == ("mixture", "fingertip16+angle4", 20)
+    spec = reacher_goal_spec(cfg, cell)
+    assert spec == {
+        "kind": "mixture",
+        "parts": [
+            {"kind": "fingertip", "placement": "spread", "count": 16, "seed": 3},
+            {"kind": "angle", "placement": "spread", "count": 4, "seed": 3},
+        ],
+    }
+    from plray.envs.goalsets import task_goal_set_label
+    from plray.envs.registry import make_task
+
+    assert task_goal_set_label(make_task("reacher", goals=spec)) == cell.placement  # the label is the cell's
+    # the shipped sweep holds the mixture cell
+    shipped = load_experiment(CONFIGS / "reacher-goals.yaml")
+    assert "none-g20-mixture-fingertip16+angle4-s0" in {c.key for c in shipped.cells()}
+
+
+@pytest.mark.parametrize(
+    ("grid", "says"),
+    [
+        ({"mixture": ["fingertip16+angle4"], "placement": ["spread"]}, "takes no goal_family or placement"),
+        ({"mixture": ["fingertip16+angle4"], "num_goals": [16]}, "has 20 goals, not one of num_goals"),
+        ({"mixture": ["fingertip16+angle"]}, r"sweep\[0\].mixture\[0\]: mixture: part 'angle'"),
+        ({"mixture": []}, "at least one mixture label"),
+        ({"mixture": ["fingertip60+angle8"]}, "more than 64"),
+        ({"mixture": ["fingertip16+velocity4"]}, "no 'velocity' goals"),
+        ({"mixture": ["fingertip16+fingertip-random4"]}, "at least two goal kinds"),
+        ({"num_goals": [4], "goal_family": ["mixture"]}, "a mixture is a sweep\\[\\].mixture label"),
+    ],
+)
+def test_bad_mixture_cells_are_config_errors(grid: dict, says: str) -> None:
+    with pytest.raises(ConfigError, match=says):
+        _reacher(sweep=[{"variant": ["none"], **grid}])
+
+
+def test_mixtures_need_a_task_that_takes_them() -> None:
+    cfg = {
+        "name": "m",
+        "task": "mountaincar-position",
+        "sweep": [{"variant": ["none"], "mixture": ["position2+velocity2"]}],
+        "goals": {"family": "sparse", "placement": "spread"},
+        "agent": {"kind": "rllib", "rllib": {"config": "", "overrides": {}}},
+        "extraction": {"methods": ["deterministic"]},
+    }
+    with pytest.raises(ConfigError, match="mountaincar-position takes no goal mixtures"):
+        experiment_from_mapping(cfg)
+
+
+@pytest.mark.ray
+def test_mixture_runs_end_to_end_records_its_goals_and_resumes(ray_local, tmp_path: Path) -> None:
+    from plray.agents.export import load_agent
+    from plray.experiments.rundir import RunLayout
+
+    cfg = load_experiment(CONFIGS / "reacher-mixture-tiny.yaml")
+    lines: list[str] = []
+    summary = run_experiment(cfg, tmp_path / "run", base_dir=CONFIGS, say=lines.append)
+    assert summary.ok, summary.failures
+    key = "none-g20-mixture-fingertip16+angle4-s0"
+    agents = pq.read_table(summary.results_dir / "agents.parquet").to_pylist()
+    assert [a["cell"] for a in agents] == [key]
+    agent = RunLayout(tmp_path / "run").agent_dir(key, None)
+    agent_manifest = agent / "manifest.json"
+    manifest, _ = load_agent(agent)
+    assert manifest["goal_kind"] == "mixture" and manifest["mixture_kinds"] == ["fingertip", "angle"]
+    assert manifest["goal_set"]["parts"][1] == {"kind": "angle", "placement": "spread", "seed": 0, "count": 4}
+    goals = np.array(manifest["training_goals"])
+    assert goals.shape == (20, 4) and manifest["unseen_overlap"] == []
+    np.testing.assert_array_equal(goals[:, 2:].sum(0), [16, 4])
+    jobs = pq.read_table(summary.results_dir / "extractions.parquet").to_pylist()
+    assert len(jobs) == 1
+    _, wm = load_world_model(jobs[0]["world_model"])
+    np.testing.assert_allclose(wm["goals"], goals)  # P-learning used the agent's mixture goals
+    assert set(json.loads(jobs[0]["unseen"])) == {"far_fingertip", "target_angle", "target_velocity"}
+    assert np.isfinite(jobs[0]["wm_nmse"])
+    written = {p: p.stat().st_mtime_ns for p in (tmp_path / "run").rglob("*") if p.is_file() and "models" in p.parts}
+    written[agent_manifest] = agent_manifest.stat().st_mtime_ns
+    stored = load_experiment(tmp_path / "run" / "config.yaml")
+    again = run_experiment(stored, tmp_path / "run", base_dir=tmp_path, say=lines.append)
+    assert (again.agents, again.extractions) == (1, 1)
+    assert "all 1 agents already trained" in "\n".join(lines)
+    assert {p: p.stat().st_mtime_ns for p in written} == written  # no agent or world model written again
