@@ -6,7 +6,7 @@ overhead. :class:`SmallForward` snapshots the network's weights as float32 numpy
 same computation (input selection and rescaling, one-hot actions, Linear + activation layers, the
 residual update, angle wrapping) with a handful of numpy calls. The numbers agree with torch's to
 float32 rounding (matmul summation order differs: |Δ| <= ~1e-6 relative), not bit for bit; the
-snapshot is rebuilt whenever a parameter changes in place (torch's version counters).
+snapshot is rebuilt whenever a parameter changes or is replaced (:class:`~plray.core.frozen.ParameterWatch`).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from plray.core.frozen import ParameterWatch
 from plray.core.neural import SuccessorNetwork
 from plray.core.types import FloatArray
 
@@ -41,7 +42,7 @@ class SmallForward:
 
     def __init__(self, network: SuccessorNetwork) -> None:
         self.network = network
-        self._version = -1
+        self._watch = ParameterWatch(network)
         self._layers: list[tuple[np.ndarray, np.ndarray, Activation | None]] = []
 
     @staticmethod
@@ -50,11 +51,6 @@ class SmallForward:
         if type(network) is not SuccessorNetwork:
             return False
         return all(isinstance(m, nn.Linear) or type(m) in _ACTIVATIONS for m in network.net)
-
-    def _params_version(self) -> int:
-        return sum(p._version for p in self.network.parameters()) + sum(
-            b._version for b in self.network.buffers() if b is not None
-        )
 
     def _snapshot(self) -> None:
         net = self.network
@@ -73,11 +69,11 @@ class SmallForward:
         mask = np.zeros(net.state_dim, dtype=bool)
         mask[list(net.angle_dims)] = True
         self._angles = mask if net.angle_dims else None
-        self._version = self._params_version()
+        self._watch.mark()
 
     def __call__(self, states: FloatArray, actions: np.ndarray) -> FloatArray:
         """Next states (B, d) float64 for states (B, d) and actions (B,) ints or (B, action_dim), checked."""
-        if self._version != self._params_version():
+        if self._watch.stale():
             self._snapshot()
         net = self.network
         s = np.asarray(states, dtype=np.float32)

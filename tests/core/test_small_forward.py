@@ -67,3 +67,7 @@ def test_the_model_uses_it_for_small_batches_and_follows_weight_changes() -> Non
         net.net[0].weight.mul_(0.5)  # an in-place change: the snapshot is rebuilt
     np.testing.assert_allclose(model.predict(s, a), torch_forward(net, s, a), rtol=2e-6, atol=2e-6)
     assert not np.allclose(model.predict(s, a), small)
+    net.net[0].weight = torch.nn.Parameter(net.net[0].weight.detach() * 2.0)  # a replaced parameter, too
+    np.testing.assert_allclose(model.predict(s, a), torch_forward(net, s, a), rtol=2e-6, atol=2e-6)
+    net.load_state_dict({k: v * 0.9 for k, v in net.state_dict().items()})  # and a loaded state dict
+    np.testing.assert_allclose(model.predict(s, a), torch_forward(net, s, a), rtol=2e-6, atol=2e-6)
