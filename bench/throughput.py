@@ -14,11 +14,14 @@ Figures, at the official implementation's own network sizes:
 * PQN env steps/s, MountainCar with 4 x 1024 (the official rollout: 256 envs x 64 steps, HER k = 4,
   minibatches of 256): plray through RLlib (``plray train``), the official code's jitted scan.
 * plray's own default networks (configs/agents/*-pqn.yaml) for context.
+* ``plray-torch``: plray with its frozen Q-network on torch's own matmul (``NetworkQSource(...,
+  onednn=False)``), in the same run, so the oneDNN path's speed-up is a same-run ratio.
 
 Every figure excludes start-up and JIT compilation by differencing two runs of the same program:
-P-learning 5 and 25 steps (``--phases wm --WM_NUM_STEPS``), PQN one and two rollouts
-(``--TOTAL_TIMESTEPS``); rate = extra work / extra time. Each timing is a fresh process; the two
-implementations alternate within each round and ``os.getloadavg()`` is recorded at every timing.
+P-learning 5 and 65 steps (``--phases wm --WM_NUM_STEPS``; plray's small default networks 20 and
+220), PQN one and two rollouts (``--TOTAL_TIMESTEPS``); rate = extra work / extra time. Each
+timing is a fresh process; the implementations alternate within each round and
+``os.getloadavg()`` is recorded at every timing (``--settle-load``: wait for a quiet machine first).
 Rates are given per wall-clock second and per CPU-second (user + sys of the child process, which a
 loaded machine disturbs less); the table reports medians over rounds and ``ratio`` = plray / official.
 """
@@ -54,14 +57,31 @@ PLEARNING: dict[str, dict[str, Any]] = {
     "reacher": {"task": "reacher", "config": "reacher", "layers": 6, "width": 2048, "batch": 1024,
                 "schedule": "cosine"},
 }  # fmt: skip
+DEFAULT_STEPS = (20, 220)
+"""P-learning step counts differenced for plray's small default networks (5 vs 25 steps is too little work)."""
 CONTEXT: dict[str, dict[str, Any]] = {  # plray's shipped agent networks (configs/agents/*-pqn.yaml)
     "mountaincar": {"task": "mountaincar-position", "layers": 2, "width": 256, "batch": 4096, "schedule": "cosine"},
     "reacher": {"task": "reacher", "layers": 3, "width": 256, "batch": 1024, "schedule": "cosine"},
 }
 
 
+SETTLE = {"below": 0.0, "max_wait_s": 240.0}
+"""Before each timing, wait until the 1-minute load is below ``below`` (0: no wait), at most ``max_wait_s``."""
+
+
+def settle_load() -> float:
+    """Wait for the load average to fall below :data:`SETTLE` ``below``; the seconds waited."""
+    start = time.perf_counter()
+    while SETTLE["below"] > 0 and os.getloadavg()[0] >= SETTLE["below"]:
+        if time.perf_counter() - start > SETTLE["max_wait_s"]:
+            break
+        time.sleep(2.0)
+    return time.perf_counter() - start
+
+
 def run_timed(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> dict[str, Any]:
     """Run ``cmd`` to completion; its wall-clock and CPU seconds, the load average and its output."""
+    settle_load()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     load = os.getloadavg()
     start = time.perf_counter()
@@ -161,10 +181,11 @@ def plearning_worker(spec: dict[str, Any], threads: int) -> None:
     torch.manual_seed(0)
     hiddens = (spec["width"],) * spec["layers"]
     net = GoalQNetwork(task.obs_dim + task.goal_dim, int(task.num_actions or 0), hiddens=hiddens, sigmoid=True)
-    source = NetworkQSource(net, task, task.gamma)
+    source = NetworkQSource(net, task, task.gamma, onednn=spec.get("onednn", True))
     cfg = NeuralPConfig(steps=spec["steps"], batch_size=spec["batch"], schedule=spec["schedule"])
     res = train_successor(source, task, lambda rng, n: task.sample_states(n, rng), np.asarray(task.training_goals), cfg)
-    print(json.dumps({"loop_s": res.seconds, "final_loss": res.losses[-1], "threads": torch.get_num_threads()}))
+    summary = {"loop_s": res.seconds, "final_loss": res.losses[-1], "threads": torch.get_num_threads()}
+    print(json.dumps(summary | {"onednn_layers": source.onednn_layers}))
 
 
 def plray_pqn(args: argparse.Namespace, hiddens: list[int], rollouts: tuple[int, int]) -> dict[str, Any]:
@@ -196,19 +217,22 @@ def one_round(args: argparse.Namespace, rnd: int, has_official: bool, save: Call
 
     ``save`` receives each timing's row as soon as it is measured.
     """
-    steps = (2, 6) if args.quick else (5, 25)
+    steps = (2, 6) if args.quick else (5, 65)  # 60 steps: start-up and compile noise well under 10%
     for name, spec in PLEARNING.items():
         if args.quick:
             spec = {**spec, "batch": 256}
-        sides = [("plray", lambda s=spec: plray_plearning(args, s, steps))]
+        sides = [("plray", lambda s=spec: plray_plearning(args, s, steps)),
+                 ("plray-torch", lambda s=spec: plray_plearning(args, {**s, "onednn": False}, steps))]  # fmt: skip
         if has_official and not args.quick:
             sides.append(("official", lambda n=name: official_plearning(args, n, steps)))
         for impl, fn in sides if rnd % 2 == 0 else sides[::-1]:
             print(f"[round {rnd}] P-learning {name} {impl}", flush=True)
             save({"round": rnd, "figure": f"plearning-{name}", "impl": impl, **fn()})
         ctx = CONTEXT[name] if not args.quick else {**CONTEXT[name], "batch": 256}
-        save({"round": rnd, "figure": f"plearning-{name}-plray-default", "impl": "plray",
-              **plray_plearning(args, ctx, steps)})  # fmt: skip
+        small = steps if args.quick else DEFAULT_STEPS  # small networks: enough steps to time
+        for impl, onednn in (("plray", True), ("plray-torch", False)):
+            save({"round": rnd, "figure": f"plearning-{name}-plray-default", "impl": impl,
+                  **plray_plearning(args, {**ctx, "onednn": onednn}, small)})  # fmt: skip
     if rnd < args.pqn_rounds:
         rollouts = (1, 2)
         sides = [("plray", lambda: plray_pqn(args, [1024] * 4, rollouts))]
@@ -222,12 +246,16 @@ def one_round(args: argparse.Namespace, rnd: int, has_official: bool, save: Call
                   **plray_pqn(args, [256, 256], rollouts)})  # fmt: skip
 
 
+IMPLS = ("plray", "plray-torch", "official")
+"""plray as shipped (the frozen Q-network's wide layers on oneDNN), plray on torch's own matmul, the official code."""
+
+
 def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Median rates per (figure, implementation) and the plray / official ratios."""
     out: list[dict[str, Any]] = []
     for fig in dict.fromkeys(r["figure"] for r in rows):
         med: dict[str, dict[str, float | None]] = {}
-        for impl in ("plray", "official"):
+        for impl in IMPLS:
             sel = [r for r in rows if r["figure"] == fig and r["impl"] == impl]
             if sel:
                 med[impl] = {k: _median([r[k] for r in sel]) for k in ("per_s", "per_cpu_s")}
@@ -236,6 +264,8 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         row: dict[str, Any] = {"figure": fig}
         for impl, m in med.items():
             row |= {f"{impl}_per_s": m["per_s"], f"{impl}_per_cpu_s": m["per_cpu_s"], f"{impl}_max_load": m["load1"]}
+        if "plray" in med and "plray-torch" in med:
+            row["speedup_vs_torch"] = _ratio(med["plray"]["per_s"], med["plray-torch"]["per_s"])
         if "plray" in med and "official" in med:
             row["ratio"] = _ratio(med["plray"]["per_s"], med["official"]["per_s"])
             row["ratio_cpu"] = _ratio(med["plray"]["per_cpu_s"], med["official"]["per_cpu_s"])
@@ -257,8 +287,9 @@ def markdown(summary: list[dict[str, Any]], rows: list[dict[str, Any]], meta: di
     """The benchmark's markdown report."""
     from plray.evaluation.report import markdown_table
 
-    cols = ("figure", "plray_per_s", "official_per_s", "ratio", "plray_per_cpu_s", "official_per_cpu_s",
-            "ratio_cpu", "plray_max_load", "official_max_load", "rounds")  # fmt: skip
+    cols = ("figure", "plray_per_s", "official_per_s", "ratio", "plray-torch_per_s", "speedup_vs_torch",
+            "plray_per_cpu_s", "official_per_cpu_s", "ratio_cpu", "plray_max_load", "official_max_load",
+            "rounds")  # fmt: skip
     per_run = ("round", "figure", "impl", "per_s", "per_cpu_s", "load1", "wall_s")
     lines = [
         "# Throughput: plray vs the official implementation (aletcher/inverting-bellman)",
@@ -267,9 +298,12 @@ def markdown(summary: list[dict[str, Any]], rows: list[dict[str, Any]], meta: di
         "",
         "Rates: P-learning samples/s (steps x batch), PQN env steps/s; `_per_s` per wall-clock second,",
         "`_per_cpu_s` per CPU-second of the process (user + sys); medians over rounds; `ratio` = plray / official.",
-        "Each rate differences two fresh runs (P-learning 5 and 25 steps; PQN one and two rollouts of",
+        "Each rate differences two fresh runs (P-learning 5 and 65 steps; PQN one and two rollouts of",
         "256 x 64 env steps), so start-up and JIT compilation cancel. `max_load`: the highest 1-minute load",
         "average seen at the start of its timings. Figures `*-plray-default`: plray's shipped network sizes.",
+        "`plray`: plray as shipped (the frozen Q-network's wide layers on oneDNN, plray.core.frozen);",
+        "`plray-torch`: the same code with torch's own matmul (MKL), measured in the same run;",
+        "`speedup_vs_torch` = plray / plray-torch.",
         "",
         markdown_table(summary, cols),
         "",
@@ -298,6 +332,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--quick", action="store_true", help="plray only, tiny batches, no PQN default row")
     parser.add_argument("--work", default=None, help="scratch directory (default: a temporary one)")
     parser.add_argument("--name", default=None, help="result name (default throughput, quick: throughput_quick)")
+    parser.add_argument("--settle-load", type=float, default=1.0,
+                        help="before each timing, wait (at most 4 min) for the 1-minute load average to fall "
+                             "below this (0: do not wait)")  # fmt: skip
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     return parser
 
@@ -317,6 +354,7 @@ def main() -> None:
     if args.worker is not None:
         plearning_worker(json.loads(args.worker), args.threads)
         return
+    SETTLE["below"] = max(0.0, float(args.settle_load))
     has_official = bool(args.official and Path(args.official, "run.py").exists() and args.official_python)
     note = "Official side measured." if has_official else "Official side skipped: no --official checkout given."
     if not has_official:

@@ -40,5 +40,24 @@ def test_the_official_side_is_skipped_without_a_checkout(tmp_path, monkeypatch, 
     args = throughput.build_parser().parse_args(sys.argv[1:] + ["--rounds", "1", "--pqn-rounds", "0"])
     rows: list[dict] = []
     throughput.one_round(args, 0, False, rows.append)
-    # 2 tasks x (the official size, plray's default size)
-    assert {r["impl"] for r in rows} == {"plray"} and len(rows) == len(calls) == 4
+    # 2 tasks x (the official size, plray's default size) x (oneDNN, torch's matmul)
+    assert {r["impl"] for r in rows} == {"plray", "plray-torch"} and len(rows) == len(calls) == 8
+
+
+def test_speedup_over_torch_matmul_is_reported() -> None:
+    rows = [
+        {"figure": "f", "impl": "plray", "per_s": 150.0, "per_cpu_s": 75.0, "load1": [0.5, 0.6]},
+        {"figure": "f", "impl": "plray-torch", "per_s": 100.0, "per_cpu_s": 50.0, "load1": [0.5, 0.6]},
+    ]
+    (row,) = throughput.summarise(rows)
+    assert row["speedup_vs_torch"] == pytest.approx(1.5) and row["plray-torch_per_s"] == 100.0
+
+
+def test_settling_waits_for_the_load_to_fall(monkeypatch) -> None:
+    loads = iter([2.0, 1.6, 0.9])
+    monkeypatch.setattr(throughput.os, "getloadavg", lambda: (next(loads), 0.0, 0.0))
+    monkeypatch.setattr(throughput.time, "sleep", lambda s: None)
+    monkeypatch.setitem(throughput.SETTLE, "below", 1.0)
+    throughput.settle_load()
+    with pytest.raises(StopIteration):  # it read the load three times, and stopped at 0.9
+        next(loads)
