@@ -44,6 +44,14 @@ def _goal_meaning(task: Any) -> str:
             f"one_hot(goal index, {task.goal_dim}) into the task's {task.goal_dim} training goals "
             "(a goal of kind `task`); a cell as goal: kind `region`, target [state index], tolerance 0.5"
         )
+    mixture = getattr(task, "goal_mixture", None)
+    if mixture is not None:
+        kinds = list(mixture.kinds)
+        return (
+            f"a goal mixture: g = [target ({task.goal_dim - len(kinds)}), one_hot(kind, {len(kinds)})] with kinds "
+            f"{kinds} in that order; s reaches g when its achieved goal of g's kind lies within that kind's "
+            "tolerance of the target (angle kinds: wrapped differences)"
+        )
     return (
         f"the target of the task's achieved goal: a state s reaches g when ‖achieved_goal(s) − g‖ < "
         f"{float(getattr(task, 'goal_tolerance', 0.0)):g} (the task's goal_tolerance)"

@@ -195,3 +195,17 @@ def test_a_cem_plan_stops_at_the_deadline() -> None:
     with pytest.raises(ApiError) as info:
         engine.plan(m, state, goal, **kwargs, deadline=engine.Deadline(0.0))
     assert info.value.kind == "deadline_exceeded"
+
+
+def test_a_mixture_models_goal_meaning_names_its_kinds() -> None:
+    from plray.envs.registry import make_task
+    from plray.serve.summaries import _goal_meaning
+
+    parts = [
+        {"kind": "fingertip", "placement": "spread", "count": 4},
+        {"kind": "angle", "placement": "spread", "count": 2},
+    ]
+    task = make_task("reacher", goals={"kind": "mixture", "parts": parts})
+    meaning = _goal_meaning(task)
+    assert task.goal_dim == 4 and "one_hot(kind, 2)" in meaning and "['fingertip', 'angle']" in meaning
+    assert "‖achieved_goal(s) − g‖" in _goal_meaning(make_task("reacher"))  # plain sets keep their words
