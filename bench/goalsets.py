@@ -227,15 +227,35 @@ def plot(task: str, rows: list[dict[str, Any]], path: Path) -> bool:
     return True
 
 
+def included_rows(path: Path, parser: argparse.ArgumentParser) -> tuple[str, list[dict[str, Any]]]:
+    """(task, rows) of an earlier results JSON of this script, each row marked with ``from``."""
+    try:
+        payload = json.loads(path.read_text())
+        task, rows = payload["task"], payload["rows"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        parser.error(f"--include: {path} is not a results file of bench/goalsets.py ({exc})")
+    return task, [{**r, "from": r.get("from", str(path))} for r in rows]
+
+
 def main(argv: list[str] | None = None) -> int:
     """Collect a run directory into bench/results/<name>.{json,md,png}."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--run-dir", required=True, type=Path, nargs="+", help="plray run directories of one task (e.g. one per seed)"
+        "--run-dir", default=[], type=Path, nargs="+", help="plray run directories of one task (e.g. one per seed)"
+    )
+    parser.add_argument(
+        "--include",
+        default=[],
+        type=Path,
+        nargs="+",
+        help="results JSON of earlier collections of the same task (e.g. seeds whose run directories are gone): "
+        "their rows join the table as they were; a cell collected again from --run-dir replaces its old row",
     )
     parser.add_argument("--name", required=True, help="result file name, e.g. goalsets_mountaincar")
     parser.add_argument("--config", default="", help="the experiment config the run was started from (for the record)")
     args = parser.parse_args(argv)
+    if not args.run_dir and not args.include:
+        parser.error("give --run-dir, --include or both")
     rows, tasks = [], set()
     for run_dir in args.run_dir:
         if not (run_dir / "config.yaml").is_file():
@@ -243,6 +263,12 @@ def main(argv: list[str] | None = None) -> int:
         task, found = collect(run_dir)
         rows += found
         tasks.add(task)
+    for path in args.include:
+        task, old = included_rows(path, parser)
+        fresh = {(r["cell"], r["seed"]) for r in rows}
+        rows += [r for r in old if (r["cell"], r["seed"]) not in fresh]
+        tasks.add(task)
+    task = next(iter(tasks)) if len(tasks) == 1 else ""
     if len(tasks) != 1:
         parser.error(f"--run-dir: the runs are of different tasks {sorted(tasks)}; collect one task at a time")
     rows.sort(key=lambda r: (r["num_goals"], str(r["goal_set"]), r["seed"]))
@@ -251,6 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     meta = {
         "command": " ".join(["python bench/goalsets.py", *(argv if argv is not None else sys.argv[1:])]),
         "config": args.config or ", ".join(str(d / "config.yaml") for d in args.run_dir),
+        "included": [str(p) for p in args.include],
         "machine": machine(),
         "load_average": os.getloadavg(),
         "oracle": _oracle(task),
