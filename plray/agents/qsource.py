@@ -113,7 +113,7 @@ class NetworkQSource(QSource):
     """Q source over a plain torch :class:`GoalQNetwork` that reads ``concat(obs, goal)``.
 
     Q-values come from a frozen copy of the network whose wide layers run on oneDNN
-    (:func:`plray.core.frozen.frozen_copy`: 1.4-1.5x faster P-learning at the official network
+    (:func:`plray.core.frozen.frozen_copy`: 1.2-1.3x faster P-learning at the official network
     sizes, equal to torch's numbers to float32 rounding); the copy is rebuilt when the network's
     weights change.
 

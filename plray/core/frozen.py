@@ -7,7 +7,7 @@ processors runs its AVX2 kernels; oneDNN, bundled with torch, dispatches on the 
 (AVX-512 where there is one). :func:`frozen_copy` gives a copy of a network whose wide
 ``nn.Linear`` layers run through oneDNN with their weights pre-packed once, forward and the
 input-gradient of the backward pass (a frozen layer has no weight gradient). Measured on this
-project's machine (AMD EPYC, 2 cores), a whole P-learning step ran 1.4-1.5x faster
+project's machine (AMD EPYC, 2 cores), a whole P-learning step ran 1.2-1.3x faster
 (``bench/throughput.py``). The numbers agree with torch's to float32 rounding (|Δ| ~ 1e-6
 relative: oneDNN sums in another order), not bit for bit; gradients through a ReLU may differ
 more where a pre-activation lies within rounding of 0. A run is still deterministic: the same
@@ -27,8 +27,13 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-ONEDNN_MIN_FEATURES = 256
-"""``nn.Linear`` layers with at least this many inputs and outputs take oneDNN in :func:`frozen_copy`."""
+ONEDNN_MIN_FEATURES = 512
+"""``nn.Linear`` layers with at least this many inputs and outputs take oneDNN in :func:`frozen_copy`.
+
+Measured in one run of ``bench/throughput.py`` (bench/results/throughput.md): oneDNN made a
+P-learning step 1.33x faster at 4 x 1024 (batch 4096) and 1.22x at 6 x 2048 (batch 1024), but
+plray's own 3 x 256 Reacher network ran 0.85x as fast on it (batch 1024) and 2 x 256 1.05x: the
+default networks stay on torch's matmul, and their results stay bit for bit what they were."""
 
 Slot = tuple[dict[str, Any], str, Tensor | None, int]
 
