@@ -8,24 +8,14 @@ from plray.agents.her import HindsightEpisodeReplayBuffer, relabel, relabel_frag
 from plray.core import PlrayInputError
 from plray.envs.mountaincar import MountainCarTask
 from plray.envs.reacher import KinematicReacherTask
+from tests.agents.episodes import episode
 
 TASK = MountainCarTask("position")
 XS = [-0.5, -0.3, 0.05, 0.55]  # positions of one 3-step episode, goal x = 0.0
 
 
 def _episode(xs=XS, goal=0.0, rewards=(0.0, 1.0, 0.0)) -> SingleAgentEpisode:
-    obs = [np.array([x, 0.01, goal], dtype=np.float32) for x in xs]
-    ep = SingleAgentEpisode(
-        observations=obs,
-        actions=[2] * (len(xs) - 1),
-        rewards=list(rewards),
-        truncated=True,
-        observation_space=TASK.observation_space(),
-        action_space=TASK.action_space(),
-        len_lookback_buffer=0,
-    )
-    ep.to_numpy()
-    return ep
+    return episode(TASK, [np.array([x, 0.01, goal]) for x in xs], [2] * (len(xs) - 1), rewards)
 
 
 def test_relabel_indices_ranges() -> None:
@@ -242,17 +232,7 @@ def test_buffer_relabels_a_mixture_with_the_commanded_kind() -> None:
     )
     assert buf.task.goal_dim == 4
     for o in obs:
-        ep = SingleAgentEpisode(
-            observations=list(o.astype(np.float32)),
-            actions=[4, 4, 4],
-            rewards=[0.0, 0.0, 0.0],
-            truncated=True,
-            observation_space=MIX_TASK.observation_space(),
-            action_space=MIX_TASK.action_space(),
-            len_lookback_buffer=0,
-        )
-        ep.to_numpy()
-        buf.add([ep])
+        buf.add([episode(MIX_TASK, list(o), [4, 4, 4])])
     out = buf.sample(num_items=40, n_step=1, gamma=0.99)
     for real, copy in zip(out[::2], out[1::2], strict=True):
         commanded, g = real.get_observations(0)[6:], copy.get_observations(0)[6:]

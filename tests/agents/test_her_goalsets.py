@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
-from ray.rllib.env.single_agent_episode import SingleAgentEpisode
 
 from plray.agents.her import HindsightEpisodeReplayBuffer, relabel_fragments
 from plray.envs.mountaincar import MountainCarTask
+from tests.agents.episodes import episode
 
 SPEC = {"kind": "position", "count": 4, "distribution": {"shape": "box", "low": [-0.9], "high": [0.3]}}
 TASK = MountainCarTask(goal_set=SPEC)
@@ -61,17 +61,7 @@ def test_random_strategy_draws_from_the_distribution() -> None:
 def test_buffer_random_strategy_draws_from_the_distribution(by_name: bool) -> None:
     kwargs = {"task": "mountaincar-position", "task_kwargs": {"goals": SPEC}} if by_name else {"task": TASK}
     buf = HindsightEpisodeReplayBuffer(strategy="random", k=4, seed=1, capacity=100, **kwargs)
-    ep = SingleAgentEpisode(
-        observations=[np.array([x, 0.01, GOAL], dtype=np.float32) for x in XS],
-        actions=[2, 2, 2],
-        rewards=[0.0, 0.0, 0.0],
-        truncated=True,
-        observation_space=TASK.observation_space(),
-        action_space=TASK.action_space(),
-        len_lookback_buffer=0,
-    )
-    ep.to_numpy()
-    buf.add([ep])
+    buf.add([episode(TASK, [np.array([x, 0.01, GOAL]) for x in XS], [2, 2, 2])])
     out = buf.sample(num_items=50, n_step=1, gamma=0.99)
     copies = [c for i, c in enumerate(out) if i % 5]
     goals = np.array([float(c.get_observations(0)[2]) for c in copies])
