@@ -108,3 +108,20 @@ def test_p_learning_on_onednn_resumes_bit_for_bit(mountaincar, tmp_path) -> None
     assert resumed.losses == whole.losses
     for k, v in whole.network.state_dict().items():
         assert torch.equal(resumed.network.state_dict()[k], v)
+
+
+@needs_onednn
+def test_the_q_source_follows_a_change_of_its_networks_weights(mountaincar) -> None:
+    from plray.agents.modules import GoalQNetwork
+    from plray.agents.qsource import NetworkQSource
+
+    task, _ = mountaincar
+    torch.manual_seed(1)
+    net = GoalQNetwork(task.obs_dim + task.goal_dim, 3, hiddens=(WIDE, WIDE), sigmoid=False)
+    source = NetworkQSource(net, task, task.gamma)
+    obs, goals = torch.rand(64, task.obs_dim), torch.rand(64, task.goal_dim)
+    torch.testing.assert_close(source.q_values(obs, goals), net(torch.cat([obs, goals], 1)), rtol=1e-5, atol=1e-6)
+    assert source.onednn_layers == 1
+    with torch.no_grad():
+        net.trunk[3].weight.mul_(-1.0)  # the 512 x 512 layer, changed in place: the copy is rebuilt
+    torch.testing.assert_close(source.q_values(obs, goals), net(torch.cat([obs, goals], 1)), rtol=1e-5, atol=1e-6)
