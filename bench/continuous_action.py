@@ -90,7 +90,10 @@ def run_rows(run_dir: Path) -> list[dict[str, Any]]:
                 for g, v in sorted(unseen.items())
             },
         }
-        planning = metrics.get("obs_planning_actions")
+        # the headline's space: the kinematic Reacher's 6-D observation, the MuJoCo Reacher's state
+        space = "obs" if metrics.get("obs", {}).get("wm_nmse") == job["wm_nmse"] else "state"
+        row["wm_space"] = space
+        planning = metrics.get(f"{space}_planning_actions")
         if planning is not None:  # continuous agents: the WM on the 9 torques unseen goals are planned with
             row["wm_nmse_planning_actions"] = planning["wm_nmse"]
             row["wm_nmse_planning_actions_per_dim"] = metrics["state_planning_actions"]["per_dim_nmse"]
@@ -129,11 +132,14 @@ def reference_rows() -> list[dict[str, Any]]:
 
 def ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """WM_NMSE of every continuous-action agent over every discrete-action agent's (target: <= 2)."""
+    from plray.envs.registry import make_task
+
     cont = [r for r in rows if r["source"] == "agent" and r["algorithm"] == "sac"]
     disc = [r for r in rows if r["source"] == "agent" and r["algorithm"] in ("pqn", "dqn")]
     out = []
     for c in cont:
-        for d in disc:
+        same_task = make_task(c["task"]).discrete_counterpart().name  # type: ignore[attr-defined]
+        for d in (d for d in disc if d["task"] == same_task):
             ratio = c["wm_nmse"] / d["wm_nmse"]
             on_9 = c.get("wm_nmse_planning_actions")
             out.append(
@@ -173,9 +179,11 @@ def markdown(rows: list[dict[str, Any]], comparison: list[dict[str, Any]], meta:
         "",
         markdown_table([_flat(r) for r in rows], cols) if rows else "(nothing finished yet)",
         "",
-        "`wm_nmse`: WM_NMSE in the Reacher's 6-D observation space (as the paper reports); for the "
-        "continuous task over reset states x 16 torques drawn uniformly from [-1, 1]^2, each applied to every "
-        "state; `wm_nmse_9τ`: the same on the 9 torques of `reacher` (the corners and centre of the box); "
+        "`wm_nmse`: WM_NMSE in the kinematic Reacher's 6-D observation space (as the paper reports), in the "
+        "state space [θ1, θ2, ω1, ω2] for the MuJoCo Reacher (`mujoco-reacher`, SAC; `mujoco-reacher-discrete`, "
+        "its 9 corner and centre controls, PQN); for a continuous task over reset states x 16 torques drawn "
+        "uniformly from [-1, 1]^2, each applied to every state; `wm_nmse_9τ`: the same on the 9 torques of the "
+        "discrete counterpart (the corners and centre of the box); "
         "`nmse_<dim>`: per state dimension. R_WM/R*: grid value iteration (20^4) in the world model, greedy "
         "rollouts on the true dynamics from 512 reset states; for the continuous task the planner maximises "
         "over the 9 torques, so R* is the discrete task's own. `steps/s`: the agent's env steps per second "
@@ -193,7 +201,9 @@ def markdown(rows: list[dict[str, Any]], comparison: list[dict[str, Any]], meta:
         else "(no pair yet)",
         "",
         "`ratio`: the continuous agent's WM_NMSE (16 uniform torques) over the discrete agent's (its 9 "
-        "torques); `ratio_9τ`: the continuous agent's on the same 9 torques over the discrete agent's.",
+        "torques) on the same physics (`reacher-continuous` / `reacher`, `mujoco-reacher` / "
+        "`mujoco-reacher-discrete`); `ratio_9τ`: the continuous agent's on the same 9 torques over the "
+        "discrete agent's. The MuJoCo Reacher has no unseen goals (the paper defines none) and no grid oracle.",
         "",
     ]
     return "\n".join(lines)

@@ -33,6 +33,10 @@ Design decisions (none of them fixed by the paper):
   [0.018, 0.21] m given the joint limit). Tolerance 0.02 m, 10% of the arm's 0.21 m reach, the
   same ratio as the kinematic reacher's 0.2 for reach 2.
 * Episodes last 50 steps (``Reacher-v5``'s limit); γ = 0.99.
+* ``planning_actions``: the 9 controls {−1, 0, 1}² (the corners and centre of the control box, as
+  the kinematic reacher's :data:`~plray.envs.reacher.TORQUES`), the finite subset grid planners use;
+  :class:`DiscreteMujocoReacherTask` (``mujoco-reacher-discrete``) is the same physics with those 9
+  controls as discrete actions, for value-based agents (PQN, DQN) next to SAC on the same task.
 
 Observation (8-D): [cos θ₁, cos θ₂, sin θ₁, sin θ₂, ω₁, ω₂, fp_x, fp_y], ``Reacher-v5``'s own
 layout without the target coordinates, plus the fingertip position. The fingertip (the achieved
@@ -56,6 +60,7 @@ from mujoco import rollout
 
 from plray.core.types import FloatArray
 from plray.envs.base import GoalTask, check_batch, check_count, check_rng, wrap_angle
+from plray.envs.reacher import TORQUES
 from plray.utils.validation import PlrayInputError
 
 FRAME_SKIP = 2
@@ -91,6 +96,7 @@ class MujocoReacherTask(GoalTask):
     max_episode_steps: int = 50
     gamma: float = 0.99
     frame_skip: ClassVar[int] = FRAME_SKIP
+    planning_actions: FloatArray = TORQUES
 
     def __init__(self) -> None:
         self._load()
@@ -163,7 +169,11 @@ class MujocoReacherTask(GoalTask):
         states = check_batch(states, "states", 4, "d")
         if np.shape(actions) != (len(states), 2):
             raise PlrayInputError(f"actions: expected shape ({len(states)}, 2), got {np.shape(actions)}")
-        actions = self.check_actions(actions, len(states))
+        return self._simulate(states, self.check_actions(actions, len(states)))
+
+    def _simulate(self, states: FloatArray, controls: FloatArray) -> FloatArray:
+        """MuJoCo's successors of checked states (B, 4) under controls (B, 2) in [−1, 1]², shape (B, 4)."""
+        actions = controls
         if len(states) == 0:
             return np.zeros((0, 4))
         initial = np.tile(self._template, (len(states), 1))
@@ -221,3 +231,32 @@ class MujocoReacherTask(GoalTask):
         """Fingertip xy read off observations (B, 8) (dims 6 and 7), shape (B, 2)."""
         obs = check_batch(obs, "obs", 8, "o")
         return obs[:, 6:8].copy()
+
+    def discrete_counterpart(self) -> DiscreteMujocoReacherTask:
+        """The same physics with the 9 controls of ``planning_actions`` as discrete actions."""
+        return DiscreteMujocoReacherTask()
+
+
+class DiscreteMujocoReacherTask(MujocoReacherTask):
+    """``mujoco-reacher`` with 9 discrete actions: index a applies the control ``TORQUES[a]``
+    ({−1, 0, 1}², shape (9, 2)); successors equal the continuous task's at those controls bit for bit."""
+
+    name: str = "mujoco-reacher-discrete"
+    num_actions: int | None = 9
+    action_dim: int = 1
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.action_low = self.action_high = None  # discrete: no action box
+
+    def __repr__(self) -> str:
+        return "DiscreteMujocoReacherTask()"
+
+    def next_state(self, states: FloatArray, actions: np.ndarray) -> FloatArray:
+        """Exact successors of states (B, 4) under action indices (B,) in [0, 9), shape (B, 4)."""
+        states = check_batch(states, "states", 4, "d")
+        return self._simulate(states, TORQUES[self.check_actions(actions, len(states))])
+
+    def discrete_counterpart(self) -> DiscreteMujocoReacherTask:
+        """Itself: the task is already discrete."""
+        return self

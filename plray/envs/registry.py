@@ -2,7 +2,8 @@
 
 Names: ``mountaincar-position``, ``mountaincar-velocity``, ``mountaincar-position-noisy`` (position
 goals, dynamics with Gaussian process noise: not in the paper), ``reacher`` (the paper's kinematic
-reacher), ``mujoco-reacher`` (gymnasium's ``Reacher-v5`` physics) and ``fourrooms`` (the tabular
+reacher), ``mujoco-reacher`` (gymnasium's ``Reacher-v5`` physics; ``mujoco-reacher-discrete``: its 9
+corner and centre controls as discrete actions) and ``fourrooms`` (the tabular
 FourRooms as a goal task). A name fixes the continuous tasks completely; keyword arguments are
 passed on only where a task's constructor declares them (``fourrooms``: variant, goal count and
 family, seed; the MountainCar tasks: goal count, placement and seed, defaulting to the paper's four
@@ -43,7 +44,7 @@ from plray.envs.base import GoalEnv, GoalTask, GoalVectorEnv
 from plray.envs.fourrooms import FourRoomsTask
 from plray.envs.goalsets import GoalMixture, GoalSet, goal_set_kwarg
 from plray.envs.mountaincar import NOISE_STD, MountainCarTask
-from plray.envs.mujoco_reacher import MujocoReacherTask
+from plray.envs.mujoco_reacher import DiscreteMujocoReacherTask, MujocoReacherTask
 from plray.envs.reacher import ContinuousKinematicReacherTask, KinematicReacherTask
 from plray.utils.validation import PlrayInputError, check_keys
 
@@ -92,6 +93,7 @@ TASKS: dict[str, Callable[..., GoalTask]] = {
     "reacher": _reacher,
     "reacher-continuous": _reacher_continuous,
     "mujoco-reacher": MujocoReacherTask,
+    "mujoco-reacher-discrete": DiscreteMujocoReacherTask,
     "fourrooms": FourRoomsTask,
 }
 

@@ -251,3 +251,27 @@ class ReacherPipeline(ContinuousPipeline):
     def task_kwargs(self, cfg: ExperimentConfig, cell: Cell) -> dict[str, Any]:
         """``{"goals": <goal-set spec>}`` (:func:`reacher_goal_spec`)."""
         return {"goals": reacher_goal_spec(cfg, cell)}
+
+
+class MujocoReacherPipeline(ContinuousPipeline):
+    """Gymnasium's MuJoCo ``Reacher-v5`` physics (``mujoco-reacher``: SAC; ``mujoco-reacher-discrete``:
+    its 9 corner and centre controls, PQN or DQN), with its one goal set: the four fingertip goals
+    of :mod:`plray.envs.mujoco_reacher`. The paper defines no unseen goals for it, so a run scores
+    WM errors only (``evaluation.unseen: false``)."""
+
+    goal_families: tuple[str, ...] = ("fingertip",)
+    placements: tuple[str, ...] = ("paper",)
+    max_goals: int = 4
+
+    def check(self, cfg: ExperimentConfig) -> None:
+        """Cells use the task's four goals; no unseen-goal evaluation (the task has none)."""
+        super().check(cfg)
+        for cell in cfg.cells():
+            if cell.num_goals != 4:
+                raise ConfigError(f"cell {cell.key}: num_goals: {cfg.task} has its four fingertip goals only")
+        if cfg.evaluation.unseen:
+            raise ConfigError(f"evaluation.unseen: {cfg.task} has no unseen goals; set it to false")
+
+    def task_kwargs(self, cfg: ExperimentConfig, cell: Cell) -> dict[str, Any]:
+        """{}: the task takes no arguments."""
+        return {}

@@ -71,6 +71,8 @@ TASK_DEFAULTS: dict[str, dict[str, Any]] = {
     },
 }
 TASK_DEFAULTS["reacher-continuous"] = TASK_DEFAULTS["reacher"]  # not in the paper: actions uniform over [-1, 1]^2
+for _name in ("mujoco-reacher", "mujoco-reacher-discrete"):  # not in the paper; no grid oracle (4-D MuJoCo)
+    TASK_DEFAULTS[_name] = {k: v for k, v in TASK_DEFAULTS["reacher"].items() if k != "wm_space"}
 """``wm_space``: the space of the headline WM_NMSE (the Reacher: its 6-D observation, as the paper
 reports; default ``state``). Continuous-action tasks sample P-learning's actions uniformly over the
 action box, evaluate WM errors on uniform draws (:func:`plray.evaluation.wm_metrics.evaluation_actions`)

@@ -6,7 +6,7 @@ reads its vocabulary, the jobs, the sweep and the report call its methods.
 
 from __future__ import annotations
 
-from plray.experiments.continuous_task import ContinuousPipeline, ReacherPipeline
+from plray.experiments.continuous_task import ContinuousPipeline, MujocoReacherPipeline, ReacherPipeline
 from plray.experiments.tabular_task import TabularPipeline
 from plray.experiments.taskapi import TaskPipeline
 
@@ -16,6 +16,8 @@ PIPELINES: dict[str, TaskPipeline] = {
     "mountaincar-velocity": ContinuousPipeline(),
     "reacher": ReacherPipeline(),
     "reacher-continuous": ReacherPipeline(),
+    "mujoco-reacher": MujocoReacherPipeline(),
+    "mujoco-reacher-discrete": MujocoReacherPipeline(),
 }
 """Tasks the pipeline runs end to end, by :mod:`plray.envs.registry` name."""
 

@@ -171,3 +171,22 @@ def test_input_validation(task: MujocoReacherTask) -> None:
     with pytest.raises(PlrayInputError, match="obs"):
         task.achieved_goal_from_obs(np.zeros((1, 6)))
     assert task.next_state(np.zeros((0, 4)), np.zeros((0, 2))).shape == (0, 4)
+
+
+def test_discrete_counterpart_steps_the_nine_controls(task: MujocoReacherTask) -> None:
+    from plray.envs.mujoco_reacher import DiscreteMujocoReacherTask
+    from plray.envs.reacher import TORQUES
+    from plray.envs.registry import make_task
+
+    disc = make_task("mujoco-reacher-discrete")
+    assert isinstance(disc, DiscreteMujocoReacherTask) and disc.num_actions == 9 and disc.action_low is None
+    assert isinstance(task.discrete_counterpart(), DiscreteMujocoReacherTask)
+    states = task.reset_states(18, np.random.default_rng(3))
+    idx = np.arange(18) % 9
+    np.testing.assert_array_equal(disc.next_state(states, idx), task.next_state(states, TORQUES[idx]))
+    assert disc.action_space().n == 9 and disc.observe(states).shape == (18, 8)
+    with pytest.raises(PlrayInputError, match=r"\[0, 9\)"):
+        disc.next_state(states[:1], np.array([9]))
+    with pytest.raises(PlrayInputError, match="integers"):
+        disc.next_state(states[:1], np.array([[0.5, 0.5]]))
+    assert pickle.loads(pickle.dumps(disc)).next_state(states[:2], idx[:2]).shape == (2, 4)

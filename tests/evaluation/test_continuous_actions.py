@@ -46,8 +46,14 @@ def test_planning_view_restricts_the_model_to_the_nine_torques() -> None:
     idx = np.arange(64) % 9
     np.testing.assert_array_equal(model(states, idx), disc.next_state(states, idx))
     np.testing.assert_array_equal(model(states[:1], np.array([8])), cont.next_state(states[:1], TORQUES[8][None]))
+    mujoco_view, _, text = planning_view(make_task("mujoco-reacher"), lambda s, a: s)
+    assert mujoco_view.name == "mujoco-reacher-discrete" and "9 actions" in text
+
+    class NoPlanningActions(type(cont)):  # type: ignore[misc]
+        planning_actions = None
+
     with pytest.raises(PlrayInputError, match="planning_actions"):
-        planning_view(make_task("mujoco-reacher"), lambda s, a: s)
+        planning_view(NoPlanningActions(), lambda s, a: s)
 
 
 def test_unseen_returns_of_the_true_continuous_model_are_the_discrete_tasks() -> None:
