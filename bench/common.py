@@ -63,7 +63,7 @@ def model_fields(world_model: str | Path) -> dict[str, Any]:
 
     manifest = json.loads((Path(world_model) / "manifest.json").read_text())
     agent = (manifest.get("source") or {}).get("agent")
-    if agent not in (None, "oracle") and (Path(agent) / "manifest.json").is_file():
+    if isinstance(agent, str) and agent != "oracle" and (Path(agent) / "manifest.json").is_file():
         return agent_fields(agent)
     source = "oracle" if agent == "oracle" else "agent"
     return wm_fields(make_task(manifest["task"]), source, "value-iteration" if source == "oracle" else "unknown")

@@ -84,7 +84,8 @@ class ExtractionConfig:
     """One world-model extraction."""
 
     task: str
-    """Task name (a key of :data:`TASK_DEFAULTS`: the MountainCar tasks, reacher, reacher-continuous)."""
+    """Task name (a key of :data:`TASK_DEFAULTS`: the MountainCar tasks, reacher, reacher-continuous,
+    mujoco-reacher, mujoco-reacher-discrete)."""
     agent: str = "oracle"
     """Path of an agent artifact (``<run>/agent``), or ``oracle`` for ground-truth Q* on a grid."""
     method: Literal["deterministic", "gaussian", "supervised"] = "deterministic"

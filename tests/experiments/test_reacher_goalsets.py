@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -86,12 +87,25 @@ def test_random_and_distribution_sets_keep_the_unseen_goal_out() -> None:
         assert gap.min() >= GOAL_TOLERANCE + REACHER_UNSEEN_TOLERANCE - 1e-9, (cell.key, gap.min())
 
 
+def _run(tmp_path: Path, config: str) -> tuple[Any, list[str]]:
+    """Run a shipped tiny config into ``tmp_path/run``; (its summary, the progress lines)."""
+    lines: list[str] = []
+    summary = run_experiment(load_experiment(CONFIGS / config), tmp_path / "run", base_dir=CONFIGS, say=lines.append)
+    assert summary.ok, summary.failures
+    return summary, lines
+
+
+def _resume(tmp_path: Path, lines: list[str], agents: int) -> None:
+    """Run the stored config again: every agent and extraction is kept, none trained again."""
+    stored = load_experiment(tmp_path / "run" / "config.yaml")
+    again = run_experiment(stored, tmp_path / "run", base_dir=tmp_path, say=lines.append)
+    assert (again.agents, again.extractions) == (agents, agents)
+    assert f"all {agents} agents already trained" in "\n".join(lines)
+
+
 @pytest.mark.ray
 def test_two_goal_sets_run_end_to_end_and_resume(ray_local, tmp_path: Path) -> None:
-    cfg = load_experiment(CONFIGS / "reacher-tiny.yaml")
-    lines: list[str] = []
-    summary = run_experiment(cfg, tmp_path / "run", base_dir=CONFIGS, say=lines.append)
-    assert summary.ok, summary.failures
+    summary, lines = _run(tmp_path, "reacher-tiny.yaml")
     agents = pq.read_table(summary.results_dir / "agents.parquet").to_pylist()
     jobs = pq.read_table(summary.results_dir / "extractions.parquet").to_pylist()
     assert sorted(a["cell"] for a in agents) == ["none-g3-fingertip-distribution-s0", "none-g4-fingertip-paper-s0"]
@@ -101,10 +115,7 @@ def test_two_goal_sets_run_end_to_end_and_resume(ray_local, tmp_path: Path) -> N
         assert set(json.loads(j["unseen"])) == {"far_fingertip", "target_angle", "target_velocity"}
     table = (summary.results_dir / "results.md").read_text()
     assert "placement" in table and "distribution" in table  # the swept dimension is a column
-    stored = load_experiment(tmp_path / "run" / "config.yaml")
-    again = run_experiment(stored, tmp_path / "run", base_dir=tmp_path, say=lines.append)
-    assert (again.agents, again.extractions) == (2, 2)
-    assert "all 2 agents already trained" in "\n".join(lines)
+    _resume(tmp_path, lines, 2)
 
 
 # ---------------------------------------------------------------------- mixtures
@@ -180,10 +191,7 @@ def test_mixture_runs_end_to_end_records_its_goals_and_resumes(ray_local, tmp_pa
     from plray.agents.export import load_agent
     from plray.experiments.rundir import RunLayout
 
-    cfg = load_experiment(CONFIGS / "reacher-mixture-tiny.yaml")
-    lines: list[str] = []
-    summary = run_experiment(cfg, tmp_path / "run", base_dir=CONFIGS, say=lines.append)
-    assert summary.ok, summary.failures
+    summary, lines = _run(tmp_path, "reacher-mixture-tiny.yaml")
     key = "none-g20-mixture-fingertip16+angle4-s0"
     agents = pq.read_table(summary.results_dir / "agents.parquet").to_pylist()
     assert [a["cell"] for a in agents] == [key]
@@ -203,8 +211,5 @@ def test_mixture_runs_end_to_end_records_its_goals_and_resumes(ray_local, tmp_pa
     assert np.isfinite(jobs[0]["wm_nmse"])
     written = {p: p.stat().st_mtime_ns for p in (tmp_path / "run").rglob("*") if p.is_file() and "models" in p.parts}
     written[agent_manifest] = agent_manifest.stat().st_mtime_ns
-    stored = load_experiment(tmp_path / "run" / "config.yaml")
-    again = run_experiment(stored, tmp_path / "run", base_dir=tmp_path, say=lines.append)
-    assert (again.agents, again.extractions) == (1, 1)
-    assert "all 1 agents already trained" in "\n".join(lines)
+    _resume(tmp_path, lines, 1)
     assert {p: p.stat().st_mtime_ns for p in written} == written  # no agent or world model written again
