@@ -14,6 +14,7 @@ discrete agent's (the issue's target: within 2x).
 Usage::
 
     python bench/continuous_action.py --run-dir /tmp/runs/h2-sac --run-dir /tmp/runs/h2-pqn
+    python bench/continuous_action.py --run-dir /tmp/runs/new --include bench/results/continuous_action.json
 
 writes ``bench/results/continuous_action.{json,md}`` (``--name`` to change).
 """
@@ -214,12 +215,27 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--run-dir", action="append", required=True, type=Path, help="a plray run dir (repeatable)")
     parser.add_argument("--name", default="continuous_action", help="result file name")
+    parser.add_argument(
+        "--include",
+        action="append",
+        default=[],
+        type=Path,
+        help="an earlier results file of this script: its agent rows are kept (repeatable; run dirs given "
+        "with --run-dir replace their old rows), so runs whose directories are gone stay in the table",
+    )
     args = parser.parse_args(argv)
     rows: list[dict[str, Any]] = []
     for run_dir in args.run_dir:
         if not (run_dir / "config.yaml").is_file():
             parser.error(f"--run-dir: {run_dir} holds no plray run (no config.yaml)")
         rows += run_rows(run_dir)
+    fresh = {str(d) for d in args.run_dir}
+    for path in args.include:
+        try:
+            old = json.loads(path.read_text())["rows"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            parser.error(f"--include: {path} is not a results file of bench/continuous_action.py ({exc})")
+        rows += [r for r in old if r.get("run_dir") and r["run_dir"] not in fresh]
     rows += reference_rows()
     comparison = ratios(rows)
     meta = {

@@ -24,6 +24,7 @@ NAMES = [
     "reacher",
     "reacher-continuous",
     "mujoco-reacher",
+    "mujoco-reacher-discrete",
 ]
 
 
