@@ -131,6 +131,44 @@ def reference_rows() -> list[dict[str, Any]]:
     return rows
 
 
+class _Identity:
+    """The model s' = s: what a world model that learned nothing of the dynamics scores."""
+
+    def predict(self, states: Any, actions: Any) -> Any:
+        """(B, d) states, any actions -> the states unchanged, (B, d)."""
+        import numpy as np
+
+        return np.array(states, dtype=np.float64, copy=True)
+
+
+def identity_rows(tasks: list[str]) -> list[dict[str, Any]]:
+    """The identity model's WM errors on each task, on the evaluation states of a seed-0 extraction.
+
+    A reference line: a dimension whose NMSE a model does not bring below the identity's (the
+    Reacher's θ, which one step moves by only dt·ω') has learned nothing there.
+    """
+    from bench.common import wm_fields
+    from plray.envs.registry import make_task
+    from plray.experiments.extraction import TASK_DEFAULTS, ExtractionConfig, wm_metrics
+
+    rows = []
+    for name in tasks:
+        task = make_task(name)
+        metrics = wm_metrics(task, _Identity(), ExtractionConfig(task=name))  # type: ignore[arg-type]
+        space = TASK_DEFAULTS[name].get("wm_space", "state")  # the headline's space, as the pipeline reports it
+        rows.append(
+            {
+                **wm_fields(task, "constructed", "identity"),
+                "wm_nmse": metrics[space]["wm_nmse"],
+                "wm_nmse_state": metrics["state"]["wm_nmse"],
+                "wm_nmse_per_dim": metrics["state"]["per_dim_nmse"],
+                "wm_space": space,
+                "unseen": {},
+            }
+        )
+    return rows
+
+
 def ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """WM_NMSE of every continuous-action agent over every discrete-action agent's (target: <= 2)."""
     from plray.envs.registry import make_task
@@ -237,6 +275,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--include: {path} is not a results file of bench/continuous_action.py ({exc})")
         rows += [r for r in old if r.get("run_dir") and r["run_dir"] not in fresh]
     rows += reference_rows()
+    rows += identity_rows(sorted({r["task"] for r in rows if r.get("source") == "agent"}))
     comparison = ratios(rows)
     meta = {
         "command": " ".join(["python bench/continuous_action.py", *(argv if argv is not None else sys.argv[1:])]),

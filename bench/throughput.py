@@ -14,12 +14,14 @@ Figures, at the official implementation's own network sizes:
 * PQN env steps/s, MountainCar with 4 x 1024 (the official rollout: 256 envs x 64 steps, HER k = 4,
   minibatches of 256): plray through RLlib (``plray train``), the official code's jitted scan.
 * plray's own default networks (configs/agents/*-pqn.yaml) for context.
-* ``plray-torch``: plray with its frozen Q-network on torch's own matmul (``NetworkQSource(...,
-  onednn=False)``), in the same run, so the oneDNN path's speed-up is a same-run ratio.
+* ``plray``: as shipped, the frozen Q-network on the matmul :func:`plray.core.frozen.onednn_preferred`
+  picks for this processor (oneDNN off Intel, torch's MKL on Intel); next to it, in the same run, the
+  other path forced (``plray-torch``: ``NetworkQSource(..., onednn=False)``, or ``plray-onednn``:
+  ``onednn=True``), so the oneDNN path's speed-up (``onednn_speedup``) is a same-run ratio.
 
 Every figure excludes start-up and JIT compilation by differencing two runs of the same program:
 P-learning 5 and 65 steps (``--phases wm --WM_NUM_STEPS``; plray's small default networks 20 and
-220), PQN one and two rollouts (``--TOTAL_TIMESTEPS``); rate = extra work / extra time. Each
+220), PQN one and two rollouts (``--TOTAL_TIMESTEPS``; ``--pqn-rollouts``); rate = extra work / extra time. Each
 timing is a fresh process; the implementations alternate within each round and
 ``os.getloadavg()`` is recorded at every timing (``--settle-load``: wait for a quiet machine first).
 Rates are given per wall-clock second and per CPU-second (user + sys of the child process, which a
@@ -181,7 +183,7 @@ def plearning_worker(spec: dict[str, Any], threads: int) -> None:
     torch.manual_seed(0)
     hiddens = (spec["width"],) * spec["layers"]
     net = GoalQNetwork(task.obs_dim + task.goal_dim, int(task.num_actions or 0), hiddens=hiddens, sigmoid=True)
-    source = NetworkQSource(net, task, task.gamma, onednn=spec.get("onednn", True))
+    source = NetworkQSource(net, task, task.gamma, onednn=spec.get("onednn"))  # None: as shipped
     cfg = NeuralPConfig(steps=spec["steps"], batch_size=spec["batch"], schedule=spec["schedule"])
     res = train_successor(source, task, lambda rng, n: task.sample_states(n, rng), np.asarray(task.training_goals), cfg)
     summary = {"loop_s": res.seconds, "final_loss": res.losses[-1], "threads": torch.get_num_threads()}
@@ -221,8 +223,9 @@ def one_round(args: argparse.Namespace, rnd: int, has_official: bool, save: Call
     for name, spec in PLEARNING.items():
         if args.quick:
             spec = {**spec, "batch": 256}
+        alt, forced = other_path()
         sides = [("plray", lambda s=spec: plray_plearning(args, s, steps)),
-                 ("plray-torch", lambda s=spec: plray_plearning(args, {**s, "onednn": False}, steps))]  # fmt: skip
+                 (alt, lambda s=spec, f=forced: plray_plearning(args, {**s, "onednn": f}, steps))]  # fmt: skip
         if has_official and not args.quick:
             sides.append(("official", lambda n=name: official_plearning(args, n, steps)))
         for impl, fn in sides if rnd % 2 == 0 else sides[::-1]:
@@ -230,11 +233,11 @@ def one_round(args: argparse.Namespace, rnd: int, has_official: bool, save: Call
             save({"round": rnd, "figure": f"plearning-{name}", "impl": impl, **fn()})
         ctx = CONTEXT[name] if not args.quick else {**CONTEXT[name], "batch": 256}
         small = steps if args.quick else DEFAULT_STEPS  # small networks: enough steps to time
-        for impl, onednn in (("plray", True), ("plray-torch", False)):
+        for impl, onednn in (("plray", None), other_path()):
             save({"round": rnd, "figure": f"plearning-{name}-plray-default", "impl": impl,
                   **plray_plearning(args, {**ctx, "onednn": onednn}, small)})  # fmt: skip
     if rnd < args.pqn_rounds:
-        rollouts = (1, 2)
+        rollouts = args.pqn_rollouts
         sides = [("plray", lambda: plray_pqn(args, [1024] * 4, rollouts))]
         if has_official and not args.quick:
             sides.append(("official", lambda: official_pqn(args, rollouts)))
@@ -246,8 +249,25 @@ def one_round(args: argparse.Namespace, rnd: int, has_official: bool, save: Call
                   **plray_pqn(args, [256, 256], rollouts)})  # fmt: skip
 
 
-IMPLS = ("plray", "plray-torch", "official")
-"""plray as shipped (the frozen Q-network's wide layers on oneDNN), plray on torch's own matmul, the official code."""
+IMPLS = ("plray", "plray-torch", "plray-onednn", "official")
+"""plray as shipped (the frozen Q-network on the matmul :func:`plray.core.frozen.onednn_preferred` picks),
+plray forced onto torch's own matmul, plray forced onto oneDNN, the official code."""
+
+
+def other_path() -> tuple[str, bool]:
+    """The frozen-network path plray does not ship on this processor: (impl name, ``onednn`` to force it)."""
+    from plray.core.frozen import onednn_preferred
+
+    return ("plray-torch", False) if onednn_preferred() else ("plray-onednn", True)
+
+
+def onednn_speedup(med: dict[str, dict[str, Any]]) -> float | None:
+    """oneDNN's rate over torch's matmul, from whichever pair of plray paths a figure has."""
+    if "plray-torch" in med and "plray" in med:
+        return _ratio(med["plray"]["per_s"], med["plray-torch"]["per_s"])
+    if "plray-onednn" in med and "plray" in med:
+        return _ratio(med["plray-onednn"]["per_s"], med["plray"]["per_s"])
+    return None
 
 
 def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -264,8 +284,8 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         row: dict[str, Any] = {"figure": fig}
         for impl, m in med.items():
             row |= {f"{impl}_per_s": m["per_s"], f"{impl}_per_cpu_s": m["per_cpu_s"], f"{impl}_max_load": m["load1"]}
-        if "plray" in med and "plray-torch" in med:
-            row["speedup_vs_torch"] = _ratio(med["plray"]["per_s"], med["plray-torch"]["per_s"])
+        if (speedup := onednn_speedup(med)) is not None:
+            row["onednn_speedup"] = speedup
         if "plray" in med and "official" in med:
             row["ratio"] = _ratio(med["plray"]["per_s"], med["official"]["per_s"])
             row["ratio_cpu"] = _ratio(med["plray"]["per_cpu_s"], med["official"]["per_cpu_s"])
@@ -287,7 +307,8 @@ def markdown(summary: list[dict[str, Any]], rows: list[dict[str, Any]], meta: di
     """The benchmark's markdown report."""
     from plray.evaluation.report import markdown_table
 
-    cols = ("figure", "plray_per_s", "official_per_s", "ratio", "plray-torch_per_s", "speedup_vs_torch",
+    cols = ("figure", "plray_per_s", "official_per_s", "ratio", "plray-torch_per_s", "plray-onednn_per_s",
+            "onednn_speedup",
             "plray_per_cpu_s", "official_per_cpu_s", "ratio_cpu", "plray_max_load", "official_max_load",
             "rounds")  # fmt: skip
     per_run = ("round", "figure", "impl", "per_s", "per_cpu_s", "load1", "wall_s")
@@ -298,12 +319,14 @@ def markdown(summary: list[dict[str, Any]], rows: list[dict[str, Any]], meta: di
         "",
         "Rates: P-learning samples/s (steps x batch), PQN env steps/s; `_per_s` per wall-clock second,",
         "`_per_cpu_s` per CPU-second of the process (user + sys); medians over rounds; `ratio` = plray / official.",
-        "Each rate differences two fresh runs (P-learning 5 and 65 steps; PQN one and two rollouts of",
-        "256 x 64 env steps), so start-up and JIT compilation cancel. `max_load`: the highest 1-minute load",
-        "average seen at the start of its timings. Figures `*-plray-default`: plray's shipped network sizes.",
-        "`plray`: plray as shipped (the frozen Q-network's wide layers on oneDNN, plray.core.frozen);",
-        "`plray-torch`: the same code with torch's own matmul (MKL), measured in the same run;",
-        "`speedup_vs_torch` = plray / plray-torch.",
+        "Each rate differences two fresh runs (P-learning 5 and 65 steps; PQN A and B rollouts of 256 x 64",
+        f"env steps, here A, B = {meta['pqn_rollouts']}), so start-up and JIT compilation cancel. `max_load`:",
+        "the highest 1-minute load average seen at the start of its timings. Figures `*-plray-default`:",
+        "plray's shipped network sizes.",
+        f"`plray`: as shipped, the frozen Q-network on {meta['frozen_matmul']} here",
+        "(plray.core.frozen.onednn_preferred);",
+        "`plray-torch` / `plray-onednn`: the other path forced, measured in the same run;",
+        "`onednn_speedup`: oneDNN's rate over torch's matmul (MKL).",
         "",
         markdown_table(summary, cols),
         "",
@@ -321,6 +344,17 @@ def markdown(summary: list[dict[str, Any]], rows: list[dict[str, Any]], meta: di
     return "\n".join(lines)
 
 
+def rollout_pair(text: str) -> tuple[int, int]:
+    """``--pqn-rollouts``: two rollout counts ``A,B`` with 1 <= A < B."""
+    try:
+        a, b = (int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected two integers A,B (e.g. 1,4), got {text!r}") from None
+    if not 1 <= a < b:
+        raise argparse.ArgumentTypeError(f"expected 1 <= A < B, got {a},{b}")
+    return a, b
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The benchmark's command line."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -328,6 +362,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--official-python", default=None, help="python of the official code's venv")
     parser.add_argument("--rounds", type=int, default=3, help="P-learning rounds")
     parser.add_argument("--pqn-rounds", type=int, default=1, help="rounds that also time PQN (slow: minutes each)")
+    parser.add_argument("--pqn-rollouts", type=rollout_pair, default=(1, 2), metavar="A,B",
+                        help="PQN runs of A and B rollouts of 256 x 64 env steps, differenced (default 1,2; "
+                             "1,4 triples the timed work and divides start-up noise by three)")  # fmt: skip
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads for plray")
     parser.add_argument("--quick", action="store_true", help="plray only, tiny batches, no PQN default row")
     parser.add_argument("--work", default=None, help="scratch directory (default: a temporary one)")
@@ -362,7 +399,15 @@ def main() -> None:
     args.work = args.work or tempfile.mkdtemp(prefix="plray-throughput-")
     rows: list[dict[str, Any]] = []
     name = args.name or ("throughput_quick" if args.quick else "throughput")
-    meta = {"machine": machine(), "threads": threads_note(args), "note": note}
+    from plray.core.frozen import cpu_vendor, onednn_preferred
+
+    meta = {
+        "machine": machine() | {"cpu_vendor": cpu_vendor()},
+        "threads": threads_note(args),
+        "note": note,
+        "pqn_rollouts": list(args.pqn_rollouts),
+        "frozen_matmul": "oneDNN" if onednn_preferred() else "torch's matmul",
+    }
 
     def save(row: dict[str, Any]) -> None:  # after every timing: an interrupted run keeps what it measured
         rows.append(row)

@@ -30,7 +30,7 @@ import torch
 
 from plray.agents.export import ArtifactError, load_agent
 from plray.agents.modules import GoalQNetwork
-from plray.core.frozen import ParameterWatch, frozen_copy
+from plray.core.frozen import ParameterWatch, frozen_copy, onednn_preferred
 from plray.core.types import FloatArray
 from plray.envs.base import GoalTask
 from plray.envs.fourrooms import FourRoomsTask
@@ -112,17 +112,19 @@ class QSource(ABC):
 class NetworkQSource(QSource):
     """Q source over a plain torch :class:`GoalQNetwork` that reads ``concat(obs, goal)``.
 
-    Q-values come from a frozen copy of the network whose wide layers run on oneDNN
+    Q-values come from a frozen copy of the network; where oneDNN beats torch's matmul (non-Intel
+    x86, :func:`plray.core.frozen.onednn_preferred`) its wide layers run on oneDNN
     (:func:`plray.core.frozen.frozen_copy`: 1.2-1.3x faster P-learning at the official network
-    sizes, equal to torch's numbers to float32 rounding); the copy is rebuilt when the network's
-    weights change.
+    sizes on an AMD EPYC, equal to torch's numbers to float32 rounding); the copy is rebuilt when
+    the network's weights change.
 
     Args:
         network: the Q-network.
         task: its task.
         gamma: its discount.
         metadata: free-form information (the artifact's manifest).
-        onednn: False keeps every layer on torch's own matmul (the numbers of plray before oneDNN).
+        onednn: True: wide layers on oneDNN (where available); False: every layer on torch's own
+            matmul (the numbers of plray before oneDNN); None: :func:`~plray.core.frozen.onednn_preferred`.
     """
 
     def __init__(
@@ -132,7 +134,7 @@ class NetworkQSource(QSource):
         gamma: float,
         metadata: dict[str, Any] | None = None,
         *,
-        onednn: bool = True,
+        onednn: bool | None = None,
     ) -> None:
         super().__init__(task, gamma)
         if not self.discrete:
@@ -147,7 +149,7 @@ class NetworkQSource(QSource):
         for p in self.network.parameters():
             p.requires_grad_(False)
         self.metadata = metadata or {}
-        self.onednn = bool(onednn)
+        self.onednn = onednn_preferred() if onednn is None else bool(onednn)
         self._watch = ParameterWatch(self.network)
         self._frozen: torch.nn.Module = self.network
         self.onednn_layers = 0

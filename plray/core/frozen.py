@@ -4,7 +4,8 @@ P-learning evaluates the agent's frozen Q-network three times per sample (Q at s
 predicted s', and the backward pass to s'), and at the official network sizes (4 x 1024,
 6 x 2048) those matmuls are ~90% of the time. torch sends a float32 matmul to MKL, which on AMD
 processors runs its AVX2 kernels; oneDNN, bundled with torch, dispatches on the instruction set
-(AVX-512 where there is one). :func:`frozen_copy` gives a copy of a network whose wide
+(AVX-512 where there is one); :func:`onednn_preferred` says whether that is worth it here (not on
+Intel processors, where MKL runs AVX-512 itself). :func:`frozen_copy` gives a copy of a network whose wide
 ``nn.Linear`` layers run through oneDNN with their weights pre-packed once, forward and the
 input-gradient of the backward pass (a frozen layer has no weight gradient). Measured on this
 project's machine (AMD EPYC, 2 cores), a whole P-learning step ran 1.2-1.3x faster
@@ -22,10 +23,13 @@ from __future__ import annotations
 
 import copy
 import functools
+import os
 from typing import Any
 
 import torch
 from torch import Tensor, nn
+
+from plray.utils.validation import PlrayInputError
 
 ONEDNN_MIN_FEATURES = 512
 """``nn.Linear`` layers with at least this many inputs and outputs take oneDNN in :func:`frozen_copy`.
@@ -65,6 +69,39 @@ class ParameterWatch:
     def mark(self) -> None:
         """Remember the current parameters and buffers (call after taking a snapshot)."""
         self._slots = self._current()
+
+
+ONEDNN_ENV = "PLRAY_FROZEN_ONEDNN"
+"""Environment override of :func:`onednn_preferred`: ``1`` (oneDNN wherever available), ``0`` (never)."""
+
+
+@functools.cache
+def cpu_vendor() -> str | None:
+    """The x86 processor's vendor string (``GenuineIntel``, ``AuthenticAMD``) from /proc/cpuinfo; None elsewhere."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("vendor_id"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
+
+
+def onednn_preferred() -> bool:
+    """Whether frozen networks should take oneDNN here: available, and the processor is not Intel's.
+
+    MKL, torch's float32 matmul, runs AVX-512 kernels on Intel processors and AVX2 on others;
+    oneDNN dispatches on the instruction set. Measured with ``bench/throughput.py``: on an AMD EPYC
+    a P-learning step ran 1.2-1.3x faster on oneDNN, on an Intel Xeon (AVX-512) 0.80x (4 x 1024,
+    batch 4096) and 0.96x (6 x 2048, batch 1024). ``PLRAY_FROZEN_ONEDNN=1`` / ``0`` overrides.
+    """
+    forced = os.environ.get(ONEDNN_ENV, "").strip()
+    if forced in ("0", "1"):
+        return forced == "1" and onednn_available()
+    if forced:
+        raise PlrayInputError(f"{ONEDNN_ENV}: expected 0 or 1 (or unset: automatic), got {forced!r}")
+    return onednn_available() and cpu_vendor() != "GenuineIntel"
 
 
 @functools.cache

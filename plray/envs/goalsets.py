@@ -699,7 +699,9 @@ def task_goal_set_label(task: Any) -> str:
     ``paper<G>`` however they were asked for (MountainCar's four evenly spaced goals are the
     paper's), an even spread ``<kind><G>``; otherwise the goal set's own placement. A mixture is
     named by its parts' own placements, ``+``-joined (:meth:`GoalMixture.label`), e.g.
-    ``fingertip16+angle4`` or ``fingertip-paper4+angle-random4``.
+    ``fingertip16+angle4`` or ``fingertip-paper4+angle-random4``. A task with one fixed goal set
+    and no goal kinds to choose from (the MuJoCo Reacher) is ``paper<G>``, as its runs' cells
+    (placement ``paper``) name it.
     """
     goals = np.asarray(task.training_goals, dtype=np.float64)
     goal_set: GoalSet | GoalMixture | None = getattr(task, "goal_set", None)
@@ -712,6 +714,8 @@ def task_goal_set_label(task: Any) -> str:
     name, G = str(kind_name), len(goals)
     if goal_set is not None and goal_set.distribution is not None:
         return goal_set_label(name, None, G, distribution=True)
+    if goal_set is None and not kinds:  # one fixed set, no goal-set options (the MuJoCo Reacher): as its runs name it
+        return goal_set_label(name, "paper", G)
     kind = kinds.get(name)
     if kind is not None:
         if kind.paper is not None and np.shape(kind.paper) == goals.shape and np.allclose(kind.paper, goals):

@@ -90,6 +90,8 @@ class MujocoReacherTask(GoalTask):
     state_dim: int = 4
     obs_dim: int = 8
     goal_dim: int = 2
+    goal_kind: str = "fingertip"
+    """The goal space: the fingertip's (x, y); the task's one fixed goal set, no goal-set options."""
     num_actions: int | None = None
     action_dim: int = 2
     angle_dims: tuple[int, ...] = (0,)

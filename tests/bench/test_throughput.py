@@ -41,7 +41,7 @@ def test_the_official_side_is_skipped_without_a_checkout(tmp_path, monkeypatch, 
     rows: list[dict] = []
     throughput.one_round(args, 0, False, rows.append)
     # 2 tasks x (the official size, plray's default size) x (oneDNN, torch's matmul)
-    assert {r["impl"] for r in rows} == {"plray", "plray-torch"} and len(rows) == len(calls) == 8
+    assert {r["impl"] for r in rows} == {"plray", throughput.other_path()[0]} and len(rows) == len(calls) == 8
 
 
 def test_speedup_over_torch_matmul_is_reported() -> None:
@@ -50,7 +50,13 @@ def test_speedup_over_torch_matmul_is_reported() -> None:
         {"figure": "f", "impl": "plray-torch", "per_s": 100.0, "per_cpu_s": 50.0, "load1": [0.5, 0.6]},
     ]
     (row,) = throughput.summarise(rows)
-    assert row["speedup_vs_torch"] == pytest.approx(1.5) and row["plray-torch_per_s"] == 100.0
+    assert row["onednn_speedup"] == pytest.approx(1.5) and row["plray-torch_per_s"] == 100.0
+    rows = [
+        {"figure": "f", "impl": "plray", "per_s": 100.0, "per_cpu_s": 50.0, "load1": [0.5, 0.6]},  # shipped: torch
+        {"figure": "f", "impl": "plray-onednn", "per_s": 80.0, "per_cpu_s": 40.0, "load1": [0.5, 0.6]},
+    ]
+    (row,) = throughput.summarise(rows)
+    assert row["onednn_speedup"] == pytest.approx(0.8) and row["plray-onednn_per_s"] == 80.0
 
 
 def test_settling_waits_for_the_load_to_fall(monkeypatch) -> None:
@@ -61,3 +67,12 @@ def test_settling_waits_for_the_load_to_fall(monkeypatch) -> None:
     throughput.settle_load()
     with pytest.raises(StopIteration):  # it read the load three times, and stopped at 0.9
         next(loads)
+
+
+def test_pqn_rollouts_are_parsed_and_checked() -> None:
+    parser = throughput.build_parser()
+    assert parser.parse_args([]).pqn_rollouts == (1, 2)
+    assert parser.parse_args(["--pqn-rollouts", "1,4"]).pqn_rollouts == (1, 4)
+    for bad in ("4,1", "0,2", "2", "a,b"):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["--pqn-rollouts", bad])

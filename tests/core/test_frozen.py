@@ -5,8 +5,10 @@ import pytest
 import torch
 from torch import nn
 
+from plray.core import frozen
 from plray.core.frozen import ONEDNN_MIN_FEATURES, PackedLinear, ParameterWatch, frozen_copy, onednn_available
 from plray.core.neural import Checkpointing, NeuralPConfig, train_successor
+from plray.utils.validation import PlrayInputError
 
 needs_onednn = pytest.mark.skipif(not onednn_available(), reason="this torch build has no oneDNN linear")
 WIDE = ONEDNN_MIN_FEATURES
@@ -118,10 +120,52 @@ def test_the_q_source_follows_a_change_of_its_networks_weights(mountaincar) -> N
     task, _ = mountaincar
     torch.manual_seed(1)
     net = GoalQNetwork(task.obs_dim + task.goal_dim, 3, hiddens=(WIDE, WIDE), sigmoid=False)
-    source = NetworkQSource(net, task, task.gamma)
+    source = NetworkQSource(net, task, task.gamma, onednn=True)
     obs, goals = torch.rand(64, task.obs_dim), torch.rand(64, task.goal_dim)
     torch.testing.assert_close(source.q_values(obs, goals), net(torch.cat([obs, goals], 1)), rtol=1e-5, atol=1e-6)
     assert source.onednn_layers == 1
     with torch.no_grad():
         net.trunk[3].weight.mul_(-1.0)  # the 512 x 512 layer, changed in place: the copy is rebuilt
     torch.testing.assert_close(source.q_values(obs, goals), net(torch.cat([obs, goals], 1)), rtol=1e-5, atol=1e-6)
+
+
+@needs_onednn
+def test_onednn_is_preferred_off_intel_and_can_be_forced(monkeypatch) -> None:
+    from plray.agents.modules import GoalQNetwork
+    from plray.agents.qsource import NetworkQSource
+    from plray.envs.mountaincar import MountainCarTask
+
+    monkeypatch.delenv(frozen.ONEDNN_ENV, raising=False)
+    monkeypatch.setattr(frozen, "cpu_vendor", lambda: "GenuineIntel")  # MKL runs AVX-512 there itself
+    assert not frozen.onednn_preferred()
+    task = MountainCarTask(goal="position")
+    net = GoalQNetwork(task.obs_dim + task.goal_dim, 3, hiddens=(WIDE, WIDE), sigmoid=False)
+    obs, goals = torch.rand(8, task.obs_dim), torch.rand(8, task.goal_dim)
+    source = NetworkQSource(net, task, task.gamma)
+    source.q_values(obs, goals)
+    assert not source.onednn and source.onednn_layers == 0
+    monkeypatch.setattr(frozen, "cpu_vendor", lambda: "AuthenticAMD")
+    assert frozen.onednn_preferred()
+    source = NetworkQSource(net, task, task.gamma)
+    source.q_values(obs, goals)
+    assert source.onednn and source.onednn_layers == 1
+    monkeypatch.setenv(frozen.ONEDNN_ENV, "0")
+    assert not frozen.onednn_preferred()
+    monkeypatch.setattr(frozen, "cpu_vendor", lambda: "GenuineIntel")
+    monkeypatch.setenv(frozen.ONEDNN_ENV, "1")
+    assert frozen.onednn_preferred()
+    monkeypatch.setenv(frozen.ONEDNN_ENV, "yes")
+    with pytest.raises(PlrayInputError, match="PLRAY_FROZEN_ONEDNN: expected 0 or 1"):
+        frozen.onednn_preferred()
+
+
+def test_cpu_vendor_reads_proc_cpuinfo() -> None:
+    from pathlib import Path
+
+    info = Path("/proc/cpuinfo")
+    text = info.read_text(errors="replace") if info.exists() else ""
+    vendor = frozen.cpu_vendor()
+    if "vendor_id" in text:  # x86 Linux: the first vendor_id line's value
+        assert vendor and f"vendor_id\t: {vendor}" in text
+    else:
+        assert vendor is None
