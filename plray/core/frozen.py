@@ -92,9 +92,11 @@ def onednn_preferred() -> bool:
     """Whether frozen networks should take oneDNN here: available, and the processor is not Intel's.
 
     MKL, torch's float32 matmul, runs AVX-512 kernels on Intel processors and AVX2 on others;
-    oneDNN dispatches on the instruction set. Measured with ``bench/throughput.py``: on an AMD EPYC
-    a P-learning step ran 1.2-1.3x faster on oneDNN, on an Intel Xeon (AVX-512) 0.80x (4 x 1024,
-    batch 4096) and 0.96x (6 x 2048, batch 1024). ``PLRAY_FROZEN_ONEDNN=1`` / ``0`` overrides.
+    oneDNN dispatches on the instruction set. Measured with ``bench/throughput.py`` (medians of 3
+    rounds): on an AMD EPYC a P-learning step ran 1.23x (4 x 1024, batch 4096) and 1.28x (6 x 2048,
+    batch 1024) faster on oneDNN; on an Intel Xeon with AVX-512 the two were at parity (1.05x and
+    0.98x; a single earlier timing gave 0.80x), so there torch's own matmul is kept and results
+    stay bit for bit those of torch. ``PLRAY_FROZEN_ONEDNN=1`` / ``0`` overrides.
     """
     forced = os.environ.get(ONEDNN_ENV, "").strip()
     if forced in ("0", "1"):
