@@ -34,10 +34,11 @@ from plray.utils.validation import PlrayInputError
 ONEDNN_MIN_FEATURES = 512
 """``nn.Linear`` layers with at least this many inputs and outputs take oneDNN in :func:`frozen_copy`.
 
-Measured in one run of ``bench/throughput.py`` (bench/results/throughput.md): oneDNN made a
-P-learning step 1.33x faster at 4 x 1024 (batch 4096) and 1.22x at 6 x 2048 (batch 1024), but
-plray's own 3 x 256 Reacher network ran 0.85x as fast on it (batch 1024) and 2 x 256 1.05x: the
-default networks stay on torch's matmul, and their results stay bit for bit what they were."""
+Measured with ``bench/throughput.py`` on an AMD EPYC (a run before
+bench/results/throughput_run_amd_3rounds.md): oneDNN made a P-learning step 1.33x faster at
+4 x 1024 (batch 4096) and 1.22x at 6 x 2048 (batch 1024), but plray's own 3 x 256 Reacher
+network ran 0.85x as fast on it (batch 1024) and 2 x 256 1.05x: the default networks stay on
+torch's matmul, and their results stay bit for bit what they were."""
 
 Slot = tuple[dict[str, Any], str, Tensor | None, int]
 
