@@ -30,7 +30,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import RESULTS, WM_ROW_KEYS, machine, write_results
+from bench.common import RESULTS, WM_ROW_KEYS, machine, model_fields, write_results
 from bench.goalsets import PAPER_WM_NMSE, _parquet
 from plray.evaluation.report import markdown_table
 
@@ -38,15 +38,6 @@ STATE_DIMS = ("θ1", "θ2", "ω1", "ω2")
 UNSEEN = ("far_fingertip", "target_angle", "target_velocity")
 REFERENCE = "extraction_agents_reacher_10m.json"
 """The discrete reference: PQN on ``reacher`` at the paper's 1e7 env steps (bench/results)."""
-
-
-def goal_set_name(job: dict[str, Any]) -> str:
-    """A short name of a cell's goal set: ``paper4``, ``fingertip16``, ``disk16`` (distribution), ``angle8``."""
-    if job["placement"] == "paper":
-        return f"paper{job['num_goals']}"
-    if job["placement"] == "distribution":
-        return f"disk{job['num_goals']}" if job["goal_family"] == "fingertip" else f"{job['goal_family']}-dist"
-    return f"{job['goal_family']}{job['num_goals']}"
 
 
 def _agent_manifest(world_model: Path) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -74,7 +65,7 @@ def run_rows(run_dir: Path) -> list[dict[str, Any]]:
             "task": task,
             "source": "agent",
             "algorithm": agent.get("algorithm"),
-            "goal_set": goal_set_name(job),
+            "goal_set": model_fields(job["world_model"])["goal_set"],  # plray.envs.goalsets' label
             "num_goals": job["num_goals"],
             "seed": job["seed"],
             "run_dir": str(run_dir),
