@@ -72,24 +72,19 @@ class ProbeResult:
 
 def probe_actions(source: QSource, rng: np.random.Generator, n: int) -> np.ndarray:
     """Every action of a discrete task, shape (A,) ints; else ``n`` uniform draws over the box, (n, action_dim)."""
-    task = source.task
-    if task.num_actions is not None:
-        return np.arange(task.num_actions)
     from plray.evaluation.wm_metrics import evaluation_actions
 
-    actions = evaluation_actions(task, rng, n)
-    assert actions is not None
-    return actions
+    actions = evaluation_actions(source.task, rng, n)  # None: a discrete task, every action
+    return np.arange(int(source.task.num_actions or 0)) if actions is None else actions
 
 
 def _targets(source: QSource, next_states: FloatArray, goals: FloatArray) -> FloatArray:
-    """r(s', g) + γ (1 − done(s', g)) V(s', g) at states (N, d) and goals (N, k), shape (N,)."""
-    obs = source.task.observe(next_states)
+    """P-learning's own target r(s', g) + γ (1 − done(s', g)) V(s', g) at states (N, d), goals (N, k), (N,)."""
+    from plray.core.neural import bellman_targets
+
     with torch.no_grad():
-        value = source.v(torch.as_tensor(obs, dtype=torch.float32), torch.as_tensor(goals, dtype=torch.float32))
-    reward = source.reward(obs, goals).double().numpy()
-    done = source.terminal(obs, goals).numpy().astype(np.float64)
-    return reward + source.gamma * (1.0 - done) * value.double().numpy()
+        target = bellman_targets(source, source.task, torch.as_tensor(next_states), torch.as_tensor(goals))
+    return target.double().numpy()
 
 
 def _q(source: QSource, states: FloatArray, goals: FloatArray, action: np.ndarray) -> FloatArray:
@@ -145,8 +140,12 @@ def bellman_probe(
         true_next = np.repeat(task.next_state(s, np.repeat(action[None], n, axis=0)), len(g_all), axis=0)
         change = true_next - tiled
         change[:, angle] = wrap_angle(change[:, angle])
+        at_truth = _targets(source, true_next, goals_tiled)  # c = 1 is the same successor for every j
         for j in range(d):
             for k, scale in enumerate(c):
+                if scale == 1.0:
+                    total[j, k] += float(np.mean((q - at_truth) ** 2))
+                    continue
                 nxt = true_next.copy()
                 nxt[:, j] = tiled[:, j] + scale * change[:, j]
                 if angle[j]:
