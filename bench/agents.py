@@ -91,11 +91,12 @@ def with_budget(cfg: AgentConfig, steps: int) -> AgentConfig:
 
 
 def run_one(
-    label: str, config: str, steps: int, resolution: int, out_root: Path, reuse: bool = False
+    label: str, config: str, steps: int, resolution: int, out_root: Path, reuse: bool = False, seed: int | None = None
 ) -> dict[str, Any]:
     """Train one agent from scratch (or, with ``reuse``, take a finished run of the same config), then
-    evaluate its Q accuracy on the grid and by exact rollouts."""
+    evaluate its Q accuracy on the grid and by exact rollouts. ``seed``: instead of the config's."""
     cfg = with_budget(load_config(CONFIGS / config), steps)
+    cfg = cfg if seed is None else dataclasses.replace(cfg, seed=seed)
     run_dir = out_root / label
     t0 = time.perf_counter()
     reused = reuse and finished_run(run_dir, cfg)

@@ -56,7 +56,10 @@ def test_loss_is_half_squared_td_error_against_the_current_network() -> None:
 def test_update_lowers_the_loss_with_the_chosen_optimizer(optimizer: str) -> None:
     learner = _learner(optimizer)
     opt = next(iter(learner._named_optimizers.values()))
-    assert type(opt).__name__ == {"radam": "RAdam", "adam": "Adam"}[optimizer]
+    # both fused: plray's FusedRAdam (torch's RAdam in one kernel), torch's Adam with fused=True
+    assert type(opt).__name__ == {"radam": "FusedRAdam", "adam": "Adam"}[optimizer]
+    assert isinstance(opt, torch.optim.RAdam if optimizer == "radam" else torch.optim.Adam)
+    assert optimizer == "radam" or opt.defaults["fused"]
     module = learner.module["default_policy"]
     batch = _batch()
 
@@ -85,3 +88,62 @@ def test_config_errors() -> None:
     with pytest.raises(PlrayInputError, match="num_epochs"):
         PQNConfig().training(her={"task": "reacher"}, num_epochs=0).validate()
     assert np.isclose(PQNConfig().training(her={"task": "reacher"}).lr, 1e-4)
+
+
+def _sample_batch():
+    from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
+
+    sample = SampleBatch({k: v.numpy() for k, v in _batch().items()})
+    return MultiAgentBatch({"default_policy": sample}, env_steps=3)
+
+
+def _grads(learner) -> dict:
+    module = learner.module["default_policy"]
+    batch = _batch()
+    loss = learner.compute_loss_for_module(
+        module_id="default_policy", config=learner.config, batch=batch, fwd_out=module.forward_train(batch)
+    )
+    return learner.compute_gradients({"default_policy": loss})
+
+
+def _weights(learner) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in learner.module["default_policy"].parameters()]
+
+
+def test_apply_gradients_steps_exactly_as_rllibs_with_one_finiteness_test() -> None:
+    from ray.rllib.core.learner.torch.torch_learner import TorchLearner
+
+    ours, rllib = _learner("radam"), _learner("radam")
+    for a, b in zip(_weights(ours), _weights(rllib), strict=True):
+        assert torch.equal(a, b)  # same seed, same initial network
+    for _ in range(8):  # past RAdam's momentum-only start
+        ours.apply_gradients(_grads(ours))
+        TorchLearner.apply_gradients(rllib, _grads(rllib))
+    for a, b in zip(_weights(ours), _weights(rllib), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_non_finite_gradients_take_rllibs_path_and_are_zeroed() -> None:
+    learner = _learner("radam")
+    grads = _grads(learner)
+    first = next(iter(grads))
+    grads[first] = grads[first].clone()
+    grads[first].view(-1)[0] = float("nan")
+    learner.apply_gradients(grads)
+    weights = _weights(learner)
+    assert all(torch.isfinite(w).all() for w in weights)  # RLlib zeroes NaN entries, then steps
+
+
+def test_learner_state_round_trip_resumes_bit_for_bit() -> None:
+    # what an RLlib checkpoint holds for the learner: module weights and FusedRAdam's state
+    learner = _learner("radam", lr=1e-3)
+    for _ in range(7):
+        learner.update(batch=_sample_batch(), timesteps={})
+    state = learner.get_state()
+    resumed = _learner("radam", lr=1e-3)
+    resumed.set_state(state)
+    for lrn in (learner, resumed):
+        for _ in range(3):
+            lrn.update(batch=_sample_batch(), timesteps={})
+    for a, b in zip(_weights(learner), _weights(resumed), strict=True):
+        assert torch.equal(a, b)
