@@ -21,6 +21,7 @@ bench/results/pqn_optimizer.{json,md}; run directories under ``--out``, never in
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
 import statistics
@@ -129,7 +130,7 @@ def markdown(payload: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default="mountaincar-position-pqn.yaml", help="a PQN config in configs/agents")
     parser.add_argument("--steps", type=int, default=1_000_000, help="env steps per agent")
@@ -141,19 +142,30 @@ def main() -> None:
         help="P-learning steps per agent (0: the task's default, 20,000 for MountainCar: ~8 min each)",
     )
     parser.add_argument("--out", default="/tmp/plray-bench-pqn-optimizer", help="root of the run directories")
+    parser.add_argument(
+        "--include",
+        type=Path,
+        default=None,
+        metavar="JSON",
+        help="keep the rows of an earlier results file (runs of other seeds) in this one",
+    )
     parser.add_argument("--name", default="pqn_optimizer", help="results file stem in bench/results")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if not (CONFIGS / args.config).is_file():
         parser.error(f"--config: no {args.config} in {CONFIGS}")
     payload: dict[str, Any] = {
         "benchmark": "pqn_optimizer",
-        "command": "python bench/pqn_optimizer.py " + shlex.join(sys.argv[1:]),
+        "command": "python bench/pqn_optimizer.py " + shlex.join(sys.argv[1:] if argv is None else argv),
         "machine": machine(),
         "torch_threads": torch.get_num_threads(),
         "config": f"configs/agents/{args.config}",
         "p_steps": args.p_steps or "task default",
         "rows": [],
     }
+    if args.include is not None:
+        kept = json.loads(args.include.read_text(encoding="utf-8"))["rows"]
+        payload["rows"] = [r for r in kept if r["seed"] not in args.seeds]
+        payload["included"] = {"file": str(args.include), "rows": len(payload["rows"])}
     for seed in args.seeds:
         for name in OPTIMIZERS:  # alternate, so a drifting load hits both
             label = f"{Path(args.config).stem}-{name}-s{seed}"

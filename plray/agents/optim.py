@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -43,6 +44,17 @@ def rectification(step: float, beta2: float) -> float | None:
     if rho_t <= 5.0:
         return None
     return math.sqrt((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t))
+
+
+@dataclass
+class _GroupTensors:
+    """One parameter group's tensors with gradients, as ``torch.optim.RAdam._init_group`` lists them."""
+
+    params: list[torch.Tensor] = field(default_factory=list)
+    grads: list[torch.Tensor] = field(default_factory=list)
+    exp_avgs: list[torch.Tensor] = field(default_factory=list)
+    exp_avg_sqs: list[torch.Tensor] = field(default_factory=list)
+    steps: list[torch.Tensor] = field(default_factory=list)
 
 
 class FusedRAdam(torch.optim.RAdam):
@@ -64,63 +76,44 @@ class FusedRAdam(torch.optim.RAdam):
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
-            params: list[torch.Tensor] = []
-            grads: list[torch.Tensor] = []
-            exp_avgs: list[torch.Tensor] = []
-            exp_avg_sqs: list[torch.Tensor] = []
-            steps: list[torch.Tensor] = []
-            self._init_group(group, params, grads, exp_avgs, exp_avg_sqs, steps)
-            if not params:
+            t = _GroupTensors()
+            self._init_group(group, t.params, t.grads, t.exp_avgs, t.exp_avg_sqs, t.steps)
+            if not t.params:
                 continue
-            step_values = {float(s) for s in steps}
+            step_values = {float(s) for s in t.steps}
             if len(step_values) != 1 or not self._fusable(group):
-                self._reference_step(group, params, grads, exp_avgs, exp_avg_sqs, steps)
+                self._reference_step(group, t)
                 continue
-            self._fused_step(group, params, grads, exp_avgs, exp_avg_sqs, steps, step_values.pop() + 1.0)
+            self._fused_step(group, t, step_values.pop() + 1.0)
         return loss
 
-    def _fused_step(
-        self,
-        group: dict[str, Any],
-        params: list[torch.Tensor],
-        grads: list[torch.Tensor],
-        exp_avgs: list[torch.Tensor],
-        exp_avg_sqs: list[torch.Tensor],
-        steps: list[torch.Tensor],
-        step: float,
-    ) -> None:
+    @staticmethod
+    def _fused_step(group: dict[str, Any], t: _GroupTensors, step: float) -> None:
         """Step ``step`` (1-based) of one group: fused Adam with scaled lr and ε, or momentum SGD early on."""
         beta1, beta2 = (float(b) for b in group["betas"])
         lr = float(group["lr"])
         rect = rectification(step, beta2)
         if rect is not None:
             correction2 = math.sqrt(1.0 - beta2**step)
-            adam(params, grads, exp_avgs, exp_avg_sqs, [], steps, fused=True, amsgrad=False, beta1=beta1,
+            adam(t.params, t.grads, t.exp_avgs, t.exp_avg_sqs, [], t.steps, fused=True, amsgrad=False, beta1=beta1,
                  beta2=beta2, lr=lr * rect, weight_decay=0.0, eps=float(group["eps"]) / correction2,
                  maximize=False)  # fmt: skip
             return
-        torch._foreach_add_(steps, 1.0)
+        torch._foreach_add_(t.steps, 1.0)
         step_size = lr / (1.0 - beta1**step)
-        for param, grad, exp_avg, exp_avg_sq in zip(params, grads, exp_avgs, exp_avg_sqs, strict=True):
+        for param, grad, exp_avg, exp_avg_sq in zip(t.params, t.grads, t.exp_avgs, t.exp_avg_sqs, strict=True):
             exp_avg.lerp_(grad, 1.0 - beta1)
             exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1.0 - beta2)
             param.add_(exp_avg, alpha=-step_size)
 
     @staticmethod
-    def _reference_step(
-        group: dict[str, Any],
-        params: list[torch.Tensor],
-        grads: list[torch.Tensor],
-        exp_avgs: list[torch.Tensor],
-        exp_avg_sqs: list[torch.Tensor],
-        steps: list[torch.Tensor],
-    ) -> None:
+    def _reference_step(group: dict[str, Any], t: _GroupTensors) -> None:
         """torch's own RAdam update of one group (what ``torch.optim.RAdam.step`` runs)."""
         beta1, beta2 = group["betas"]
         radam(
-            params, grads, exp_avgs, exp_avg_sqs, steps, beta1=beta1, beta2=beta2, lr=group["lr"],
+            t.params, t.grads, t.exp_avgs, t.exp_avg_sqs, t.steps, beta1=beta1, beta2=beta2, lr=group["lr"],
             weight_decay=group["weight_decay"], eps=group["eps"], maximize=group["maximize"],
             foreach=group["foreach"], capturable=group["capturable"], differentiable=group["differentiable"],
             decoupled_weight_decay=group["decoupled_weight_decay"],
-            has_complex=any(torch.is_complex(p) for p in params),
+            has_complex=any(torch.is_complex(p) for p in t.params),
         )  # fmt: skip

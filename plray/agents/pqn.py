@@ -14,7 +14,8 @@ training goal (``random``, its MountainCar agents); see :func:`plray.agents.her.
 
 RLlib pieces: :class:`PQNConfig` (an ``AlgorithmConfig``), :class:`PQN` (an ``Algorithm`` whose
 ``training_step`` samples from the env runners, relabels, updates the learner group and syncs
-weights back), :class:`PQNTorchLearner` (RAdam or Adam, the squared TD loss) and
+weights back), :class:`PQNTorchLearner` (RAdam as :class:`plray.agents.optim.FusedRAdam`, or fused
+Adam; the squared TD loss; one finiteness test per step, not RLlib's two per tensor) and
 :class:`GoalPQNTorchRLModule` (the goal Q-network of :mod:`plray.agents.rllib_module`, whose train
 forward pass also evaluates Q at the next observations without gradient). Checkpoints, resuming,
 env runners on a cluster and the learner group are RLlib's own.

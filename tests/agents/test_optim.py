@@ -1,6 +1,8 @@
 """FusedRAdam against torch's RAdam: the same update up to rounding, the same state, the same fallbacks."""
 
 import copy
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 import torch
@@ -19,10 +21,20 @@ def _grads(params: list[torch.Tensor], steps: int, seed: int = 1) -> list[list[t
     return [[torch.randn(p.shape, generator=g, dtype=p.dtype) for p in params] for _ in range(steps)]
 
 
-def _run(opt: torch.optim.Optimizer, params: list[torch.Tensor], grads: list[list[torch.Tensor]]) -> None:
-    for step_grads in grads:
-        for p, g in zip(params, step_grads, strict=True):
-            p.grad = g.clone()
+def _run(
+    opt: torch.optim.Optimizer,
+    params: list[torch.Tensor],
+    grads: list[list[torch.Tensor]],
+    lr_at: Callable[[int], Any] | None = None,
+    skip: Callable[[int, int], bool] | None = None,
+) -> None:
+    """Step ``opt`` through ``grads``; ``lr_at(i)``: set the lr before step i; ``skip(i, j)``: param j has no grad."""
+    for i, step_grads in enumerate(grads):
+        if lr_at is not None:
+            for group in opt.param_groups:
+                group["lr"] = lr_at(i)
+        for j, (p, g) in enumerate(zip(params, step_grads, strict=True)):
+            p.grad = None if skip is not None and skip(i, j) else g.clone()
         opt.step()
 
 
@@ -53,14 +65,8 @@ def test_learning_rate_changed_between_steps_is_used() -> None:
     # RLlib's schedulers write group["lr"] (sometimes as a tensor) before a step
     ref, fused = _params(torch.float64), _params(torch.float64)
     grads = _grads(ref, 20)
-    opts = [torch.optim.RAdam(ref, lr=1e-2), FusedRAdam(fused, lr=1e-2)]
-    for i, step_grads in enumerate(grads):
-        for opt, params in zip(opts, (ref, fused), strict=True):
-            for group in opt.param_groups:
-                group["lr"] = 1e-2 / (1 + i) if params is ref else torch.tensor(1e-2 / (1 + i), dtype=torch.float64)
-            for p, g in zip(params, step_grads, strict=True):
-                p.grad = g.clone()
-            opt.step()
+    _run(torch.optim.RAdam(ref, lr=1e-2), ref, grads, lr_at=lambda i: 1e-2 / (1 + i))
+    _run(FusedRAdam(fused, lr=1e-2), fused, grads, lr_at=lambda i: torch.tensor(1e-2 / (1 + i), dtype=torch.float64))
     for a, b in zip(ref, fused, strict=True):
         torch.testing.assert_close(b, a, rtol=1e-12, atol=1e-12)
 
@@ -116,12 +122,9 @@ def test_parameters_at_different_step_counts_fall_back_to_torch_radam() -> None:
     # a parameter without a gradient for a while lags behind: the fused kernel needs one step count
     ref, fused = _params(torch.float64), _params(torch.float64)
     grads = _grads(ref, 12)
-    opts = [torch.optim.RAdam(ref, lr=1e-2), FusedRAdam(fused, lr=1e-2)]
-    for i, step_grads in enumerate(grads):
-        for opt, params in zip(opts, (ref, fused), strict=True):
-            for j, (p, g) in enumerate(zip(params, step_grads, strict=True)):
-                p.grad = None if (j == 0 and i < 3) else g.clone()
-            opt.step()
+    lagging = lambda i, j: j == 0 and i < 3  # noqa: E731
+    _run(torch.optim.RAdam(ref, lr=1e-2), ref, grads, skip=lagging)
+    _run(FusedRAdam(fused, lr=1e-2), fused, grads, skip=lagging)
     for a, b in zip(ref, fused, strict=True):
         torch.testing.assert_close(b, a, rtol=1e-12, atol=1e-12)
 
