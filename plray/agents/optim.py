@@ -19,8 +19,8 @@ It is a subclass of ``torch.optim.RAdam`` with the same parameter groups and sta
 ``exp_avg``, ``exp_avg_sq``), so its state dicts load into either class. The numbers are torch's
 RAdam's up to floating-point rounding (the same terms, summed in another order): parameters agree
 to ~1e-6 relative after hundreds of steps (tests/agents/test_optim.py). Groups the fused kernel
-cannot take (weight decay, ``maximize``, ``differentiable``, ``capturable``, complex or sparse
-parameters, parameters at different step counts) go through torch's own RAdam step.
+cannot take (weight decay, ``maximize``, ``differentiable``, ``capturable``, parameters other
+than real float32/float64, parameters at different step counts) go through torch's own RAdam step.
 """
 
 from __future__ import annotations
@@ -60,13 +60,12 @@ class _GroupTensors:
 class FusedRAdam(torch.optim.RAdam):
     """``torch.optim.RAdam`` whose step runs through torch's fused Adam kernel (see the module docstring)."""
 
-    def _fusable(self, group: dict[str, Any]) -> bool:
+    @staticmethod
+    def _fusable(group: dict[str, Any], t: _GroupTensors) -> bool:
+        """Whether the fused kernel can take this group (``_init_group`` has refused sparse gradients)."""
         if group["weight_decay"] != 0 or group["maximize"] or group["differentiable"] or group["capturable"]:
             return False
-        return all(
-            p.grad is None or (p.dtype in FUSED_DTYPES and not p.grad.is_sparse and not torch.is_complex(p))
-            for p in group["params"]
-        )
+        return all(p.dtype in FUSED_DTYPES for p in t.params)  # real float32/float64 only
 
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
@@ -81,7 +80,7 @@ class FusedRAdam(torch.optim.RAdam):
             if not t.params:
                 continue
             step_values = {float(s) for s in t.steps}
-            if len(step_values) != 1 or not self._fusable(group):
+            if len(step_values) != 1 or not self._fusable(group, t):
                 self._reference_step(group, t)
                 continue
             self._fused_step(group, t, step_values.pop() + 1.0)
