@@ -71,8 +71,8 @@ def relabel_indices(strategy: str, t: IntArray, T: IntArray, rng: np.random.Gene
 
 def relabel(
     task: GoalTask,
-    obs: FloatArray,
-    next_obs: FloatArray,
+    obs: np.ndarray,
+    next_obs: np.ndarray,
     goals: FloatArray,
 ) -> tuple[np.ndarray, np.ndarray, FloatArray, np.ndarray]:
     """Replace the goal of transitions and recompute reward and termination.
@@ -310,3 +310,140 @@ class HindsightEpisodeReplayBuffer(EpisodeReplayBuffer):  # type: ignore[misc, v
     def set_state(self, state: dict[str, Any]) -> None:
         super().set_state(state)
         self.num_relabelled = state.get("her", {}).get("num_relabelled", 0)
+
+
+class HindsightTransitionStore:
+    """Replay of one-step transitions in flat numpy arrays, sampled with hindsight relabelling.
+
+    The off-policy learners' fast path (:mod:`plray.agents.sac`): the same sampling as
+    :class:`HindsightEpisodeReplayBuffer` (⌈B / (k + 1)⌉ real transitions drawn uniformly from
+    every stored one, each followed by k copies relabelled by ``strategy``) without one RLlib
+    episode object per transition, so a batch costs a few vectorised numpy operations.
+
+    Storage: one row per episode, ``max_episode_steps + 1`` observations long. An episode that
+    arrives in fragments (the env runners' rollouts) fills its row fragment by fragment; rows
+    are reused oldest first once ``capacity`` transitions' worth of rows are taken. A fragment
+    whose episode has no row (its start was evicted, or the store is new after a resume) opens
+    one at its own first step, so ``future`` goals always come from the same episode.
+
+    Args:
+        task: the goal-conditioned task (its reward function relabels).
+        capacity: transitions at full episode length (rows = ⌈capacity / max_episode_steps⌉).
+        strategy: ``future``, ``final``, ``episode`` or ``random``.
+        k: relabelled copies per real transition.
+        seed: seeds sampling and relabelling.
+    """
+
+    def __init__(
+        self, task: GoalTask, capacity: int, strategy: str = "future", k: int = 4, seed: int | None = None
+    ) -> None:
+        if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
+            raise PlrayInputError(f"replay capacity: a positive integer of transitions, got {capacity!r}")
+        self.task = task
+        self.strategy = check_choice(strategy, "her strategy", HER_STRATEGIES)
+        self.k = check_k(k)
+        self.horizon = int(task.max_episode_steps)
+        self.rows = max(1, math.ceil(capacity / self.horizon))
+        self.obs = np.zeros((self.rows, self.horizon + 1, task.obs_dim + task.goal_dim), dtype=np.float32)
+        self.rewards = np.zeros((self.rows, self.horizon), dtype=np.float32)
+        self.actions: np.ndarray | None = None  # (rows, horizon, *action shape), typed by the first fragment
+        self.length = np.zeros(self.rows, dtype=np.int64)  # transitions stored in each row
+        self.ends_terminal = np.zeros(self.rows, dtype=bool)  # the row's last transition reached the goal
+        self._row_of: dict[Any, tuple[int, int]] = {}  # open episode id -> (row, its t at the row's start)
+        self._next_row = 0
+        self.num_added = 0
+        self.num_relabelled = 0
+        self.rng = np.random.default_rng(seed)
+        self._relabel_rng = np.random.default_rng(None if seed is None else [seed, 1])
+
+    def __len__(self) -> int:
+        return int(self.length.sum())
+
+    def _open_row(self, episode_id: Any, t_started: int) -> tuple[int, int]:
+        row = self._next_row
+        self._next_row = (row + 1) % self.rows
+        self._row_of = {e: rb for e, rb in self._row_of.items() if rb[0] != row}  # an open episode loses its row
+        self.length[row] = 0
+        self.ends_terminal[row] = False
+        self._row_of[episode_id] = (row, t_started)
+        return row, t_started
+
+    def add_fragment(
+        self, episode_id: Any, t_started: int, observations: np.ndarray, actions: np.ndarray,
+        rewards: np.ndarray, terminated: bool, done: bool,
+    ) -> None:  # fmt: skip
+        """Store one fragment: observations o_t..o_{t+T} (T + 1, o + k), actions (T, ...), rewards (T,)."""
+        n = len(actions)
+        if n == 0:
+            return
+        if len(observations) != n + 1 or len(rewards) != n:
+            raise PlrayInputError("replay fragment: needs T + 1 observations and T rewards")
+        if n > self.horizon:
+            raise PlrayInputError(f"replay fragment: {n} steps exceed the task's episode length {self.horizon}")
+        row, base = self._row_of.get(episode_id) or self._open_row(episode_id, t_started)
+        start = t_started - base
+        if start != self.length[row] or start + n > self.horizon:
+            row, base = self._open_row(episode_id, t_started)  # a gap or an over-long episode: a fresh row
+            start = 0
+        acts = np.asarray(actions)
+        if self.actions is None:
+            self.actions = np.zeros((self.rows, self.horizon, *acts.shape[1:]), dtype=acts.dtype)
+        self.obs[row, start : start + n + 1] = observations
+        self.actions[row, start : start + n] = acts
+        self.rewards[row, start : start + n] = rewards
+        self.length[row] = start + n
+        self.ends_terminal[row] = bool(terminated)
+        if done:
+            self._row_of.pop(episode_id, None)
+        self.num_added += n
+
+    def add(self, episodes: list[Any]) -> None:
+        """Store the fragments an RLlib env runner sampled (``SingleAgentEpisode`` chunks)."""
+        for ep in episodes:
+            self.add_fragment(
+                ep.id_, int(ep.t_started), np.asarray(ep.get_observations()), np.asarray(ep.get_actions()),
+                np.asarray(ep.get_rewards()), bool(ep.is_terminated), bool(ep.is_done),
+            )  # fmt: skip
+
+    def sample(self, batch_size: int) -> dict[str, np.ndarray]:
+        """A train batch of ``batch_size`` transitions: real ones, each followed by its k relabelled copies.
+
+        Returns:
+            ``obs``, ``new_obs`` (B, o + k) float32, ``actions`` (B, ...), ``rewards`` (B,) float32,
+            ``terminateds`` (B,) bool (RLlib's column names).
+        """
+        total = len(self)
+        if total == 0 or self.actions is None:
+            raise PlrayInputError("replay: nothing stored yet to sample from")
+        n_real = math.ceil(batch_size / (self.k + 1))
+        ends = np.cumsum(self.length)
+        u = self.rng.integers(0, total, size=n_real)
+        row = np.searchsorted(ends, u, side="right")
+        t = u - (ends[row] - self.length[row])
+        obs, next_obs = self.obs[row, t], self.obs[row, t + 1]
+        rewards = self.rewards[row, t]
+        terms = self.ends_terminal[row] & (t == self.length[row] - 1)
+        cols = [obs], [next_obs], [rewards], [terms]
+        if self.k > 0:
+            reps = np.repeat(np.arange(n_real), self.k)
+            if self.strategy == "random":
+                goals = sample_training_goals(self.task, reps.size, self._relabel_rng)
+            else:
+                j = relabel_indices(self.strategy, t[reps], self.length[row[reps]], self._relabel_rng)
+                chosen = self.obs[row[reps], j, : -self.task.goal_dim].astype(np.float64)
+                goals = self.task.achieved_goal_for_obs(chosen, obs[reps, -self.task.goal_dim :].astype(np.float64))
+            for col, part in zip(cols, relabel(self.task, obs[reps], next_obs[reps], goals), strict=True):
+                col.append(part)
+            self.num_relabelled += reps.size
+        # each real transition, then its k copies (the episode buffer's order), cut to B
+        copies = n_real + np.arange(n_real * self.k).reshape(n_real, self.k)
+        order = np.column_stack([np.arange(n_real), copies]).ravel()[:batch_size]
+        obs_all, next_all, rew_all, term_all = (np.concatenate(c) for c in cols)
+        acts = self.actions[row, t]
+        return {
+            "obs": obs_all[order].astype(np.float32),
+            "new_obs": next_all[order].astype(np.float32),
+            "actions": np.concatenate([acts, np.repeat(acts, self.k, axis=0)])[order],
+            "rewards": rew_all[order].astype(np.float32),
+            "terminateds": term_all[order].astype(bool),
+        }

@@ -116,3 +116,51 @@ class FusedRAdam(torch.optim.RAdam):
             decoupled_weight_decay=group["decoupled_weight_decay"],
             has_complex=any(torch.is_complex(p) for p in t.params),
         )  # fmt: skip
+
+
+class GlobalFinitenessStep:
+    """Mixin for an RLlib ``TorchLearner``: ``apply_gradients`` with one finiteness test, not two per tensor.
+
+    RLlib tests ``torch.isfinite(grad).all()`` for every gradient tensor, twice; on a CPU that is
+    ~18 ms per minibatch with PQN's 4 x 1024 network, more than the optimizer. The global norm is
+    non-finite exactly when some entry is NaN or infinite (or the squares overflow), so when it is
+    finite every test would pass and the optimizers step as RLlib would; otherwise RLlib's own
+    path runs (zeroing non-finite entries, its warnings). LR schedulers and grad scalers, which
+    plray does not use, also take RLlib's path. Put it before the learner class in the bases.
+    """
+
+    _lr_scheduler_classes: Any  # the TorchLearner's
+    _grad_scalers: Any
+    _params: Any
+    _module_optimizers: Any
+    get_optimizer: Callable[..., Any]
+
+    def apply_gradients(self, gradients_dict: dict[Any, Any]) -> None:
+        """Set the gradients and step every optimizer (RLlib's path when a gradient is not finite)."""
+        grads = [g for g in gradients_dict.values() if g is not None]
+        special = self._lr_scheduler_classes is not None or self._grad_scalers is not None
+        if special or (grads and not bool(torch.isfinite(torch.nn.utils.get_total_norm(grads, foreach=True)))):
+            super().apply_gradients(gradients_dict)  # type: ignore[misc]
+            return
+        for pid, grad in gradients_dict.items():
+            self._params[pid].grad = grad
+        for module_id, optimizer_names in self._module_optimizers.items():
+            for optimizer_name in optimizer_names:
+                self.get_optimizer(module_id, optimizer_name).step()
+
+
+def fused_adam_like(optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
+    """A plain ``torch.optim.Adam`` rebuilt with ``fused=True`` (same parameters and defaults), else itself.
+
+    torch's fused Adam is the same update in one multi-threaded loop (rounding aside); anything else
+    (another class, weight decay, amsgrad, maximize, state already built) is returned unchanged.
+    """
+    if type(optimizer) is not torch.optim.Adam or optimizer.state:
+        return optimizer
+    d = optimizer.defaults
+    if d.get("fused") or d["weight_decay"] or d["amsgrad"] or d["maximize"] or d["differentiable"] or d["capturable"]:
+        return optimizer
+    params = [p for g in optimizer.param_groups for p in g["params"]]
+    if len(optimizer.param_groups) != 1 or not all(p.dtype in (torch.float32, torch.float64) for p in params):
+        return optimizer
+    return torch.optim.Adam(params, lr=d["lr"], betas=d["betas"], eps=d["eps"], fused=True)

@@ -138,7 +138,12 @@ def algorithm_config(cfg: AgentConfig) -> Any:
             rollout_fragment_length=tr.rollout_fragment_length,
         )
         .fault_tolerance(restart_failed_env_runners=False)
-        .reporting(min_sample_timesteps_per_iteration=tr.num_envs * tr.rollout_fragment_length * rounds)
+        # iterations of a fixed number of rounds, never of wall-clock (RLlib's SAC default is >= 1 s),
+        # so the same seed trains the same agent whatever the machine's speed
+        .reporting(
+            min_sample_timesteps_per_iteration=tr.num_envs * tr.rollout_fragment_length * rounds,
+            min_time_s_per_iteration=0,
+        )
         .debugging(seed=cfg.seed, log_level="ERROR")
     )
 
@@ -185,12 +190,14 @@ def _dqn_config(cfg: AgentConfig, task: GoalTask, common: dict[str, Any], her: d
 
 
 def _sac_config(cfg: AgentConfig, task: GoalTask, common: dict[str, Any], her: dict[str, Any], epsilon: list) -> Any:
-    """SAC for continuous actions (RLlib's default module; the hindsight buffer is swapped in later)."""
-    from ray.rllib.algorithms.sac import SACConfig
+    """SAC for continuous actions: RLlib's SAC module and losses, batches from plray's flat hindsight store.
+
+    (:mod:`plray.agents.sac`; SAC's config validation accepts only RLlib's own buffer names, so the
+    config names RLlib's ``EpisodeReplayBuffer`` and the algorithm's setup puts the store in its place.)
+    """
+    from plray.agents.sac import HindsightSACConfig
 
     tr = cfg.training
-    # SAC's config validation accepts only RLlib's own buffer names: it is built with the plain
-    # EpisodeReplayBuffer, and build_algorithm() swaps in the hindsight buffer afterwards.
     lr = common["lr"]
     training = common | {
         "replay_buffer_config": {"type": "EpisodeReplayBuffer", "capacity": tr.replay_capacity},
@@ -202,7 +209,7 @@ def _sac_config(cfg: AgentConfig, task: GoalTask, common: dict[str, Any], her: d
     if tr.initial_alpha is not None:
         training["initial_alpha"] = tr.initial_alpha
     return (
-        SACConfig()
+        HindsightSACConfig()
         .rl_module(
             model_config={
                 "fcnet_hiddens": list(cfg.network.hiddens),
@@ -210,7 +217,7 @@ def _sac_config(cfg: AgentConfig, task: GoalTask, common: dict[str, Any], her: d
                 "fcnet_use_layernorm": cfg.network.layernorm,
             }
         )
-        .training(**training, target_network_update_freq=1)
+        .training(**training, her=her, target_network_update_freq=0)
     )
 
 
@@ -319,11 +326,11 @@ def _save_checkpoint(algo: Any, ckpt_root: Path, iteration: int, env_steps: int,
 
 
 def build_algorithm(cfg: AgentConfig) -> Any:
-    """Build the RLlib algorithm of a run, with the hindsight replay buffer in place (dqn, sac)."""
+    """Build the RLlib algorithm of a run, with the hindsight replay buffer in place (dqn)."""
     from plray.agents.her import HindsightEpisodeReplayBuffer
 
     algo = algorithm_config(cfg).build_algo()
-    if cfg.algorithm == "pqn":
+    if cfg.algorithm in ("pqn", "sac"):  # relabelling inside the algorithm (plray.agents.pqn, plray.agents.sac)
         return algo
     if not isinstance(algo.local_replay_buffer, HindsightEpisodeReplayBuffer):
         algo.local_replay_buffer = HindsightEpisodeReplayBuffer(

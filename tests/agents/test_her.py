@@ -4,7 +4,13 @@ import numpy as np
 import pytest
 from ray.rllib.env.single_agent_episode import SingleAgentEpisode
 
-from plray.agents.her import HindsightEpisodeReplayBuffer, relabel, relabel_fragments, relabel_indices
+from plray.agents.her import (
+    HindsightEpisodeReplayBuffer,
+    HindsightTransitionStore,
+    relabel,
+    relabel_fragments,
+    relabel_indices,
+)
 from plray.core import PlrayInputError
 from plray.envs.mountaincar import MountainCarTask
 from plray.envs.reacher import KinematicReacherTask
@@ -243,3 +249,93 @@ def test_buffer_relabels_a_mixture_with_the_commanded_kind() -> None:
         nxt = copy.get_observations(-1)[:6].astype(np.float64)[None]
         reached = bool(MIX_TASK.terminal_from_obs(nxt, g.astype(np.float64)[None])[0])
         assert copy.get_rewards(0) == float(reached) and copy.is_terminated == reached
+
+
+# ---------------------------------------------------------------- flat transition store (SAC)
+def _store(k: int = 2, strategy: str = "future", capacity: int = 1000, seed: int = 0) -> HindsightTransitionStore:
+    return HindsightTransitionStore(TASK, capacity, strategy=strategy, k=k, seed=seed)
+
+
+def _obs(xs, goal=0.0) -> np.ndarray:
+    return np.array([[x, 0.01, goal] for x in xs], dtype=np.float32)
+
+
+def test_store_real_transitions_are_stored_ones_across_fragments() -> None:
+    store = _store(k=0)
+    # episode "a" in two fragments (t 0..2, then 2..4, ends at the goal); episode "b" truncated
+    store.add_fragment("a", 0, _obs(XS[:3]), np.array([2, 2]), np.array([0.0, 0.0]), False, False)
+    store.add_fragment("b", 0, _obs([0.3, 0.4], 0.6), np.array([1]), np.array([0.0]), False, True)
+    store.add_fragment("a", 2, _obs([0.05, 0.55, 0.05]), np.array([0, 1]), np.array([0.0, 1.0]), True, True)
+    assert len(store) == 5 and store.num_added == 5
+    a = [-0.5, -0.3, 0.05, 0.55, 0.05]  # episode a's observations in order, one row
+    steps = enumerate(zip([2, 2, 0, 1], [0, 0, 0, 1], strict=True))
+    expected = {(a[i], a[i + 1], act, r, i == 3) for i, (act, r) in steps}
+    expected.add((0.3, 0.4, 1, 0.0, False))
+    batch = store.sample(400)
+    seen = set()
+    columns = (batch[c] for c in ("obs", "new_obs", "actions", "rewards", "terminateds"))
+    for o, n, act, r, d in zip(*columns, strict=True):
+        seen.add((round(float(o[0]), 6), round(float(n[0]), 6), int(act), float(r), bool(d)))
+    assert seen == {(round(x, 6), round(y, 6), act, r, d) for x, y, act, r, d in expected}  # all five, nothing else
+    assert batch["obs"].dtype == np.float32 and batch["terminateds"].dtype == bool
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_store_future_goals_come_later_in_the_same_episode(k: int) -> None:
+    store = _store(k=k, seed=3)
+    store.add_fragment("a", 0, _obs(XS), np.array([2, 2, 2]), np.array([0.0, 1.0, 0.0]), False, True)
+    store.add_fragment("b", 0, _obs([0.9, 0.8, 0.7], 0.6), np.array([0, 0]), np.array([0.0, 0.0]), False, True)
+    batch = store.sample(60 * (k + 1))
+    assert len(batch["rewards"]) == 60 * (k + 1) and store.num_relabelled == 60 * k
+    episodes = [XS, [0.9, 0.8, 0.7]]
+    for i in range(0, len(batch["rewards"]), k + 1):
+        x, x_next = float(batch["obs"][i, 0]), float(batch["new_obs"][i, 0])
+        ep = next(e for e in episodes if any(abs(x - v) < 1e-6 for v in e[:-1]))
+        t = next(j for j, v in enumerate(ep[:-1]) if abs(x - v) < 1e-6)
+        for c in range(i + 1, i + k + 1):
+            g = float(batch["obs"][c, 2])
+            assert float(batch["new_obs"][c, 2]) == g and float(batch["obs"][c, 0]) == pytest.approx(x)
+            assert min(abs(g - f) for f in ep[t + 1 :]) < 1e-6, f"goal {g} is not a future x of t={t} in {ep}"
+            reached = abs(x_next - g) < 0.1  # MountainCar-position: |x' - g| < 0.1 (hand-computed)
+            assert batch["rewards"][c] == float(reached) and batch["terminateds"][c] == reached
+            assert batch["actions"][c] == batch["actions"][i]
+
+
+def test_store_random_goals_are_training_goals_and_draws_repeat_with_the_seed() -> None:
+    def draw(seed: int) -> dict:
+        store = _store(k=4, strategy="random", seed=seed)
+        store.add_fragment("a", 0, _obs(XS), np.array([2, 2, 2]), np.array([0.0, 1.0, 0.0]), False, True)
+        return store.sample(50)
+
+    out = draw(1)
+    goals = {round(float(g), 6) for i, g in enumerate(out["obs"][:, 2]) if i % 5}
+    assert goals <= {-1.2, -0.6, 0.0, 0.6} and len(goals) > 1
+    again = draw(1)
+    for key in out:
+        np.testing.assert_array_equal(out[key], again[key])
+
+
+def test_store_reuses_the_oldest_rows_and_reopens_an_evicted_episode() -> None:
+    store = _store(k=0, capacity=2 * TASK.max_episode_steps)  # two rows
+    assert store.rows == 2
+    store.add_fragment("a", 0, _obs([0.1, 0.2]), np.array([0]), np.array([0.0]), False, False)  # row 0, open
+    store.add_fragment("b", 0, _obs([0.3, 0.4]), np.array([1]), np.array([0.0]), False, True)  # row 1
+    store.add_fragment("c", 0, _obs([0.5, 0.6]), np.array([2]), np.array([0.0]), False, True)  # row 0 again
+    store.add_fragment("a", 1, _obs([0.2, 0.25]), np.array([0]), np.array([0.0]), False, True)  # a lost its row
+    assert len(store) == 2
+    starts = {round(float(x), 6) for x in store.sample(100)["obs"][:, 0]}
+    assert starts == {0.5, 0.2}  # b's row was the oldest when a needed one; a's first step is gone
+
+
+def test_store_errors() -> None:
+    with pytest.raises(PlrayInputError, match="capacity"):
+        _store(capacity=0)
+    with pytest.raises(PlrayInputError, match="her strategy"):
+        _store(strategy="past")
+    with pytest.raises(PlrayInputError, match="nothing stored"):
+        _store().sample(8)
+    with pytest.raises(PlrayInputError, match="T \\+ 1 observations"):
+        _store().add_fragment("a", 0, _obs(XS), np.array([2]), np.array([0.0]), False, True)
+    with pytest.raises(PlrayInputError, match="exceed"):
+        long = TASK.max_episode_steps + 1
+        _store().add_fragment("a", 0, _obs([0.0] * (long + 1)), np.zeros(long, int), np.zeros(long), False, True)

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import torch
 
-from plray.agents.optim import FusedRAdam, rectification
+from plray.agents.optim import FusedRAdam, fused_adam_like, rectification
 
 
 def _params(dtype: torch.dtype, seed: int = 0) -> list[torch.Tensor]:
@@ -137,3 +137,30 @@ def test_non_finite_gradients_poison_the_step_as_in_torch_radam() -> None:
     _run(FusedRAdam(fused, lr=1e-2), fused, grads)
     assert torch.isnan(ref[1][3]) and torch.isnan(fused[1][3])
     assert torch.isfinite(fused[0]).all() and torch.isfinite(fused[1][:3]).all()
+
+
+# ---------------------------------------------------------------- fused_adam_like (the SAC learner's Adam)
+def test_fused_adam_like_follows_torch_adam() -> None:
+    ours, ref = _params(torch.float32), _params(torch.float32)
+    fused = fused_adam_like(torch.optim.Adam(ours, lr=3e-4, eps=1e-7))
+    assert fused.defaults["fused"] and fused.defaults["eps"] == 1e-7 and fused.defaults["lr"] == 3e-4
+    grads = _grads(ours, 100)
+    _run(fused, ours, grads)
+    _run(torch.optim.Adam(ref, lr=3e-4, eps=1e-7), ref, grads)
+    for p, q in zip(ours, ref, strict=True):
+        torch.testing.assert_close(p, q, rtol=2e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda ps: torch.optim.Adam(ps, weight_decay=0.1),
+        lambda ps: torch.optim.Adam(ps, amsgrad=True),
+        lambda ps: torch.optim.AdamW(ps),
+        lambda ps: torch.optim.SGD(ps, lr=0.1),
+        lambda ps: torch.optim.Adam([{"params": ps[:1]}, {"params": ps[1:], "lr": 1e-2}]),
+    ],
+)
+def test_fused_adam_like_leaves_other_optimizers_alone(make: Callable[[list], torch.optim.Optimizer]) -> None:
+    opt = make(_params(torch.float32))
+    assert fused_adam_like(opt) is opt
