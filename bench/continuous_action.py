@@ -48,6 +48,16 @@ def _agent_manifest(world_model: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     return manifest, agent
 
 
+def _training_intensity(run_dir: Path, cell: str) -> float | None:
+    """The agent's replayed / sampled transitions (off-policy learners), from its config in the run dir."""
+    import yaml
+
+    path = run_dir / "agents" / cell / "config.yaml"
+    if not path.is_file():
+        return None
+    return (yaml.safe_load(path.read_text()).get("training") or {}).get("training_intensity")
+
+
 def run_rows(run_dir: Path) -> list[dict[str, Any]]:
     """One row per finished extraction of a run directory (see the module docstring)."""
     import yaml
@@ -72,6 +82,7 @@ def run_rows(run_dir: Path) -> list[dict[str, Any]]:
             "env_steps": agent.get("env_steps", cell.get("env_steps")),
             "train_seconds": cell.get("train_seconds"),
             "env_steps_per_s": info.get("env_steps_per_s_this_call"),
+            "training_intensity": _training_intensity(run_dir, job["cell"]),
             "success_rate": info.get("success_rate", cell.get("success_rate")),
             "wm_nmse": job["wm_nmse"],
             "wm_nmse_state": metrics.get("state", {}).get("wm_nmse"),
@@ -190,6 +201,7 @@ def _flat(r: dict[str, Any]) -> dict[str, Any]:
     f = {k: r.get(k) for k in ("task", "source", "algorithm", "goal_set", "env_steps", "success_rate", "wm_nmse")}
     f["train_s"] = round(r["train_seconds"]) if r.get("train_seconds") is not None else None
     f["steps/s"] = round(r["env_steps_per_s"]) if r.get("env_steps_per_s") is not None else None
+    f["intensity"] = r.get("training_intensity")
     f["wm_nmse_9τ"] = r.get("wm_nmse_planning_actions")
     f |= {f"nmse_{d}": v for d, v in zip(STATE_DIMS, r.get("wm_nmse_per_dim") or [], strict=False)}
     f |= {f"R_WM/R* {g}": r["unseen"].get(g, {}).get("ratio") for g in UNSEEN}
@@ -198,7 +210,8 @@ def _flat(r: dict[str, Any]) -> dict[str, Any]:
 
 def markdown(rows: list[dict[str, Any]], comparison: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     """The results table, the WM_NMSE ratios and what the columns mean."""
-    cols = ["task", "source", "algorithm", "goal_set", "env_steps", "train_s", "steps/s", "success_rate", "wm_nmse"]
+    cols = ["task", "source", "algorithm", "goal_set", "env_steps", "intensity", "train_s", "steps/s"]
+    cols += ["success_rate", "wm_nmse"]
     cols += ["wm_nmse_9τ"] + [f"nmse_{d}" for d in STATE_DIMS] + [f"R_WM/R* {g}" for g in UNSEEN]
     lines = [
         "# World models from continuous-action agents",
@@ -217,7 +230,9 @@ def markdown(rows: list[dict[str, Any]], comparison: list[dict[str, Any]], meta:
         "`nmse_<dim>`: per state dimension. R_WM/R*: grid value iteration (20^4) in the world model, greedy "
         "rollouts on the true dynamics from 512 reset states; for the continuous task the planner maximises "
         "over the 9 torques, so R* is the discrete task's own. `steps/s`: the agent's env steps per second "
-        "of training on this machine (sampling and updates together).",
+        "of training on this machine (sampling and updates together). `intensity`: an off-policy agent's "
+        "`training.training_intensity`, replayed over sampled transitions (SAC: 16 is one update of 256 "
+        "relabelled transitions per 16 env steps); `-` where the run's config is not at hand.",
         "",
         f"Paper (PQN agents, |G| = 4, GPU): WM_NMSE {PAPER_WM_NMSE['reacher']}.",
         "",
