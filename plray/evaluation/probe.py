@@ -106,6 +106,7 @@ def bellman_probe(
     goals: Any | None = None,
     actions: np.ndarray | None = None,
     scales: tuple[float, ...] = PROBE_SCALES,
+    seed: int = 0,
 ) -> ProbeResult:
     """R_j(c) for every state dimension j and scale c (see the module docstring).
 
@@ -116,10 +117,20 @@ def bellman_probe(
         actions: discrete action ids (A,) or continuous actions (A, action_dim); default
             :func:`probe_actions` with 16 draws.
         scales: the scales c; must include 0 and 1.
+        seed: seeds the policy draws of a stochastic agent's V (SAC's soft value), in a forked
+            torch generator, so the same agent gives the same residuals; the caller's torch RNG is untouched.
 
     Returns:
         :class:`ProbeResult` with residual shape (d, len(scales)).
     """
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return _probe(source, states, goals, actions, scales)
+
+
+def _probe(
+    source: QSource, states: Any, goals: Any | None, actions: np.ndarray | None, scales: tuple[float, ...]
+) -> ProbeResult:
     task = source.task
     s = as_float_array(states, "states")
     if s.ndim != 2 or s.shape[1] != task.state_dim or len(s) == 0:

@@ -70,3 +70,22 @@ def test_probe_refuses_bad_input(task) -> None:
         bellman_probe(source, np.zeros((3, 2)))
     with pytest.raises(PlrayInputError, match="scales"):
         bellman_probe(source, task.reset_states(4, np.random.default_rng(0)), scales=(0.5, 1.0))
+
+
+class NoisyValueSource(SmoothValueSource):
+    """A stochastic V, as SAC's soft value is (an estimate from policy draws through torch's RNG)."""
+
+    def v(self, obs, goals):  # type: ignore[no-untyped-def]
+        return super().v(obs, goals) + 0.01 * torch.randn(len(obs))
+
+
+def test_probe_of_a_stochastic_value_repeats_and_leaves_the_callers_rng_alone(task) -> None:
+    states = task.reset_states(16, np.random.default_rng(2))
+    torch.manual_seed(123)
+    before = torch.random.get_rng_state()
+    a = bellman_probe(NoisyValueSource(task), states, scales=(0.0, 1.0))
+    assert torch.equal(torch.random.get_rng_state(), before)
+    b = bellman_probe(NoisyValueSource(task), states, scales=(0.0, 1.0))
+    np.testing.assert_array_equal(a.residual, b.residual)
+    c = bellman_probe(NoisyValueSource(task), states, scales=(0.0, 1.0), seed=1)
+    assert not np.array_equal(a.residual, c.residual)
