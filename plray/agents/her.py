@@ -5,7 +5,10 @@ RLlib 2.60 has no goal relabelling. :class:`HindsightEpisodeReplayBuffer` subcla
 ⌈B / (k + 1)⌉ real one-step transitions and returns each followed by k copies whose goal is
 replaced (Andrychowicz et al. 2017), so a train batch holds k relabelled goals per real
 transition. Rewards and terminations of relabelled copies are recomputed with the task's own
-reward function from the next observation, never copied.
+reward function from the next observation, never copied. :class:`HindsightTransitionStore` samples
+the same way from flat numpy rows (SAC's store, :mod:`plray.agents.sac`), and
+:func:`relabel_fragments` relabels PQN's rollouts; all three take substitute goals from
+:func:`substitute_goals`.
 
 Strategies for the substitute goal of a transition (o_t, a_t, o_{t+1}) of a stored episode with
 observations o_0..o_T (T = steps stored so far):
@@ -33,6 +36,7 @@ an n-step return would mix rewards of the original goal.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -67,6 +71,39 @@ def relabel_indices(strategy: str, t: IntArray, T: IntArray, rng: np.random.Gene
     if strategy == "episode":
         return np.floor(rng.random(t.shape) * (T + 1)).astype(np.int64)
     raise PlrayInputError(f"relabel_indices: strategy {strategy!r} draws no index; use one of future, final, episode")
+
+
+def substitute_goals(
+    task: GoalTask,
+    strategy: str,
+    t: IntArray,
+    T: IntArray,
+    observations_at: Callable[[IntArray], np.ndarray],
+    commanded: np.ndarray,
+    rng: np.random.Generator,
+) -> FloatArray:
+    """The substitute goals of n transitions under a strategy (the one rule every relabeller uses).
+
+    Args:
+        task: the goal-conditioned task.
+        strategy: ``future``, ``final``, ``episode`` (achieved goals of the same episode, in the
+            goal space of the commanded goal) or ``random`` (training goals, from the goal set's
+            distribution when it has one).
+        t, T: each transition's first observation index and its episode's last stored one, shape (n,).
+        observations_at: indices j (n,) -> each transition's episode observation o_j without its
+            goal entries, shape (n, o).
+        commanded: the goals the transitions were commanded with, shape (n, k).
+        rng: random generator (index and goal draws).
+
+    Returns:
+        goals, shape (n, k).
+    """
+    if strategy == "random":
+        return sample_training_goals(task, len(t), rng)
+    j = relabel_indices(strategy, t, T, rng)
+    return task.achieved_goal_for_obs(
+        np.asarray(observations_at(j), dtype=np.float64), np.asarray(commanded, dtype=np.float64)
+    )
 
 
 def relabel(
@@ -171,13 +208,11 @@ def relabel_fragments(
     n = frag_of.size
     if k > 0:
         reps = np.tile(np.arange(n), k)
-        if strategy == "random":
-            goals = sample_training_goals(task, reps.size, rng)
-        else:
-            T = lengths[frags][frag_of[reps]]
-            j = relabel_indices(strategy, t[reps], T, rng)
-            chosen = all_obs[starts[frag_of[reps]] + j, : -task.goal_dim]
-            goals = task.achieved_goal_for_obs(chosen, obs[reps, -task.goal_dim :])
+        first_of = starts[frag_of[reps]]
+        goals = substitute_goals(
+            task, strategy, t[reps], lengths[frags][frag_of[reps]],
+            lambda j: all_obs[first_of + j, : -task.goal_dim], obs[reps, -task.goal_dim :], rng,
+        )  # fmt: skip
         r_obs, r_next, r_rew, r_term = relabel(task, obs[reps], next_obs[reps], goals)
         parts_obs.append(r_obs)
         parts_next.append(r_next)
@@ -259,16 +294,17 @@ class HindsightEpisodeReplayBuffer(EpisodeReplayBuffer):  # type: ignore[misc, v
         next_obs = np.stack([ep.get_observations(-1) for ep in real])
         n = len(real)
         reps = np.repeat(np.arange(n), self.k)
-        if self.strategy == "random":
-            new_goals = sample_training_goals(self.task, len(reps), self._relabel_rng)
-        else:
-            t = np.array([ep.t_started for ep in real], dtype=np.int64)
-            fulls = [self._full_episode(ep) for ep in real]
-            T = np.array([len(full) for full in fulls], dtype=np.int64)
-            idx = relabel_indices(self.strategy, t[reps], T[reps], self._relabel_rng)
+        t = np.array([ep.t_started for ep in real], dtype=np.int64)
+        fulls = [self._full_episode(ep) for ep in real] if self.strategy != "random" else []
+        T = np.array([len(full) for full in fulls], dtype=np.int64) if fulls else t + 1
+
+        def observations_at(idx: IntArray) -> np.ndarray:
             chosen = np.stack([fulls[i].get_observations(int(j)) for i, j in zip(reps, idx, strict=True)])
-            commanded = obs[reps, -goal_dim:].astype(np.float64)
-            new_goals = self.task.achieved_goal_for_obs(chosen[:, :-goal_dim].astype(np.float64), commanded)
+            return chosen[:, :-goal_dim]
+
+        new_goals = substitute_goals(
+            self.task, self.strategy, t[reps], T[reps], observations_at, obs[reps, -goal_dim:], self._relabel_rng
+        )
         r_obs, r_next, r_rew, r_term = relabel(self.task, obs[reps], next_obs[reps], new_goals)
         out: list[Any] = []
         for i, ep in enumerate(real):
@@ -426,12 +462,11 @@ class HindsightTransitionStore:
         cols = [obs], [next_obs], [rewards], [terms]
         if self.k > 0:
             reps = np.repeat(np.arange(n_real), self.k)
-            if self.strategy == "random":
-                goals = sample_training_goals(self.task, reps.size, self._relabel_rng)
-            else:
-                j = relabel_indices(self.strategy, t[reps], self.length[row[reps]], self._relabel_rng)
-                chosen = self.obs[row[reps], j, : -self.task.goal_dim].astype(np.float64)
-                goals = self.task.achieved_goal_for_obs(chosen, obs[reps, -self.task.goal_dim :].astype(np.float64))
+            gd = self.task.goal_dim
+            goals = substitute_goals(
+                self.task, self.strategy, t[reps], self.length[row[reps]],
+                lambda j: self.obs[row[reps], j, :-gd], obs[reps, -gd:], self._relabel_rng,
+            )  # fmt: skip
             for col, part in zip(cols, relabel(self.task, obs[reps], next_obs[reps], goals), strict=True):
                 col.append(part)
             self.num_relabelled += reps.size
