@@ -51,6 +51,7 @@ from ray.rllib.utils.metrics import (
 
 from plray.agents.her import HindsightTransitionStore, resolve_task
 from plray.agents.optim import GlobalFinitenessStep, fused_adam_like
+from plray.utils.validation import PlrayInputError
 
 MODULE_ID = "default_policy"
 
@@ -79,6 +80,11 @@ class HindsightSACConfig(SACConfig):
         if her is not NotProvided:
             self.her = dict(her or {})
         return self
+
+    def validate(self) -> None:
+        super().validate()
+        if "task" not in self.her:
+            raise PlrayInputError("sac her: the relabelling needs a 'task' (its reward function relabels)")
 
     def get_default_learner_class(self) -> type:
         return HindsightSACTorchLearner

@@ -81,3 +81,11 @@ def test_sac_same_seed_same_agent(ray_local) -> None:
     (obs1, w1), (obs2, w2) = trained(), trained()
     np.testing.assert_array_equal(obs1, obs2)
     np.testing.assert_array_equal(w1, w2)
+
+
+def test_sac_config_without_a_relabelling_task_is_refused() -> None:
+    from plray.agents.sac import HindsightSACConfig
+    from plray.utils.validation import PlrayInputError
+
+    with pytest.raises(PlrayInputError, match="needs a 'task'"):
+        HindsightSACConfig().environment("Pendulum-v1").validate()
